@@ -1,0 +1,9 @@
+/* dagrad: reverse-mode automatic differentiation on computation graphs, in C11.
+ * Umbrella header: include this one. */
+#ifndef DAGRAD_H
+#define DAGRAD_H
+
+#include "dagrad/core.h"
+#include "dagrad/ops.h"
+
+#endif

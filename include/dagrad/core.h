@@ -1,0 +1,261 @@
+/* dagrad core: status codes, shapes, the graph, its nodes, running, and reverse mode.
+ *
+ * A graph owns every node, buffer and parameter created in it; dg_graph_free releases
+ * all of it. Nodes are float32 tensors of up to four dimensions, row-major and
+ * contiguous. Nothing here aborts on a caller's mistake: functions return a status
+ * (or NULL) and leave a message readable with dg_graph_error() or dg_last_error().
+ */
+#ifndef DAGRAD_CORE_H
+#define DAGRAD_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Maximum tensor rank. */
+#define DG_MAX_DIMS 4
+/** Maximum number of inputs of one op. */
+#define DG_MAX_INPUTS 6
+
+/** Status codes returned by every fallible call; DG_OK is zero. */
+typedef enum dg_status {
+    DG_OK = 0,
+    DG_ERR_NULL,        /**< a required pointer argument was NULL */
+    DG_ERR_ARG,         /**< an argument is out of range or inconsistent */
+    DG_ERR_SHAPE,       /**< shapes are incompatible for the op */
+    DG_ERR_NOMEM,       /**< an allocation failed or a size overflowed */
+    DG_ERR_STATE,       /**< the call is not valid in the graph's current state */
+    DG_ERR_GRAPH,       /**< a node belongs to another graph */
+    DG_ERR_IO,          /**< a file could not be opened, read or written */
+    DG_ERR_FORMAT,      /**< a file's contents are malformed or corrupt */
+    DG_ERR_NONFINITE,   /**< anomaly mode found a NaN or Inf */
+    DG_ERR_UNSUPPORTED, /**< the operation is not supported (e.g. not differentiable) */
+} dg_status;
+
+/** A short constant name for a status ("DG_ERR_SHAPE", ...). Never NULL. */
+const char *dg_status_name(dg_status s);
+
+/** Tensor shape: ndim in 0..4 (0 is a scalar), dims are >= 1. */
+typedef struct dg_shape {
+    int ndim;
+    int64_t dim[DG_MAX_DIMS];
+} dg_shape;
+
+/** Shape constructors. */
+dg_shape dg_shape0(void);
+dg_shape dg_shape1(int64_t d0);
+dg_shape dg_shape2(int64_t d0, int64_t d1);
+dg_shape dg_shape3(int64_t d0, int64_t d1, int64_t d2);
+dg_shape dg_shape4(int64_t d0, int64_t d1, int64_t d2, int64_t d3);
+/** Number of elements (1 for a scalar), or -1 if the shape is invalid or overflows. */
+int64_t dg_shape_numel(dg_shape s);
+/** 1 if equal, else 0. */
+int dg_shape_equal(dg_shape a, dg_shape b);
+/** Writes "[128,784]" into buf (always NUL-terminated); returns buf. */
+char *dg_shape_str(dg_shape s, char *buf, size_t size);
+
+typedef struct dg_graph dg_graph;
+typedef struct dg_node dg_node;
+
+/** What a node is. */
+typedef enum dg_node_kind {
+    DG_INPUT,   /**< fed with data before each run */
+    DG_PARAM,   /**< trainable, persists across runs */
+    DG_CONST,   /**< fixed value */
+    DG_OP_NODE, /**< result of an op */
+} dg_node_kind;
+
+/* ---- graph lifetime and errors ---- */
+
+/** Creates an empty graph. Returns NULL only if memory is exhausted. Owned by the caller;
+ *  release with dg_graph_free. `seed` seeds the graph's random generator. */
+dg_graph *dg_graph_new(uint64_t seed);
+/** Frees the graph and everything created in it. NULL is a no-op. */
+void dg_graph_free(dg_graph *g);
+/** The last error message of this graph ("" if none). Owned by the graph. */
+const char *dg_graph_error(const dg_graph *g);
+/** The last error status of this graph. */
+dg_status dg_graph_status(const dg_graph *g);
+/** Clears the graph's error state. */
+void dg_graph_clear_error(dg_graph *g);
+/** The last error message set on this thread by any call (for calls whose graph is NULL).
+ *  Owned by the library; valid until the next failing call on this thread. */
+const char *dg_last_error(void);
+/** Records an error on g (and on this thread) and returns `s`; for custom ops and builders.
+ *  g may be NULL. */
+dg_status dg_set_error(dg_graph *g, dg_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/** Number of nodes in the graph. */
+int dg_graph_node_count(const dg_graph *g);
+/** Node by creation index (0 .. count-1), or NULL. Creation order is a topological order. */
+dg_node *dg_graph_node(const dg_graph *g, int index);
+
+/** Sets the number of OpenMP threads used by kernels (<= 0: OpenMP's default).
+ *  Results are bitwise identical for any thread count. */
+void dg_set_num_threads(int n);
+/** The number of threads kernels will use. */
+int dg_get_num_threads(void);
+
+/* ---- leaves ---- */
+
+/** A node fed with data before each run (e.g. a batch). Values start at zero. Returns NULL
+ *  on error. `name` is copied and may be NULL. */
+dg_node *dg_input(dg_graph *g, const char *name, dg_shape shape);
+/** A trainable parameter, zero-initialised; its values persist across runs. */
+dg_node *dg_param(dg_graph *g, const char *name, dg_shape shape);
+/** A constant holding a copy of `data` (numel floats), or `fill` everywhere if data is NULL. */
+dg_node *dg_const(dg_graph *g, const char *name, dg_shape shape, const float *data, float fill);
+/** A scalar constant. */
+dg_node *dg_scalar(dg_graph *g, float value);
+
+/** Copies `n` floats into an input (or a parameter or constant). n must equal the node's
+ *  element count. On error the node is unchanged. */
+dg_status dg_feed(dg_node *node, const float *data, int64_t n);
+/** Copies the node's current values into out (capacity n, which must be >= numel). */
+dg_status dg_read(const dg_node *node, float *out, int64_t n);
+
+/** Marks an input (or constant) as needing a gradient (parameters always do). */
+dg_status dg_set_requires_grad(dg_node *node, int on);
+
+/* ---- node introspection (never fail; NULL-safe where noted) ---- */
+
+dg_graph *dg_node_graph(const dg_node *n);
+dg_node_kind dg_node_kind_of(const dg_node *n);
+/** Creation index of the node within its graph. -1 for NULL. */
+int dg_node_id(const dg_node *n);
+dg_shape dg_node_shape(const dg_node *n);
+int64_t dg_node_numel(const dg_node *n);
+/** The node's value buffer (numel floats, 64-byte aligned). Owned by the graph. Writing to
+ *  it is how kernels produce results and how users initialise parameters in place. */
+float *dg_node_data(const dg_node *n);
+/** The node's name, or NULL. */
+const char *dg_node_name(const dg_node *n);
+/** Gives the node a name (copied). */
+dg_status dg_node_set_name(dg_node *n, const char *name);
+/** Op name ("matmul", ...) or "input"/"param"/"const". */
+const char *dg_node_op_name(const dg_node *n);
+int dg_node_input_count(const dg_node *n);
+dg_node *dg_node_input(const dg_node *n, int i);
+/** 1 if a gradient flows to this node. */
+int dg_node_requires_grad(const dg_node *n);
+/** The gradient node from the most recent dg_backward that reached `n`, or NULL. */
+dg_node *dg_grad(const dg_node *n);
+/** If this node is the (accumulated) gradient of some node, that node; else NULL. */
+dg_node *dg_node_grad_of(const dg_node *n);
+/** 0 for nodes built by the user; k for nodes created by the k-th call of dg_backward. */
+int dg_node_backward_pass(const dg_node *n);
+/** The layer scope the node was created in (see dg_scope_push), or NULL. */
+const char *dg_node_scope(const dg_node *n);
+
+/** Layer scopes group nodes (for DOT clusters and summaries). Scopes nest with '/'. */
+dg_status dg_scope_push(dg_graph *g, const char *name);
+dg_status dg_scope_pop(dg_graph *g);
+
+/* ---- running ---- */
+
+/** Evaluates `target` and only what it depends on, with the inputs' current data. */
+dg_status dg_run(dg_graph *g, dg_node *target);
+/** Evaluates several targets in one pass (each node at most once, creation order). */
+dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets);
+/** Reads a scalar node's value after a run (NaN if node is NULL or not a scalar). */
+float dg_value(const dg_node *n);
+
+/** Anomaly mode: when on, a run stops at the first node whose result holds NaN/Inf and
+ *  reports it (DG_ERR_NONFINITE). Off by default. */
+void dg_set_anomaly_mode(dg_graph *g, int on);
+
+/* ---- reverse mode ---- */
+
+/** Adds the gradient of scalar `loss` with respect to every node it depends on that needs
+ *  a gradient to the same graph, as ordinary nodes; afterwards dg_grad(x) is the gradient
+ *  node of x. Running those nodes computes the gradients. Gradients are recomputed by each
+ *  run, never accumulated across runs. Can be applied again to a scalar built from
+ *  gradient nodes (higher-order derivatives). On error the graph is left as it was. */
+dg_status dg_backward(dg_graph *g, dg_node *loss);
+
+/** Like dg_backward but only returns the gradients of `y` with respect to `xs` in `out`
+ *  (NULL where y does not depend on xs[i]), without changing what dg_grad returns. */
+dg_status dg_gradients(dg_graph *g, dg_node *y, int n, dg_node *const *xs, dg_node **out);
+
+/** Result of dg_gradcheck. */
+typedef struct dg_gradcheck_report {
+    double max_abs_err;  /**< max |analytic - numeric| over all checked elements */
+    double max_rel_err;  /**< max |a - n| / max(|a|, |n|, 1e-6)... over checked elements */
+    int worst_leaf;      /**< index into `leaves` of the worst element */
+    int64_t worst_index; /**< flat index of the worst element within that leaf */
+    double worst_analytic, worst_numeric;
+    int64_t checked; /**< number of elements compared */
+    int passed;      /**< 1 if every element is within atol + rtol * |numeric| */
+} dg_gradcheck_report;
+
+/** Compares the graph's gradients of scalar `y` with respect to `leaves` against central
+ *  finite differences (step eps, computed in float64 from float32 runs). An element passes
+ *  if |analytic - numeric| <= atol + rtol * |numeric|. Leaves' values are restored. */
+dg_status dg_gradcheck(dg_graph *g, dg_node *y, int n, dg_node *const *leaves, double eps,
+                       double atol, double rtol, dg_gradcheck_report *report);
+
+/* ---- defining ops (built-in ops use exactly this; so can users) ---- */
+
+/** Op attributes: small numeric parameters (axis, slope, transposition flags, ...). */
+typedef struct dg_attrs {
+    double f[4];
+    int64_t i[4];
+    dg_shape shape; /**< a target shape (reshape, broadcast_to, sum_to) */
+    void *ptr;      /**< user data for custom ops; not owned */
+} dg_attrs;
+
+/** Op flags. */
+enum {
+    /** Output is piecewise constant in its inputs (masks, argmax, one-hot): its gradient
+     *  is zero, so no gradient flows through it. */
+    DG_OP_NO_GRAD = 1u << 0,
+    /** Forward writes into an input (e.g. an optimizer step); its output is a dummy. */
+    DG_OP_SIDE_EFFECT = 1u << 1,
+};
+
+/** An op: name, shape rule, forward kernel and backward (a vector-Jacobian product built
+ *  from graph ops). The definition must outlive every graph that uses it. */
+typedef struct dg_op_def {
+    const char *name;
+    int n_inputs; /**< 1 .. DG_MAX_INPUTS */
+    unsigned flags;
+    /** Computes the output shape into *out or returns an error status, writing a message
+     *  (without the op name; it is prefixed) into msg. */
+    dg_status (*infer_shape)(dg_node *const *inputs, const dg_attrs *attrs, dg_shape *out,
+                             char *msg, size_t msg_size);
+    /** Computes dg_node_data(self) from the inputs' data. May return an error (message via
+     *  dg_set_error) for run-time data problems such as an out-of-range label. */
+    dg_status (*forward)(dg_node *self);
+    /** Given dy (the gradient of the loss w.r.t. self, same shape as self), sets dx[i] to
+     *  the gradient w.r.t. input i, built with graph ops, for each input that
+     *  dg_node_requires_grad; leaves NULL for no contribution. A dx[i] whose shape differs
+     *  from input i but broadcasts to it is summed back by the engine. NULL: not
+     *  differentiable (an error if a gradient is requested through it). */
+    dg_status (*backward)(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx);
+} dg_op_def;
+
+/** Creates a node applying `op` to `inputs`. Checks the inputs (non-NULL, same graph,
+ *  count) and the shape rule. Returns NULL on error. `attrs` may be NULL (all zero). */
+dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *inputs,
+                  const dg_attrs *attrs);
+/** The attributes a node was created with. */
+const dg_attrs *dg_node_attrs(const dg_node *n);
+/** The op of an op node, or NULL for leaves. */
+const dg_op_def *dg_node_op(const dg_node *n);
+
+/** Uniform random float in [0,1) from the graph's seeded generator. */
+float dg_graph_rand_uniform(dg_graph *g);
+/** The graph's generator state, for reproducible streams; 64 bits. */
+uint64_t dg_graph_rand_u64(dg_graph *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,93 @@
+/* dagrad primitive ops. Each call adds one node (or a few) to the graph and returns the
+ * output node, or NULL with the graph's error set (op name and shapes in the message).
+ * A NULL input makes the call fail too, so calls can be nested and checked once.
+ * Binary elementwise ops broadcast both ways, NumPy style ([128,10] + [10],
+ * [128,1] * [1,10]).
+ */
+#ifndef DAGRAD_OPS_H
+#define DAGRAD_OPS_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- linear algebra and shape ---- */
+
+/** a[M,K] x b[K,N] -> [M,N]. */
+dg_node *dg_matmul(dg_graph *g, dg_node *a, dg_node *b);
+/** op(a) x op(b), where op transposes when the flag is non-zero. */
+dg_node *dg_matmul_t(dg_graph *g, dg_node *a, dg_node *b, int trans_a, int trans_b);
+/** Same data, new shape (element counts must match). */
+dg_node *dg_reshape(dg_graph *g, dg_node *x, dg_shape shape);
+/** Swaps the last two axes (rank >= 2). */
+dg_node *dg_transpose(dg_graph *g, dg_node *x);
+/** Repeats x along axes of size 1 (and new leading axes) to `shape`. */
+dg_node *dg_broadcast_to(dg_graph *g, dg_node *x, dg_shape shape);
+/** Sums x over the axes where `shape` is 1 (or missing on the left): the reverse of
+ *  dg_broadcast_to. */
+dg_node *dg_sum_to(dg_graph *g, dg_node *x, dg_shape shape);
+
+/* ---- elementwise binary (broadcasting) ---- */
+dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b);
+dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b);
+dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b);
+dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b);
+
+/* ---- elementwise unary ---- */
+dg_node *dg_neg(dg_graph *g, dg_node *x);
+/** x * s */
+dg_node *dg_scale(dg_graph *g, dg_node *x, float s);
+/** x + c */
+dg_node *dg_shift(dg_graph *g, dg_node *x, float c);
+dg_node *dg_exp(dg_graph *g, dg_node *x);
+/** Natural logarithm (log of a non-positive number is -inf/NaN, as in C). */
+dg_node *dg_log(dg_graph *g, dg_node *x);
+dg_node *dg_sqrt(dg_graph *g, dg_node *x);
+/** x^p for a constant p. */
+dg_node *dg_pow(dg_graph *g, dg_node *x, float p);
+dg_node *dg_abs(dg_graph *g, dg_node *x);
+dg_node *dg_relu(dg_graph *g, dg_node *x);
+/** x if x > 0 else slope * x. */
+dg_node *dg_leaky_relu(dg_graph *g, dg_node *x, float slope);
+dg_node *dg_sigmoid(dg_graph *g, dg_node *x);
+dg_node *dg_tanh(dg_graph *g, dg_node *x);
+
+/* ---- piecewise-constant helpers (no gradient flows through them) ---- */
+/** 1 where x > 0, `slope` elsewhere (the derivative of leaky_relu; relu uses slope 0). */
+dg_node *dg_step(dg_graph *g, dg_node *x, float slope);
+/** -1, 0 or 1. */
+dg_node *dg_sign(dg_graph *g, dg_node *x);
+/** labels[N] (integer values stored as floats) -> [N, classes] one-hot rows. */
+dg_node *dg_one_hot(dg_graph *g, dg_node *labels, int64_t classes);
+
+/* ---- softmax family (last axis) ---- */
+dg_node *dg_softmax(dg_graph *g, dg_node *x);
+dg_node *dg_log_softmax(dg_graph *g, dg_node *x);
+
+/* ---- reductions ---- */
+/** Sum of all elements (a scalar). */
+dg_node *dg_sum(dg_graph *g, dg_node *x);
+/** Sum over one axis (negative counts from the end); keepdims keeps it as size 1. */
+dg_node *dg_sum_axis(dg_graph *g, dg_node *x, int axis, int keepdims);
+dg_node *dg_mean(dg_graph *g, dg_node *x);
+dg_node *dg_mean_axis(dg_graph *g, dg_node *x, int axis, int keepdims);
+
+/* ---- losses (scalar results, mean over elements or rows) ---- */
+/** mean((pred - target)^2); shapes must match. */
+dg_node *dg_mse_loss(dg_graph *g, dg_node *pred, dg_node *target);
+/** mean(|pred - target|). */
+dg_node *dg_mae_loss(dg_graph *g, dg_node *pred, dg_node *target);
+/** Binary cross-entropy on logits z with targets y in [0,1]:
+ *  mean(max(z,0) - z*y + log(1 + exp(-|z|))). Stable for any z. */
+dg_node *dg_bce_logits_loss(dg_graph *g, dg_node *logits, dg_node *target);
+/** Categorical cross-entropy on logits[N,C] with integer labels[N] (as floats), fused with
+ *  log-softmax: mean over rows of logsumexp(z) - z[label]. A label outside [0,C) is a
+ *  run-time error. */
+dg_node *dg_cross_entropy_loss(dg_graph *g, dg_node *logits, dg_node *labels);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,121 @@
+/* Elementwise binary ops with two-way NumPy broadcasting: add, sub, mul, div.
+ * Each op's forward kernel and backward rule sit together. The engine sums broadcast
+ * contributions back to each input's shape, so the rules here are the plain formulas. */
+#include "kernels.h"
+
+static dg_status broadcast_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+                                size_t size) {
+    (void)a;
+    return dg__broadcast_shapes(dg_node_shape(in[0]), dg_node_shape(in[1]), out, msg, size);
+}
+
+/* Iteration over the output as rows of its last axis; inputs advance by their broadcast
+ * strides (0 along broadcast axes). */
+typedef struct {
+    const float *a, *b;
+    float *y;
+    int64_t dims[4], sa[4], sb[4];
+} bcast_ctx;
+
+static void bcast_setup(bcast_ctx *c, dg_node *self) {
+    dg_node *A = self->inputs[0], *B = self->inputs[1];
+    c->a = A->value;
+    c->b = B->value;
+    c->y = self->value;
+    dg__shape_pad4(self->shape, c->dims);
+    dg__bcast_strides(A->shape, c->dims, c->sa);
+    dg__bcast_strides(B->shape, c->dims, c->sb);
+}
+
+/* Defines NAME_forward for y = EXPR(a, b), with a flat fast path for equal shapes. */
+#define DG_BINARY_KERNEL(NAME, EXPR)                                                               \
+    static inline float NAME##_f(float a, float b) {                                               \
+        return EXPR;                                                                               \
+    }                                                                                              \
+    static void NAME##_flat(void *ctx, int64_t lo, int64_t hi) {                                   \
+        bcast_ctx *c = ctx;                                                                        \
+        const float *restrict a = c->a, *restrict b = c->b;                                        \
+        float *restrict y = c->y;                                                                  \
+        for (int64_t i = lo; i < hi; i++) y[i] = NAME##_f(a[i], b[i]);                             \
+    }                                                                                              \
+    static void NAME##_rows(void *ctx, int64_t lo, int64_t hi) {                                   \
+        bcast_ctx *c = ctx;                                                                        \
+        int64_t n3 = c->dims[3], sa3 = c->sa[3], sb3 = c->sb[3];                                   \
+        for (int64_t r = lo; r < hi; r++) {                                                        \
+            int64_t i2 = r % c->dims[2], i1 = (r / c->dims[2]) % c->dims[1],                       \
+                    i0 = r / (c->dims[2] * c->dims[1]);                                            \
+            const float *restrict a = c->a + i0 * c->sa[0] + i1 * c->sa[1] + i2 * c->sa[2];        \
+            const float *restrict b = c->b + i0 * c->sb[0] + i1 * c->sb[1] + i2 * c->sb[2];        \
+            float *restrict y = c->y + r * n3;                                                     \
+            if (sa3 && sb3)                                                                        \
+                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[j], b[j]);                      \
+            else if (sa3)                                                                          \
+                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[j], b[0]);                      \
+            else if (sb3)                                                                          \
+                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[0], b[j]);                      \
+            else                                                                                   \
+                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[0], b[0]);                      \
+        }                                                                                          \
+    }                                                                                              \
+    static dg_status NAME##_forward(dg_node *self) {                                               \
+        bcast_ctx c;                                                                               \
+        bcast_setup(&c, self);                                                                     \
+        if (self->inputs[0]->numel == self->numel && self->inputs[1]->numel == self->numel)        \
+            dg__parallel_for(self->numel, 1, NAME##_flat, &c);                                     \
+        else                                                                                       \
+            dg__parallel_for(self->numel / c.dims[3], c.dims[3], NAME##_rows, &c);                 \
+        return DG_OK;                                                                              \
+    }
+
+#define NEED(k) (self->inputs[k]->requires_grad)
+
+/* y = a + b:  da = dy,  db = dy */
+DG_BINARY_KERNEL(add, a + b)
+static dg_status add_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    (void)g, (void)self;
+    dx[0] = dy;
+    dx[1] = dy;
+    return DG_OK;
+}
+static const dg_op_def add_op = {"add", 2, 0, broadcast_rule, add_forward, add_backward};
+dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &add_op, a, b, NULL);
+}
+
+/* y = a - b:  da = dy,  db = -dy */
+DG_BINARY_KERNEL(sub, a - b)
+static dg_status sub_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dx[0] = dy;
+    if (NEED(1) && !(dx[1] = dg_neg(g, dy))) return dg_graph_status(g);
+    return DG_OK;
+}
+static const dg_op_def sub_op = {"sub", 2, 0, broadcast_rule, sub_forward, sub_backward};
+dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &sub_op, a, b, NULL);
+}
+
+/* y = a * b:  da = dy * b,  db = dy * a */
+DG_BINARY_KERNEL(mul, a *b)
+static dg_status mul_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    if (NEED(0) && !(dx[0] = dg_mul(g, dy, self->inputs[1]))) return dg_graph_status(g);
+    if (NEED(1) && !(dx[1] = dg_mul(g, dy, self->inputs[0]))) return dg_graph_status(g);
+    return DG_OK;
+}
+static const dg_op_def mul_op = {"mul", 2, 0, broadcast_rule, mul_forward, mul_backward};
+dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &mul_op, a, b, NULL);
+}
+
+/* y = a / b:  da = dy / b,  db = -dy * a / b^2 = -(dy / b) * y */
+DG_BINARY_KERNEL(div, a / b)
+static dg_status div_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *dy_over_b = dg_div(g, dy, self->inputs[1]);
+    if (!dy_over_b) return dg_graph_status(g);
+    dx[0] = dy_over_b;
+    if (NEED(1) && !(dx[1] = dg_neg(g, dg_mul(g, dy_over_b, self)))) return dg_graph_status(g);
+    return DG_OK;
+}
+static const dg_op_def div_op = {"div", 2, 0, broadcast_rule, div_forward, div_backward};
+dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &div_op, a, b, NULL);
+}

@@ -1,0 +1,207 @@
+/* Losses as ops, each a scalar mean, computed in double for accuracy and stable for any
+ * finite input. Their backward rules are built from other ops, so MSE is twice
+ * differentiable. With N the number of averaged terms:
+ *   mse:            mean (p - t)^2                  dp = dy 2 (p - t) / N,  dt = -dp
+ *   mae:            mean |p - t|                    dp = dy sign(p - t) / N, dt = -dp
+ *   bce on logits:  mean max(z,0) - z y + log(1 + e^-|z|)
+ *                                                   dz = dy (sigmoid(z) - y) / N, dy_t = -dy z / N
+ *   cross-entropy:  mean_rows logsumexp(z) - z[label]
+ *                                                   dz = dy (softmax(z) - onehot(label)) / N
+ * one_hot (used by the last) lives here too. */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static dg_status same_shapes_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+                                  size_t size) {
+    (void)a;
+    dg_shape s0 = dg_node_shape(in[0]), s1 = dg_node_shape(in[1]);
+    if (!dg_shape_equal(s0, s1)) {
+        char b0[64], b1[64];
+        snprintf(msg, size, "prediction and target shapes differ: %s vs %s",
+                 dg_shape_str(s0, b0, sizeof b0), dg_shape_str(s1, b1, sizeof b1));
+        return DG_ERR_SHAPE;
+    }
+    *out = dg_shape0();
+    return DG_OK;
+}
+
+#define OK_OR_FAIL(expr) ((expr) ? DG_OK : dg_graph_status(g))
+
+/* Gradients dp = dy * local / N for p, and -that for t (only for inputs that need it). */
+static dg_status pair_grads(dg_graph *g, dg_node *self, dg_node *dy, dg_node *local, dg_node **dx) {
+    dg_node *dp = dg_mul(g, dy, dg_scale(g, local, 1.0f / (float)self->inputs[0]->numel));
+    if (!dp) return dg_graph_status(g);
+    if (self->inputs[0]->requires_grad) dx[0] = dp;
+    if (self->inputs[1]->requires_grad && !(dx[1] = dg_neg(g, dp))) return dg_graph_status(g);
+    return DG_OK;
+}
+
+/* ---- mean squared error ---- */
+
+static dg_status mse_forward(dg_node *self) {
+    const float *p = self->inputs[0]->value, *t = self->inputs[1]->value;
+    int64_t n = self->inputs[0]->numel;
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)p[i] - t[i];
+        acc += d * d;
+    }
+    self->value[0] = (float)(acc / (double)n);
+    return DG_OK;
+}
+
+static dg_status mse_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *diff = dg_scale(g, dg_sub(g, self->inputs[0], self->inputs[1]), 2.0f);
+    return diff ? pair_grads(g, self, dy, diff, dx) : dg_graph_status(g);
+}
+
+static const dg_op_def mse_op = {"mse_loss", 2, 0, same_shapes_rule, mse_forward, mse_backward};
+dg_node *dg_mse_loss(dg_graph *g, dg_node *p, dg_node *t) {
+    return dg__apply2(g, &mse_op, p, t, NULL);
+}
+
+/* ---- mean absolute error ---- */
+
+static dg_status mae_forward(dg_node *self) {
+    const float *p = self->inputs[0]->value, *t = self->inputs[1]->value;
+    int64_t n = self->inputs[0]->numel;
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) acc += fabs((double)p[i] - t[i]);
+    self->value[0] = (float)(acc / (double)n);
+    return DG_OK;
+}
+
+static dg_status mae_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *sign = dg_sign(g, dg_sub(g, self->inputs[0], self->inputs[1]));
+    return sign ? pair_grads(g, self, dy, sign, dx) : dg_graph_status(g);
+}
+
+static const dg_op_def mae_op = {"mae_loss", 2, 0, same_shapes_rule, mae_forward, mae_backward};
+dg_node *dg_mae_loss(dg_graph *g, dg_node *p, dg_node *t) {
+    return dg__apply2(g, &mae_op, p, t, NULL);
+}
+
+/* ---- binary cross-entropy on logits ---- */
+
+static dg_status bce_forward(dg_node *self) {
+    const float *z = self->inputs[0]->value, *y = self->inputs[1]->value;
+    int64_t n = self->inputs[0]->numel;
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double zi = z[i];
+        acc += (zi > 0 ? zi : 0) - zi * y[i] + log1p(exp(-fabs(zi)));
+    }
+    self->value[0] = (float)(acc / (double)n);
+    return DG_OK;
+}
+
+static dg_status bce_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *z = self->inputs[0], *y = self->inputs[1];
+    float inv_n = 1.0f / (float)z->numel;
+    if (z->requires_grad &&
+        !(dx[0] = dg_mul(g, dy, dg_scale(g, dg_sub(g, dg_sigmoid(g, z), y), inv_n))))
+        return dg_graph_status(g);
+    if (y->requires_grad && !(dx[1] = dg_mul(g, dy, dg_scale(g, z, -inv_n))))
+        return dg_graph_status(g);
+    return DG_OK;
+}
+
+static const dg_op_def bce_op = {"bce_logits_loss", 2,           0,
+                                 same_shapes_rule,  bce_forward, bce_backward};
+dg_node *dg_bce_logits_loss(dg_graph *g, dg_node *z, dg_node *y) {
+    return dg__apply2(g, &bce_op, z, y, NULL);
+}
+
+/* ---- one-hot rows from integer labels ---- */
+
+/* Checks that every label is an integer in [0, classes); reports the first bad one. */
+static dg_status check_labels(dg_node *self, const dg_node *labels, int64_t classes) {
+    for (int64_t i = 0; i < labels->numel; i++) {
+        float l = labels->value[i];
+        if (!(l >= 0.0f && l < (float)classes && l == floorf(l)))
+            return dg_set_error(self->graph, DG_ERR_ARG,
+                                "%s: label %g at row %lld is not an integer class in [0,%lld)",
+                                self->op->name, (double)l, (long long)i, (long long)classes);
+    }
+    return DG_OK;
+}
+
+static dg_status one_hot_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+                              size_t size) {
+    dg_shape s = dg_node_shape(in[0]);
+    if (s.ndim != 1 || a->i[0] < 1) {
+        char sb[64];
+        snprintf(msg, size, "needs labels of shape [N] and classes >= 1, got %s and %lld",
+                 dg_shape_str(s, sb, sizeof sb), (long long)a->i[0]);
+        return DG_ERR_SHAPE;
+    }
+    *out = dg_shape2(s.dim[0], a->i[0]);
+    return DG_OK;
+}
+
+static dg_status one_hot_forward(dg_node *self) {
+    dg_node *labels = self->inputs[0];
+    int64_t classes = self->attrs.i[0];
+    dg_status s = check_labels(self, labels, classes);
+    if (s != DG_OK) return s;
+    for (int64_t i = 0; i < self->numel; i++) self->value[i] = 0.0f;
+    for (int64_t r = 0; r < labels->numel; r++)
+        self->value[r * classes + (int64_t)labels->value[r]] = 1.0f;
+    return DG_OK;
+}
+
+static const dg_op_def one_hot_op = {"one_hot",       1,   DG_OP_NO_GRAD, one_hot_rule,
+                                     one_hot_forward, NULL};
+dg_node *dg_one_hot(dg_graph *g, dg_node *labels, int64_t classes) {
+    dg_attrs a = {0};
+    a.i[0] = classes;
+    return dg__apply1(g, &one_hot_op, labels, &a);
+}
+
+/* ---- categorical cross-entropy on logits with integer labels ---- */
+
+static dg_status ce_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+                         size_t size) {
+    (void)a;
+    dg_shape z = dg_node_shape(in[0]), l = dg_node_shape(in[1]);
+    if (z.ndim != 2 || l.ndim != 1 || l.dim[0] != z.dim[0]) {
+        char b0[64], b1[64];
+        snprintf(msg, size, "needs logits [N,C] and labels [N], got %s and %s",
+                 dg_shape_str(z, b0, sizeof b0), dg_shape_str(l, b1, sizeof b1));
+        return DG_ERR_SHAPE;
+    }
+    *out = dg_shape0();
+    return DG_OK;
+}
+
+static dg_status ce_forward(dg_node *self) {
+    dg_node *zn = self->inputs[0], *labels = self->inputs[1];
+    int64_t rows = zn->shape.dim[0], cols = zn->shape.dim[1];
+    dg_status s = check_labels(self, labels, cols);
+    if (s != DG_OK) return s;
+    double acc = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *z = zn->value + r * cols;
+        float mx = z[0];
+        for (int64_t j = 1; j < cols; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int64_t j = 0; j < cols; j++) sum += exp((double)z[j] - mx);
+        acc += mx + log(sum) - z[(int64_t)labels->value[r]];
+    }
+    self->value[0] = (float)(acc / (double)rows);
+    return DG_OK;
+}
+
+static dg_status ce_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *z = self->inputs[0], *labels = self->inputs[1];
+    if (!z->requires_grad) return DG_OK;
+    dg_node *diff = dg_sub(g, dg_softmax(g, z), dg_one_hot(g, labels, z->shape.dim[1]));
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_scale(g, diff, 1.0f / (float)z->shape.dim[0])));
+}
+
+static const dg_op_def ce_op = {"cross_entropy_loss", 2, 0, ce_rule, ce_forward, ce_backward};
+dg_node *dg_cross_entropy_loss(dg_graph *g, dg_node *logits, dg_node *labels) {
+    return dg__apply2(g, &ce_op, logits, labels, NULL);
+}

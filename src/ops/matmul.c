@@ -1,0 +1,68 @@
+/* matmul: C = op(A) op(B) for 2-D A and B, where op optionally transposes. The transposed
+ * forms are what the backward rule needs, so it never materialises a transpose:
+ *   C = A B      dA = dC B^T        dB = A^T dC
+ *   C = A^T B    dA = B dC^T        dB = A dC
+ *   C = A B^T    dA = dC B          dB = dC^T A
+ *   C = A^T B^T  dA = B^T dC^T      dB = dC^T A^T
+ * The kernel (dg_gemm) lives in gemm.c. */
+#include "kernels.h"
+
+#include <stdio.h>
+
+static dg_status matmul_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+                             size_t size) {
+    dg_shape sa = dg_node_shape(in[0]), sb = dg_node_shape(in[1]);
+    char s1[64], s2[64];
+    if (sa.ndim != 2 || sb.ndim != 2) {
+        snprintf(msg, size, "operands must be 2-D: %s x %s", dg_shape_str(sa, s1, sizeof s1),
+                 dg_shape_str(sb, s2, sizeof s2));
+        return DG_ERR_SHAPE;
+    }
+    int ta = a->i[0] != 0, tb = a->i[1] != 0;
+    int64_t m = ta ? sa.dim[1] : sa.dim[0], ka = ta ? sa.dim[0] : sa.dim[1];
+    int64_t kb = tb ? sb.dim[1] : sb.dim[0], n = tb ? sb.dim[0] : sb.dim[1];
+    if (ka != kb) {
+        snprintf(msg, size, "inner dimensions differ: %s%s x %s%s", dg_shape_str(sa, s1, sizeof s1),
+                 ta ? "^T" : "", dg_shape_str(sb, s2, sizeof s2), tb ? "^T" : "");
+        return DG_ERR_SHAPE;
+    }
+    *out = dg_shape2(m, n);
+    return DG_OK;
+}
+
+static dg_status matmul_forward(dg_node *self) {
+    dg_node *A = self->inputs[0], *B = self->inputs[1];
+    int ta = self->attrs.i[0] != 0, tb = self->attrs.i[1] != 0;
+    int64_t m = self->shape.dim[0], n = self->shape.dim[1];
+    int64_t k = ta ? A->shape.dim[0] : A->shape.dim[1];
+    dg_gemm(ta, tb, m, n, k, A->value, A->shape.dim[1], B->value, B->shape.dim[1], self->value, n,
+            0);
+    return DG_OK;
+}
+
+static dg_status matmul_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *A = self->inputs[0], *B = self->inputs[1];
+    int ta = self->attrs.i[0] != 0, tb = self->attrs.i[1] != 0;
+    if (A->requires_grad) {
+        dx[0] = ta ? dg_matmul_t(g, B, dy, tb, 1) : dg_matmul_t(g, dy, B, 0, !tb);
+        if (!dx[0]) return dg_graph_status(g);
+    }
+    if (B->requires_grad) {
+        dx[1] = tb ? dg_matmul_t(g, dy, A, 1, ta) : dg_matmul_t(g, A, dy, !ta, 0);
+        if (!dx[1]) return dg_graph_status(g);
+    }
+    return DG_OK;
+}
+
+static const dg_op_def matmul_op = {"matmul", 2, 0, matmul_rule, matmul_forward, matmul_backward};
+
+dg_node *dg_matmul_t(dg_graph *g, dg_node *a, dg_node *b, int trans_a, int trans_b) {
+    dg_attrs at = {0};
+    at.i[0] = trans_a != 0;
+    at.i[1] = trans_b != 0;
+    return dg__apply2(g, &matmul_op, a, b, &at);
+}
+
+dg_node *dg_matmul(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg_matmul_t(g, a, b, 0, 0);
+}

@@ -1,0 +1,179 @@
+/* Elementwise unary ops: neg, scale, shift, exp, log, sqrt, pow, abs, and the activations
+ * relu, leaky_relu, sigmoid, tanh; plus the piecewise-constant step and sign used by their
+ * derivatives. Forward kernel, math and backward rule of each op sit together. */
+#include "kernels.h"
+
+#include <math.h>
+
+/* Defines NAME_forward computing y[i] = EXPR from v = x[i] and the attribute p = f[0]. */
+#define DG_UNARY_KERNEL(NAME, EXPR)                                                                \
+    static void NAME##_range(void *ctx, int64_t lo, int64_t hi) {                                  \
+        dg_node *self = ctx;                                                                       \
+        const float *restrict x = self->inputs[0]->value;                                          \
+        float *restrict y = self->value;                                                           \
+        const float p = (float)self->attrs.f[0];                                                   \
+        (void)p;                                                                                   \
+        for (int64_t i = lo; i < hi; i++) {                                                        \
+            const float v = x[i];                                                                  \
+            y[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    }                                                                                              \
+    static dg_status NAME##_forward(dg_node *self) {                                               \
+        dg__parallel_for(self->numel, 4, NAME##_range, self);                                      \
+        return DG_OK;                                                                              \
+    }
+
+#define DG_UNARY_OP(NAME, FLAGS, BACKWARD)                                                         \
+    static const dg_op_def NAME##_op = {#NAME,          1,       FLAGS, dg__same_shape_as_input,   \
+                                        NAME##_forward, BACKWARD}
+
+#define OK_OR_FAIL(expr) ((expr) ? DG_OK : dg_graph_status(g))
+
+static dg_node *unary(dg_graph *g, const dg_op_def *op, dg_node *x, float p) {
+    dg_attrs a = {{p, 0, 0, 0}, {0, 0, 0, 0}, {0, {0, 0, 0, 0}}, 0};
+    return dg__apply1(g, op, x, &a);
+}
+
+/* y = -x:  dx = -dy */
+DG_UNARY_KERNEL(neg, -v)
+static dg_status neg_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    (void)self;
+    return OK_OR_FAIL(dx[0] = dg_neg(g, dy));
+}
+DG_UNARY_OP(neg, 0, neg_backward);
+dg_node *dg_neg(dg_graph *g, dg_node *x) {
+    return unary(g, &neg_op, x, 0);
+}
+
+/* y = s x:  dx = s dy */
+DG_UNARY_KERNEL(scale, v *p)
+static dg_status scale_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    return OK_OR_FAIL(dx[0] = dg_scale(g, dy, (float)self->attrs.f[0]));
+}
+DG_UNARY_OP(scale, 0, scale_backward);
+dg_node *dg_scale(dg_graph *g, dg_node *x, float s) {
+    return unary(g, &scale_op, x, s);
+}
+
+/* y = x + c:  dx = dy */
+DG_UNARY_KERNEL(shift, v + p)
+static dg_status shift_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    (void)g, (void)self;
+    dx[0] = dy;
+    return DG_OK;
+}
+DG_UNARY_OP(shift, 0, shift_backward);
+dg_node *dg_shift(dg_graph *g, dg_node *x, float c) {
+    return unary(g, &shift_op, x, c);
+}
+
+/* y = e^x:  dx = dy y */
+DG_UNARY_KERNEL(exp, expf(v))
+static dg_status exp_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, self));
+}
+DG_UNARY_OP(exp, 0, exp_backward);
+dg_node *dg_exp(dg_graph *g, dg_node *x) {
+    return unary(g, &exp_op, x, 0);
+}
+
+/* y = ln x:  dx = dy / x */
+DG_UNARY_KERNEL(log, logf(v))
+static dg_status log_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    return OK_OR_FAIL(dx[0] = dg_div(g, dy, self->inputs[0]));
+}
+DG_UNARY_OP(log, 0, log_backward);
+dg_node *dg_log(dg_graph *g, dg_node *x) {
+    return unary(g, &log_op, x, 0);
+}
+
+/* y = sqrt x:  dx = dy / (2 y) */
+DG_UNARY_KERNEL(sqrt, sqrtf(v))
+static dg_status sqrt_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    return OK_OR_FAIL(dx[0] = dg_div(g, dg_scale(g, dy, 0.5f), self));
+}
+DG_UNARY_OP(sqrt, 0, sqrt_backward);
+dg_node *dg_sqrt(dg_graph *g, dg_node *x) {
+    return unary(g, &sqrt_op, x, 0);
+}
+
+/* y = x^p:  dx = dy p x^(p-1) */
+DG_UNARY_KERNEL(pow, p == 2.0f ? v * v : powf(v, p))
+static dg_status pow_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    float p = (float)self->attrs.f[0];
+    if (p == 0.0f) return DG_OK;
+    if (p == 1.0f) return OK_OR_FAIL(dx[0] = dy);
+    dg_node *x = self->inputs[0];
+    dg_node *local = p == 2.0f ? dg_scale(g, x, 2.0f) : dg_scale(g, dg_pow(g, x, p - 1.0f), p);
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, local));
+}
+DG_UNARY_OP(pow, 0, pow_backward);
+dg_node *dg_pow(dg_graph *g, dg_node *x, float p) {
+    return unary(g, &pow_op, x, p);
+}
+
+/* step: 1 where x > 0, else p. Piecewise constant: no gradient flows through. */
+DG_UNARY_KERNEL(step, v > 0.0f ? 1.0f : p)
+DG_UNARY_OP(step, DG_OP_NO_GRAD, NULL);
+dg_node *dg_step(dg_graph *g, dg_node *x, float slope) {
+    return unary(g, &step_op, x, slope);
+}
+
+/* sign: -1, 0, 1. Piecewise constant. */
+DG_UNARY_KERNEL(sign, (float)((v > 0.0f) - (v < 0.0f)))
+DG_UNARY_OP(sign, DG_OP_NO_GRAD, NULL);
+dg_node *dg_sign(dg_graph *g, dg_node *x) {
+    return unary(g, &sign_op, x, 0);
+}
+
+/* y = |x|:  dx = dy sign(x) */
+DG_UNARY_KERNEL(abs, fabsf(v))
+static dg_status abs_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_sign(g, self->inputs[0])));
+}
+DG_UNARY_OP(abs, 0, abs_backward);
+dg_node *dg_abs(dg_graph *g, dg_node *x) {
+    return unary(g, &abs_op, x, 0);
+}
+
+/* y = max(x, 0):  dx = dy step(x) */
+DG_UNARY_KERNEL(relu, v > 0.0f ? v : 0.0f)
+static dg_status relu_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self->inputs[0], 0.0f)));
+}
+DG_UNARY_OP(relu, 0, relu_backward);
+dg_node *dg_relu(dg_graph *g, dg_node *x) {
+    return unary(g, &relu_op, x, 0);
+}
+
+/* y = x if x > 0 else p x:  dx = dy step(x, p) */
+DG_UNARY_KERNEL(leaky_relu, v > 0.0f ? v : p * v)
+static dg_status leaky_relu_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self->inputs[0], (float)self->attrs.f[0])));
+}
+DG_UNARY_OP(leaky_relu, 0, leaky_relu_backward);
+dg_node *dg_leaky_relu(dg_graph *g, dg_node *x, float slope) {
+    return unary(g, &leaky_relu_op, x, slope);
+}
+
+/* y = 1 / (1 + e^-x), computed without overflow for either sign:  dx = dy y (1 - y) */
+DG_UNARY_KERNEL(sigmoid, v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)))
+static dg_status sigmoid_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *one_minus_y = dg_shift(g, dg_neg(g, self), 1.0f);
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_mul(g, self, one_minus_y)));
+}
+DG_UNARY_OP(sigmoid, 0, sigmoid_backward);
+dg_node *dg_sigmoid(dg_graph *g, dg_node *x) {
+    return unary(g, &sigmoid_op, x, 0);
+}
+
+/* y = tanh x:  dx = dy (1 - y^2) */
+DG_UNARY_KERNEL(tanh, tanhf(v))
+static dg_status tanh_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *one_minus_y2 = dg_shift(g, dg_neg(g, dg_mul(g, self, self)), 1.0f);
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, one_minus_y2));
+}
+DG_UNARY_OP(tanh, 0, tanh_backward);
+dg_node *dg_tanh(dg_graph *g, dg_node *x) {
+    return unary(g, &tanh_op, x, 0);
+}

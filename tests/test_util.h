@@ -1,0 +1,64 @@
+/* Tiny test harness: CHECK records a failure with file and line and carries on; a test
+ * program returns test_summary(), non-zero when anything failed. */
+#ifndef DG_TEST_UTIL_H
+#define DG_TEST_UTIL_H
+
+#include "dagrad.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int test_failures = 0, test_checks = 0;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        test_checks++;                                                                             \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                      \
+    CHECK_MSG(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, %s = %.9g", #a, (double)(a),   \
+              #b, (double)(b))
+
+#define CHECK_OK(expr)                                                                             \
+    do {                                                                                           \
+        dg_status s_ = (expr);                                                                     \
+        CHECK_MSG(s_ == DG_OK, "%s -> %s: %s", #expr, dg_status_name(s_), dg_last_error());        \
+    } while (0)
+
+static int test_summary(const char *name) {
+    printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
+    return test_failures ? 1 : 0;
+}
+
+/* Deterministic pseudo-random floats in [lo, hi) for test data. */
+static unsigned long long test_rng_state = 88172645463325252ull;
+static float test_uniform(float lo, float hi) {
+    test_rng_state ^= test_rng_state << 13;
+    test_rng_state ^= test_rng_state >> 7;
+    test_rng_state ^= test_rng_state << 17;
+    return lo + (hi - lo) * (float)((test_rng_state >> 40) * (1.0 / 16777216.0));
+}
+
+static void test_fill(dg_node *n, float lo, float hi) {
+    float *d = dg_node_data(n);
+    for (int64_t i = 0; i < dg_node_numel(n); i++) d[i] = test_uniform(lo, hi);
+    dg_feed(n, d, dg_node_numel(n)); /* marks inputs as fed */
+}
+
+#endif
