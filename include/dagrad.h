@@ -5,5 +5,7 @@
 
 #include "dagrad/core.h"
 #include "dagrad/ops.h"
+#include "dagrad/layers.h"
+#include "dagrad/optim.h"
 
 #endif

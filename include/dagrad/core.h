@@ -112,6 +112,9 @@ dg_node *dg_input(dg_graph *g, const char *name, dg_shape shape);
 dg_node *dg_param(dg_graph *g, const char *name, dg_shape shape);
 /** A constant holding a copy of `data` (numel floats), or `fill` everywhere if data is NULL. */
 dg_node *dg_const(dg_graph *g, const char *name, dg_shape shape, const float *data, float fill);
+/** Persistent non-trainable state (zero-initialised), e.g. optimizer moments. Saved in
+ *  checkpoints together with parameters when state is requested. */
+dg_node *dg_state(dg_graph *g, const char *name, dg_shape shape);
 /** A scalar constant. */
 dg_node *dg_scalar(dg_graph *g, float value);
 
@@ -166,6 +169,14 @@ dg_status dg_run(dg_graph *g, dg_node *target);
 dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets);
 /** Reads a scalar node's value after a run (NaN if node is NULL or not a scalar). */
 float dg_value(const dg_node *n);
+
+/** Training mode (default on): ops such as dropout behave differently in evaluation. */
+void dg_set_training(dg_graph *g, int on);
+int dg_is_training(const dg_graph *g);
+
+/** Ties an object's lifetime to the graph: `release(obj)` is called by dg_graph_free, in
+ *  reverse order of attachment. For builders (optimizers, layers) that keep side data. */
+dg_status dg_graph_attach(dg_graph *g, void *obj, void (*release)(void *obj));
 
 /** Anomaly mode: when on, a run stops at the first node whose result holds NaN/Inf and
  *  reports it (DG_ERR_NONFINITE). Off by default. */

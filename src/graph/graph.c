@@ -177,6 +177,7 @@ dg_graph *dg_graph_new(uint64_t seed) {
         return NULL;
     }
     g->rng = seed ^ 0x9E3779B97F4A7C15ull;
+    g->training = 1;
     return g;
 }
 
@@ -189,6 +190,11 @@ static void node_free(dg_node *n) {
 
 void dg_graph_free(dg_graph *g) {
     if (!g) return;
+    while (g->n_attached > 0) {
+        struct dg_attached *a = &g->attached[--g->n_attached];
+        if (a->release) a->release(a->obj);
+    }
+    free(g->attached);
     for (int i = 0; i < g->n_nodes; i++) node_free(g->nodes[i]);
     free(g->nodes);
     for (int i = 0; i < g->n_scope_strings; i++) free(g->scope_strings[i]);
@@ -295,6 +301,11 @@ dg_node *dg_const(dg_graph *g, const char *name, dg_shape shape, const float *da
     else
         for (int64_t i = 0; i < n->numel; i++) n->value[i] = fill;
     return n;
+}
+
+dg_node *dg_state(dg_graph *g, const char *name, dg_shape shape) {
+    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "state: graph is NULL"), NULL;
+    return node_new(g, DG_STATE, name, shape, "state");
 }
 
 dg_node *dg_scalar(dg_graph *g, float value) {
@@ -521,6 +532,28 @@ uint64_t dg_graph_rand_u64(dg_graph *g) {
 
 float dg_graph_rand_uniform(dg_graph *g) {
     return (float)(dg_graph_rand_u64(g) >> 40) * (1.0f / 16777216.0f);
+}
+
+void dg_set_training(dg_graph *g, int on) {
+    if (g) g->training = on ? 1 : 0;
+}
+int dg_is_training(const dg_graph *g) {
+    return g ? g->training : 0;
+}
+
+dg_status dg_graph_attach(dg_graph *g, void *obj, void (*release)(void *obj)) {
+    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "graph_attach: graph is NULL");
+    if (g->n_attached == g->cap_attached) {
+        int cap = g->cap_attached ? 2 * g->cap_attached : 8;
+        struct dg_attached *a = realloc(g->attached, (size_t)cap * sizeof *a);
+        if (!a) return dg_set_error(g, DG_ERR_NOMEM, "graph_attach: out of memory");
+        g->attached = a;
+        g->cap_attached = cap;
+    }
+    g->attached[g->n_attached].obj = obj;
+    g->attached[g->n_attached].release = release;
+    g->n_attached++;
+    return DG_OK;
 }
 
 void dg_set_anomaly_mode(dg_graph *g, int on) {

@@ -47,6 +47,12 @@ struct dg_graph {
     dg_node *plan_targets[8];
     int plan_n_targets;
     unsigned char *mark; /* scratch, cap_nodes bytes */
+    int training;
+    struct dg_attached {
+        void *obj;
+        void (*release)(void *);
+    } * attached;
+    int n_attached, cap_attached;
 };
 
 /* Allocation of 64-byte aligned float buffers (zeroed). */

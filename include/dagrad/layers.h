@@ -1,0 +1,86 @@
+/* dagrad layers and weight initialisation: graph builders. Each layer adds its parameters
+ * and nodes to the graph inside a scope named after the layer (see dg_scope_push), which
+ * is how summaries and DOT clusters find them, and returns its output node (NULL on
+ * error, with the graph's error set). All randomness comes from the graph's seeded
+ * generator: the same seed builds the same model, bit for bit. */
+#ifndef DAGRAD_LAYERS_H
+#define DAGRAD_LAYERS_H
+
+#include "core.h"
+
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Weight initialisers. Fans are computed by the caller (dense: fan_in = inputs,
+ *  fan_out = units). */
+typedef enum dg_init_kind {
+    DG_INIT_ZEROS,
+    DG_INIT_CONSTANT,       /**< every element = a */
+    DG_INIT_UNIFORM,        /**< U(a, b) */
+    DG_INIT_NORMAL,         /**< N(mean a, std b) */
+    DG_INIT_XAVIER_UNIFORM, /**< U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
+    DG_INIT_XAVIER_NORMAL,  /**< N(0, sqrt(2 / (fan_in + fan_out))) */
+    DG_INIT_HE_UNIFORM,     /**< U(-l, l), l = sqrt(6 / fan_in) */
+    DG_INIT_HE_NORMAL,      /**< N(0, sqrt(2 / fan_in)) */
+} dg_init_kind;
+
+typedef struct dg_init {
+    dg_init_kind kind;
+    float a, b;
+} dg_init;
+
+/** Fills a parameter (or any leaf) in place with the graph's generator. */
+dg_status dg_init_fill(dg_node *param, dg_init init, int64_t fan_in, int64_t fan_out);
+
+/** Activation applied by a layer. */
+typedef enum dg_activation {
+    DG_ACT_NONE,
+    DG_ACT_RELU,
+    DG_ACT_LEAKY_RELU, /**< slope 0.01 */
+    DG_ACT_SIGMOID,
+    DG_ACT_TANH,
+    DG_ACT_SOFTMAX,
+} dg_activation;
+
+/** Applies an activation as its own layer (scope `name`, may be NULL for an automatic
+ *  name). DG_ACT_NONE returns x. */
+dg_node *dg_activation_layer(dg_graph *g, const char *name, dg_node *x, dg_activation act);
+
+/** Dense (fully connected) layer: y = act(x W + b), x [N, in], W [in, units], b [units].
+ *  Weights: Glorot uniform (He uniform for ReLU-family activations), bias zero. Parameters
+ *  are named "<name>/W" and "<name>/b". `name` may be NULL ("dense1", "dense2", ...). */
+dg_node *dg_dense(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_activation act);
+
+/** Options of dg_dense_ex. */
+typedef struct dg_dense_options {
+    int use_bias; /**< default 1 */
+    dg_init weight_init;
+    dg_init bias_init;
+    int custom_init; /**< 0: use the defaults of dg_dense; 1: use the inits above */
+} dg_dense_options;
+
+dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_activation act,
+                     const dg_dense_options *opts);
+
+/** Flattens [N, ...] to [N, prod(...)]. */
+dg_node *dg_flatten(dg_graph *g, const char *name, dg_node *x);
+
+/** Inverted dropout: in training mode (dg_set_training) zeroes each element with
+ *  probability `rate` and scales the rest by 1/(1-rate), with a fresh mask from the
+ *  graph's generator each run; in evaluation mode it is the identity. */
+dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate);
+
+/** Number of trainable scalars in the graph. */
+int64_t dg_param_count(const dg_graph *g);
+
+/** Prints a Keras-style summary (layer, output shape, parameter count, total) of the
+ *  layers (top-level scopes) in creation order. `out` NULL means stdout. */
+dg_status dg_summary(const dg_graph *g, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

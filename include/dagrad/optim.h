@@ -1,0 +1,73 @@
+/* dagrad optimizers: graph builders that attach the parameter update to the graph, so one
+ * run of the optimizer's step node does forward, backward and update. Per-parameter state
+ * (moments) and the step count are DG_STATE nodes, saved in checkpoints with state.
+ * The optimizer is owned by the graph and freed with it. */
+#ifndef DAGRAD_OPTIM_H
+#define DAGRAD_OPTIM_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dg_optim_kind {
+    DG_SGD,      /**< p -= lr g */
+    DG_MOMENTUM, /**< v = mu v + g; p -= lr v              (PyTorch SGD momentum) */
+    DG_NESTEROV, /**< v = mu v + g; p -= lr (g + mu v)      (PyTorch nesterov=True) */
+    DG_ADAM,     /**< bias-corrected Adam, L2 weight decay added to g */
+    DG_ADAMW,    /**< Adam with decoupled weight decay p -= lr wd p */
+    DG_RMSPROP,  /**< s = a s + (1-a) g^2; p -= lr g / (sqrt(s) + eps) */
+} dg_optim_kind;
+
+typedef enum dg_schedule_kind {
+    DG_SCHED_CONSTANT,
+    DG_SCHED_STEP,        /**< lr = base gamma^floor(t / step_size) */
+    DG_SCHED_EXPONENTIAL, /**< lr = base gamma^t */
+    DG_SCHED_COSINE,      /**< lr = min + (base - min)(1 + cos(pi t / t_max)) / 2, t <= t_max */
+} dg_schedule_kind;
+
+/** Optimizer configuration; start from dg_optim_defaults(kind). */
+typedef struct dg_optim_config {
+    dg_optim_kind kind;
+    float lr;           /**< base learning rate */
+    float momentum;     /**< MOMENTUM, NESTEROV (default 0.9) */
+    float beta1, beta2; /**< ADAM, ADAMW (0.9, 0.999) */
+    float alpha;        /**< RMSPROP smoothing (0.99) */
+    float eps;          /**< ADAM, ADAMW (1e-8), RMSPROP (1e-8) */
+    float weight_decay; /**< L2 (decoupled for ADAMW); default 0 (ADAMW 0.01) */
+    float clip_norm;    /**< > 0: scale gradients so their global L2 norm is at most this */
+    float clip_value;   /**< > 0: clamp each gradient element to [-v, v] */
+    dg_schedule_kind schedule;
+    float gamma;          /**< STEP, EXPONENTIAL decay factor */
+    int64_t step_size;    /**< STEP */
+    int64_t t_max;        /**< COSINE period in steps */
+    float lr_min;         /**< COSINE floor */
+    int64_t warmup_steps; /**< linear warm-up from 0 to the scheduled lr over these steps */
+} dg_optim_config;
+
+/** PyTorch's defaults for the kind, lr 1e-3 (SGD family 1e-2). */
+dg_optim_config dg_optim_defaults(dg_optim_kind kind);
+
+typedef struct dg_optimizer dg_optimizer;
+
+/** Builds the gradient of scalar `loss` (dg_backward) and the update of every parameter
+ *  it depends on. Returns NULL on error (graph error set). Owned by the graph. */
+dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config *cfg);
+/** One training step: runs forward, backward and the update with the current inputs. */
+dg_status dg_optimizer_step(dg_optimizer *opt);
+/** The node whose run performs one step (for dg_run_many with other targets). */
+dg_node *dg_optimizer_step_node(const dg_optimizer *opt);
+/** Sets the base learning rate (takes effect at the next step). */
+dg_status dg_optimizer_set_lr(dg_optimizer *opt, float lr);
+/** The learning rate the next step will use (schedule and warm-up applied). */
+float dg_optimizer_lr(const dg_optimizer *opt);
+/** Steps taken so far (restored by checkpoint loads with state). */
+int64_t dg_optimizer_steps(const dg_optimizer *opt);
+/** The loss node the optimizer minimises. */
+dg_node *dg_optimizer_loss(const dg_optimizer *opt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
