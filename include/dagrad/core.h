@@ -66,6 +66,7 @@ typedef enum dg_node_kind {
     DG_PARAM,   /**< trainable, persists across runs */
     DG_CONST,   /**< fixed value */
     DG_OP_NODE, /**< result of an op */
+    DG_STATE,   /**< persistent, non-trainable state (optimizer moments, step counts) */
 } dg_node_kind;
 
 /* ---- graph lifetime and errors ---- */
