@@ -49,39 +49,17 @@ static void binary_case(const char *what, binary_fn f, dg_shape sa, dg_shape sb,
     dg_graph_free(g);
 }
 
-static dg_node *scale3(dg_graph *g, dg_node *x) {
-    return dg_scale(g, x, -3.0f);
-}
-static dg_node *shift2(dg_graph *g, dg_node *x) {
-    return dg_shift(g, x, 2.0f);
-}
-static dg_node *pow3(dg_graph *g, dg_node *x) {
-    return dg_pow(g, x, 3.0f);
-}
-static dg_node *pow_half(dg_graph *g, dg_node *x) {
-    return dg_pow(g, x, 1.5f);
-}
-static dg_node *leaky(dg_graph *g, dg_node *x) {
-    return dg_leaky_relu(g, x, 0.1f);
-}
-static dg_node *sum_ax0(dg_graph *g, dg_node *x) {
-    return dg_sum_axis(g, x, 0, 0);
-}
-static dg_node *sum_ax1k(dg_graph *g, dg_node *x) {
-    return dg_sum_axis(g, x, -1, 1);
-}
-static dg_node *mean_all(dg_graph *g, dg_node *x) {
-    return dg_mean(g, x);
-}
-static dg_node *mean_ax1(dg_graph *g, dg_node *x) {
-    return dg_mean_axis(g, x, 1, 0);
-}
-static dg_node *reshape6(dg_graph *g, dg_node *x) {
-    return dg_reshape(g, x, dg_shape2(2, 6));
-}
-static dg_node *bcast(dg_graph *g, dg_node *x) {
-    return dg_broadcast_to(g, x, dg_shape3(2, 3, 4));
-}
+static dg_node *scale3(dg_graph *g, dg_node *x) { return dg_scale(g, x, -3.0f); }
+static dg_node *shift2(dg_graph *g, dg_node *x) { return dg_shift(g, x, 2.0f); }
+static dg_node *pow3(dg_graph *g, dg_node *x) { return dg_pow(g, x, 3.0f); }
+static dg_node *pow_half(dg_graph *g, dg_node *x) { return dg_pow(g, x, 1.5f); }
+static dg_node *leaky(dg_graph *g, dg_node *x) { return dg_leaky_relu(g, x, 0.1f); }
+static dg_node *sum_ax0(dg_graph *g, dg_node *x) { return dg_sum_axis(g, x, 0, 0); }
+static dg_node *sum_ax1k(dg_graph *g, dg_node *x) { return dg_sum_axis(g, x, -1, 1); }
+static dg_node *mean_all(dg_graph *g, dg_node *x) { return dg_mean(g, x); }
+static dg_node *mean_ax1(dg_graph *g, dg_node *x) { return dg_mean_axis(g, x, 1, 0); }
+static dg_node *reshape6(dg_graph *g, dg_node *x) { return dg_reshape(g, x, dg_shape2(2, 6)); }
+static dg_node *bcast(dg_graph *g, dg_node *x) { return dg_broadcast_to(g, x, dg_shape3(2, 3, 4)); }
 static dg_node *matmul_nn(dg_graph *g, dg_node *a, dg_node *b) {
     return dg_matmul_t(g, a, b, 0, 0);
 }

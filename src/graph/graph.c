@@ -18,28 +18,17 @@ static _Thread_local char tls_error[512];
 
 const char *dg_status_name(dg_status s) {
     switch (s) {
-    case DG_OK:
-        return "DG_OK";
-    case DG_ERR_NULL:
-        return "DG_ERR_NULL";
-    case DG_ERR_ARG:
-        return "DG_ERR_ARG";
-    case DG_ERR_SHAPE:
-        return "DG_ERR_SHAPE";
-    case DG_ERR_NOMEM:
-        return "DG_ERR_NOMEM";
-    case DG_ERR_STATE:
-        return "DG_ERR_STATE";
-    case DG_ERR_GRAPH:
-        return "DG_ERR_GRAPH";
-    case DG_ERR_IO:
-        return "DG_ERR_IO";
-    case DG_ERR_FORMAT:
-        return "DG_ERR_FORMAT";
-    case DG_ERR_NONFINITE:
-        return "DG_ERR_NONFINITE";
-    case DG_ERR_UNSUPPORTED:
-        return "DG_ERR_UNSUPPORTED";
+    case DG_OK: return "DG_OK";
+    case DG_ERR_NULL: return "DG_ERR_NULL";
+    case DG_ERR_ARG: return "DG_ERR_ARG";
+    case DG_ERR_SHAPE: return "DG_ERR_SHAPE";
+    case DG_ERR_NOMEM: return "DG_ERR_NOMEM";
+    case DG_ERR_STATE: return "DG_ERR_STATE";
+    case DG_ERR_GRAPH: return "DG_ERR_GRAPH";
+    case DG_ERR_IO: return "DG_ERR_IO";
+    case DG_ERR_FORMAT: return "DG_ERR_FORMAT";
+    case DG_ERR_NONFINITE: return "DG_ERR_NONFINITE";
+    case DG_ERR_UNSUPPORTED: return "DG_ERR_UNSUPPORTED";
     }
     return "DG_ERR_UNKNOWN";
 }
@@ -56,15 +45,9 @@ dg_status dg_set_error(dg_graph *g, dg_status s, const char *fmt, ...) {
     return s;
 }
 
-const char *dg_last_error(void) {
-    return tls_error;
-}
-const char *dg_graph_error(const dg_graph *g) {
-    return g ? g->err : "graph is NULL";
-}
-dg_status dg_graph_status(const dg_graph *g) {
-    return g ? g->status : DG_ERR_NULL;
-}
+const char *dg_last_error(void) { return tls_error; }
+const char *dg_graph_error(const dg_graph *g) { return g ? g->err : "graph is NULL"; }
+dg_status dg_graph_status(const dg_graph *g) { return g ? g->status : DG_ERR_NULL; }
 void dg_graph_clear_error(dg_graph *g) {
     if (!g) return;
     g->status = DG_OK;
@@ -140,17 +123,13 @@ float *dg__alloc_floats(int64_t n) {
     return p;
 }
 
-void dg__free_floats(float *p) {
-    free(p);
-}
+void dg__free_floats(float *p) { free(p); }
 
 /* ---- threads ---- */
 
 static int dg_threads = 0;
 
-void dg_set_num_threads(int n) {
-    dg_threads = n > 0 ? n : 0;
-}
+void dg_set_num_threads(int n) { dg_threads = n > 0 ? n : 0; }
 
 int dg_get_num_threads(void) {
 #ifdef _OPENMP
@@ -213,9 +192,7 @@ void dg__graph_truncate(dg_graph *g, int n) {
     g->plan_valid_nodes = -1;
 }
 
-int dg_graph_node_count(const dg_graph *g) {
-    return g ? g->n_nodes : 0;
-}
+int dg_graph_node_count(const dg_graph *g) { return g ? g->n_nodes : 0; }
 dg_node *dg_graph_node(const dg_graph *g, int i) {
     return g && i >= 0 && i < g->n_nodes ? g->nodes[i] : NULL;
 }
@@ -308,9 +285,7 @@ dg_node *dg_state(dg_graph *g, const char *name, dg_shape shape) {
     return node_new(g, DG_STATE, name, shape, "state");
 }
 
-dg_node *dg_scalar(dg_graph *g, float value) {
-    return dg_const(g, NULL, dg_shape0(), NULL, value);
-}
+dg_node *dg_scalar(dg_graph *g, float value) { return dg_const(g, NULL, dg_shape0(), NULL, value); }
 
 dg_status dg_feed(dg_node *node, const float *data, int64_t n) {
     if (!node) return dg_set_error(NULL, DG_ERR_NULL, "feed: node is NULL");
@@ -355,66 +330,33 @@ dg_status dg_set_requires_grad(dg_node *node, int on) {
 
 /* ---- introspection ---- */
 
-dg_graph *dg_node_graph(const dg_node *n) {
-    return n ? n->graph : NULL;
-}
-dg_node_kind dg_node_kind_of(const dg_node *n) {
-    return n ? n->kind : DG_CONST;
-}
-int dg_node_id(const dg_node *n) {
-    return n ? n->id : -1;
-}
-dg_shape dg_node_shape(const dg_node *n) {
-    return n ? n->shape : dg_shape0();
-}
-int64_t dg_node_numel(const dg_node *n) {
-    return n ? n->numel : 0;
-}
-float *dg_node_data(const dg_node *n) {
-    return n ? n->value : NULL;
-}
-const char *dg_node_name(const dg_node *n) {
-    return n ? n->name : NULL;
-}
-int dg_node_input_count(const dg_node *n) {
-    return n ? n->n_inputs : 0;
-}
+dg_graph *dg_node_graph(const dg_node *n) { return n ? n->graph : NULL; }
+dg_node_kind dg_node_kind_of(const dg_node *n) { return n ? n->kind : DG_CONST; }
+int dg_node_id(const dg_node *n) { return n ? n->id : -1; }
+dg_shape dg_node_shape(const dg_node *n) { return n ? n->shape : dg_shape0(); }
+int64_t dg_node_numel(const dg_node *n) { return n ? n->numel : 0; }
+float *dg_node_data(const dg_node *n) { return n ? n->value : NULL; }
+const char *dg_node_name(const dg_node *n) { return n ? n->name : NULL; }
+int dg_node_input_count(const dg_node *n) { return n ? n->n_inputs : 0; }
 dg_node *dg_node_input(const dg_node *n, int i) {
     return n && i >= 0 && i < n->n_inputs ? n->inputs[i] : NULL;
 }
-int dg_node_requires_grad(const dg_node *n) {
-    return n ? n->requires_grad : 0;
-}
-dg_node *dg_grad(const dg_node *n) {
-    return n ? n->grad : NULL;
-}
-dg_node *dg_node_grad_of(const dg_node *n) {
-    return n ? n->grad_of : NULL;
-}
-int dg_node_backward_pass(const dg_node *n) {
-    return n ? n->backward_pass : 0;
-}
-const char *dg_node_scope(const dg_node *n) {
-    return n ? n->scope : NULL;
-}
-const dg_attrs *dg_node_attrs(const dg_node *n) {
-    return n ? &n->attrs : NULL;
-}
-const dg_op_def *dg_node_op(const dg_node *n) {
-    return n ? n->op : NULL;
-}
+int dg_node_requires_grad(const dg_node *n) { return n ? n->requires_grad : 0; }
+dg_node *dg_grad(const dg_node *n) { return n ? n->grad : NULL; }
+dg_node *dg_node_grad_of(const dg_node *n) { return n ? n->grad_of : NULL; }
+int dg_node_backward_pass(const dg_node *n) { return n ? n->backward_pass : 0; }
+const char *dg_node_scope(const dg_node *n) { return n ? n->scope : NULL; }
+const dg_attrs *dg_node_attrs(const dg_node *n) { return n ? &n->attrs : NULL; }
+const dg_op_def *dg_node_op(const dg_node *n) { return n ? n->op : NULL; }
 
 const char *dg_node_op_name(const dg_node *n) {
     if (!n) return "null";
     switch (n->kind) {
-    case DG_INPUT:
-        return "input";
-    case DG_PARAM:
-        return "param";
-    case DG_CONST:
-        return "const";
-    case DG_OP_NODE:
-        return n->op->name;
+    case DG_INPUT: return "input";
+    case DG_PARAM: return "param";
+    case DG_CONST: return "const";
+    case DG_OP_NODE: return n->op->name;
+    case DG_STATE: return "state";
     }
     return "?";
 }
@@ -537,9 +479,7 @@ float dg_graph_rand_uniform(dg_graph *g) {
 void dg_set_training(dg_graph *g, int on) {
     if (g) g->training = on ? 1 : 0;
 }
-int dg_is_training(const dg_graph *g) {
-    return g ? g->training : 0;
-}
+int dg_is_training(const dg_graph *g) { return g ? g->training : 0; }
 
 dg_status dg_graph_attach(dg_graph *g, void *obj, void (*release)(void *obj)) {
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "graph_attach: graph is NULL");

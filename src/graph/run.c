@@ -116,9 +116,7 @@ dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets) {
     return DG_OK;
 }
 
-dg_status dg_run(dg_graph *g, dg_node *target) {
-    return dg_run_many(g, 1, &target);
-}
+dg_status dg_run(dg_graph *g, dg_node *target) { return dg_run_many(g, 1, &target); }
 
 float dg_value(const dg_node *n) {
     if (!n || n->numel != 1) return NAN;

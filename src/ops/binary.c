@@ -29,9 +29,7 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
 
 /* Defines NAME_forward for y = EXPR(a, b), with a flat fast path for equal shapes. */
 #define DG_BINARY_KERNEL(NAME, EXPR)                                                               \
-    static inline float NAME##_f(float a, float b) {                                               \
-        return EXPR;                                                                               \
-    }                                                                                              \
+    static inline float NAME##_f(float a, float b) { return EXPR; }                                \
     static void NAME##_flat(void *ctx, int64_t lo, int64_t hi) {                                   \
         bcast_ctx *c = ctx;                                                                        \
         const float *restrict a = c->a, *restrict b = c->b;                                        \
@@ -78,9 +76,7 @@ static dg_status add_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return DG_OK;
 }
 static const dg_op_def add_op = {"add", 2, 0, broadcast_rule, add_forward, add_backward};
-dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b) {
-    return dg__apply2(g, &add_op, a, b, NULL);
-}
+dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &add_op, a, b, NULL); }
 
 /* y = a - b:  da = dy,  db = -dy */
 DG_BINARY_KERNEL(sub, a - b)
@@ -90,9 +86,7 @@ static dg_status sub_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return DG_OK;
 }
 static const dg_op_def sub_op = {"sub", 2, 0, broadcast_rule, sub_forward, sub_backward};
-dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b) {
-    return dg__apply2(g, &sub_op, a, b, NULL);
-}
+dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &sub_op, a, b, NULL); }
 
 /* y = a * b:  da = dy * b,  db = dy * a */
 DG_BINARY_KERNEL(mul, a *b)
@@ -102,9 +96,7 @@ static dg_status mul_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return DG_OK;
 }
 static const dg_op_def mul_op = {"mul", 2, 0, broadcast_rule, mul_forward, mul_backward};
-dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b) {
-    return dg__apply2(g, &mul_op, a, b, NULL);
-}
+dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &mul_op, a, b, NULL); }
 
 /* y = a / b:  da = dy / b,  db = -dy * a / b^2 = -(dy / b) * y */
 DG_BINARY_KERNEL(div, a / b)
@@ -116,6 +108,4 @@ static dg_status div_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return DG_OK;
 }
 static const dg_op_def div_op = {"div", 2, 0, broadcast_rule, div_forward, div_backward};
-dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b) {
-    return dg__apply2(g, &div_op, a, b, NULL);
-}
+dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &div_op, a, b, NULL); }

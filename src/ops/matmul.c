@@ -63,6 +63,4 @@ dg_node *dg_matmul_t(dg_graph *g, dg_node *a, dg_node *b, int trans_a, int trans
     return dg__apply2(g, &matmul_op, a, b, &at);
 }
 
-dg_node *dg_matmul(dg_graph *g, dg_node *a, dg_node *b) {
-    return dg_matmul_t(g, a, b, 0, 0);
-}
+dg_node *dg_matmul(dg_graph *g, dg_node *a, dg_node *b) { return dg_matmul_t(g, a, b, 0, 0); }

@@ -195,9 +195,7 @@ dg_node *dg_broadcast_to(dg_graph *g, dg_node *x, dg_shape shape) {
 
 /* ---- sum / mean, built from sum_to (and reshape to drop an axis) ---- */
 
-dg_node *dg_sum(dg_graph *g, dg_node *x) {
-    return dg_sum_to(g, x, dg_shape0());
-}
+dg_node *dg_sum(dg_graph *g, dg_node *x) { return dg_sum_to(g, x, dg_shape0()); }
 
 static int resolve_axis(dg_graph *g, const char *who, dg_node *x, int axis) {
     if (!x) return -1;

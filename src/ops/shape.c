@@ -94,6 +94,4 @@ static dg_status transpose_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_
 static const dg_op_def transpose_op = {"transpose",       1, 0, transpose_rule, transpose_forward,
                                        transpose_backward};
 
-dg_node *dg_transpose(dg_graph *g, dg_node *x) {
-    return dg__apply1(g, &transpose_op, x, NULL);
-}
+dg_node *dg_transpose(dg_graph *g, dg_node *x) { return dg__apply1(g, &transpose_op, x, NULL); }

@@ -52,12 +52,8 @@ static dg_status softmax_run(dg_node *self, int log_form) {
     return DG_OK;
 }
 
-static dg_status softmax_forward(dg_node *self) {
-    return softmax_run(self, 0);
-}
-static dg_status log_softmax_forward(dg_node *self) {
-    return softmax_run(self, 1);
-}
+static dg_status softmax_forward(dg_node *self) { return softmax_run(self, 0); }
+static dg_status log_softmax_forward(dg_node *self) { return softmax_run(self, 1); }
 
 static dg_status softmax_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *dot = dg_sum_axis(g, dg_mul(g, dy, self), -1, 1);
@@ -76,9 +72,5 @@ static const dg_op_def softmax_op = {"softmax",       1, 0, last_axis_rule, soft
 static const dg_op_def log_softmax_op = {
     "log_softmax", 1, 0, last_axis_rule, log_softmax_forward, log_softmax_backward};
 
-dg_node *dg_softmax(dg_graph *g, dg_node *x) {
-    return dg__apply1(g, &softmax_op, x, NULL);
-}
-dg_node *dg_log_softmax(dg_graph *g, dg_node *x) {
-    return dg__apply1(g, &log_softmax_op, x, NULL);
-}
+dg_node *dg_softmax(dg_graph *g, dg_node *x) { return dg__apply1(g, &softmax_op, x, NULL); }
+dg_node *dg_log_softmax(dg_graph *g, dg_node *x) { return dg__apply1(g, &log_softmax_op, x, NULL); }

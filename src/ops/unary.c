@@ -41,9 +41,7 @@ static dg_status neg_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return OK_OR_FAIL(dx[0] = dg_neg(g, dy));
 }
 DG_UNARY_OP(neg, 0, neg_backward);
-dg_node *dg_neg(dg_graph *g, dg_node *x) {
-    return unary(g, &neg_op, x, 0);
-}
+dg_node *dg_neg(dg_graph *g, dg_node *x) { return unary(g, &neg_op, x, 0); }
 
 /* y = s x:  dx = s dy */
 DG_UNARY_KERNEL(scale, v *p)
@@ -51,9 +49,7 @@ static dg_status scale_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node
     return OK_OR_FAIL(dx[0] = dg_scale(g, dy, (float)self->attrs.f[0]));
 }
 DG_UNARY_OP(scale, 0, scale_backward);
-dg_node *dg_scale(dg_graph *g, dg_node *x, float s) {
-    return unary(g, &scale_op, x, s);
-}
+dg_node *dg_scale(dg_graph *g, dg_node *x, float s) { return unary(g, &scale_op, x, s); }
 
 /* y = x + c:  dx = dy */
 DG_UNARY_KERNEL(shift, v + p)
@@ -63,9 +59,7 @@ static dg_status shift_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node
     return DG_OK;
 }
 DG_UNARY_OP(shift, 0, shift_backward);
-dg_node *dg_shift(dg_graph *g, dg_node *x, float c) {
-    return unary(g, &shift_op, x, c);
-}
+dg_node *dg_shift(dg_graph *g, dg_node *x, float c) { return unary(g, &shift_op, x, c); }
 
 /* y = e^x:  dx = dy y */
 DG_UNARY_KERNEL(exp, expf(v))
@@ -73,9 +67,7 @@ static dg_status exp_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, self));
 }
 DG_UNARY_OP(exp, 0, exp_backward);
-dg_node *dg_exp(dg_graph *g, dg_node *x) {
-    return unary(g, &exp_op, x, 0);
-}
+dg_node *dg_exp(dg_graph *g, dg_node *x) { return unary(g, &exp_op, x, 0); }
 
 /* y = ln x:  dx = dy / x */
 DG_UNARY_KERNEL(log, logf(v))
@@ -83,9 +75,7 @@ static dg_status log_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return OK_OR_FAIL(dx[0] = dg_div(g, dy, self->inputs[0]));
 }
 DG_UNARY_OP(log, 0, log_backward);
-dg_node *dg_log(dg_graph *g, dg_node *x) {
-    return unary(g, &log_op, x, 0);
-}
+dg_node *dg_log(dg_graph *g, dg_node *x) { return unary(g, &log_op, x, 0); }
 
 /* y = sqrt x:  dx = dy / (2 y) */
 DG_UNARY_KERNEL(sqrt, sqrtf(v))
@@ -93,9 +83,7 @@ static dg_status sqrt_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node 
     return OK_OR_FAIL(dx[0] = dg_div(g, dg_scale(g, dy, 0.5f), self));
 }
 DG_UNARY_OP(sqrt, 0, sqrt_backward);
-dg_node *dg_sqrt(dg_graph *g, dg_node *x) {
-    return unary(g, &sqrt_op, x, 0);
-}
+dg_node *dg_sqrt(dg_graph *g, dg_node *x) { return unary(g, &sqrt_op, x, 0); }
 
 /* y = x^p:  dx = dy p x^(p-1) */
 DG_UNARY_KERNEL(pow, p == 2.0f ? v * v : powf(v, p))
@@ -108,23 +96,17 @@ static dg_status pow_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, local));
 }
 DG_UNARY_OP(pow, 0, pow_backward);
-dg_node *dg_pow(dg_graph *g, dg_node *x, float p) {
-    return unary(g, &pow_op, x, p);
-}
+dg_node *dg_pow(dg_graph *g, dg_node *x, float p) { return unary(g, &pow_op, x, p); }
 
 /* step: 1 where x > 0, else p. Piecewise constant: no gradient flows through. */
 DG_UNARY_KERNEL(step, v > 0.0f ? 1.0f : p)
 DG_UNARY_OP(step, DG_OP_NO_GRAD, NULL);
-dg_node *dg_step(dg_graph *g, dg_node *x, float slope) {
-    return unary(g, &step_op, x, slope);
-}
+dg_node *dg_step(dg_graph *g, dg_node *x, float slope) { return unary(g, &step_op, x, slope); }
 
 /* sign: -1, 0, 1. Piecewise constant. */
 DG_UNARY_KERNEL(sign, (float)((v > 0.0f) - (v < 0.0f)))
 DG_UNARY_OP(sign, DG_OP_NO_GRAD, NULL);
-dg_node *dg_sign(dg_graph *g, dg_node *x) {
-    return unary(g, &sign_op, x, 0);
-}
+dg_node *dg_sign(dg_graph *g, dg_node *x) { return unary(g, &sign_op, x, 0); }
 
 /* y = |x|:  dx = dy sign(x) */
 DG_UNARY_KERNEL(abs, fabsf(v))
@@ -132,9 +114,7 @@ static dg_status abs_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_sign(g, self->inputs[0])));
 }
 DG_UNARY_OP(abs, 0, abs_backward);
-dg_node *dg_abs(dg_graph *g, dg_node *x) {
-    return unary(g, &abs_op, x, 0);
-}
+dg_node *dg_abs(dg_graph *g, dg_node *x) { return unary(g, &abs_op, x, 0); }
 
 /* y = max(x, 0):  dx = dy step(x) */
 DG_UNARY_KERNEL(relu, v > 0.0f ? v : 0.0f)
@@ -142,9 +122,7 @@ static dg_status relu_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node 
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self->inputs[0], 0.0f)));
 }
 DG_UNARY_OP(relu, 0, relu_backward);
-dg_node *dg_relu(dg_graph *g, dg_node *x) {
-    return unary(g, &relu_op, x, 0);
-}
+dg_node *dg_relu(dg_graph *g, dg_node *x) { return unary(g, &relu_op, x, 0); }
 
 /* y = x if x > 0 else p x:  dx = dy step(x, p) */
 DG_UNARY_KERNEL(leaky_relu, v > 0.0f ? v : p * v)
@@ -163,9 +141,7 @@ static dg_status sigmoid_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_no
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_mul(g, self, one_minus_y)));
 }
 DG_UNARY_OP(sigmoid, 0, sigmoid_backward);
-dg_node *dg_sigmoid(dg_graph *g, dg_node *x) {
-    return unary(g, &sigmoid_op, x, 0);
-}
+dg_node *dg_sigmoid(dg_graph *g, dg_node *x) { return unary(g, &sigmoid_op, x, 0); }
 
 /* y = tanh x:  dx = dy (1 - y^2) */
 DG_UNARY_KERNEL(tanh, tanhf(v))
@@ -174,6 +150,4 @@ static dg_status tanh_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node 
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, one_minus_y2));
 }
 DG_UNARY_OP(tanh, 0, tanh_backward);
-dg_node *dg_tanh(dg_graph *g, dg_node *x) {
-    return unary(g, &tanh_op, x, 0);
-}
+dg_node *dg_tanh(dg_graph *g, dg_node *x) { return unary(g, &tanh_op, x, 0); }
