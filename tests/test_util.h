@@ -41,21 +41,21 @@ static int test_failures = 0, test_checks = 0;
         CHECK_MSG(s_ == DG_OK, "%s -> %s: %s", #expr, dg_status_name(s_), dg_last_error());        \
     } while (0)
 
-static int test_summary(const char *name) {
+static inline int test_summary(const char *name) {
     printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;
 }
 
 /* Deterministic pseudo-random floats in [lo, hi) for test data. */
 static unsigned long long test_rng_state = 88172645463325252ull;
-static float test_uniform(float lo, float hi) {
+static inline float test_uniform(float lo, float hi) {
     test_rng_state ^= test_rng_state << 13;
     test_rng_state ^= test_rng_state >> 7;
     test_rng_state ^= test_rng_state << 17;
     return lo + (hi - lo) * (float)((test_rng_state >> 40) * (1.0 / 16777216.0));
 }
 
-static void test_fill(dg_node *n, float lo, float hi) {
+static inline void test_fill(dg_node *n, float lo, float hi) {
     float *d = dg_node_data(n);
     for (int64_t i = 0; i < dg_node_numel(n); i++) d[i] = test_uniform(lo, hi);
     dg_feed(n, d, dg_node_numel(n)); /* marks inputs as fed */
