@@ -35,8 +35,10 @@ static void softmax_rows(void *ctx, int64_t lo, int64_t hi) {
             sum += y[j];
         }
         if (c->log_form) {
-            float lse = mx + logf(sum);
-            for (int64_t j = 0; j < n; j++) y[j] = x[j] - lse;
+            /* (x - max) - log sum, not x - (max + log sum): for large logits the rounding
+             * of max + log sum would cost the result its low bits */
+            float log_sum = logf(sum);
+            for (int64_t j = 0; j < n; j++) y[j] = (x[j] - mx) - log_sum;
         } else {
             float inv = 1.0f / sum;
             for (int64_t j = 0; j < n; j++) y[j] *= inv;
