@@ -60,7 +60,12 @@ static dg_status build_gradients(dg_graph *g, dg_node *y, dg_node ***grads_out) 
                 /* broadcast input: sum the contribution back to the input's shape */
                 c = dg_sum_to(g, c, in->shape);
                 if (!c) {
-                    s = g->status;
+                    char sb2[64];
+                    s = dg_set_error(g, g->status,
+                                     "backward: op %s (node %d) returned a gradient of shape %s "
+                                     "for input %d of shape %s",
+                                     x->op->name, x->id, dg_shape_str(dx[k]->shape, sb, sizeof sb),
+                                     k, dg_shape_str(in->shape, sb2, sizeof sb2));
                     break;
                 }
             }
@@ -100,8 +105,8 @@ dg_status dg_backward(dg_graph *g, dg_node *loss) {
 }
 
 dg_status dg_gradients(dg_graph *g, dg_node *y, int n, dg_node *const *xs, dg_node **out) {
-    if (g && (!xs || !out || n < 0))
-        return dg_set_error(g, DG_ERR_NULL, "gradients: xs or out is NULL");
+    if (g && n < 0) return dg_set_error(g, DG_ERR_ARG, "gradients: n is %d", n);
+    if (g && (!xs || !out)) return dg_set_error(g, DG_ERR_NULL, "gradients: xs or out is NULL");
     for (int i = 0; g && i < n; i++) {
         if (!xs[i]) return dg_set_error(g, DG_ERR_NULL, "gradients: xs[%d] is NULL", i);
         if (xs[i]->graph != g)

@@ -17,8 +17,16 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *y, int n, dg_node *const *leaves, d
     if (n < 1 || !leaves) return dg_set_error(g, DG_ERR_ARG, "gradcheck: no leaves given");
     for (int i = 0; i < n; i++) {
         if (!leaves[i]) return dg_set_error(g, DG_ERR_NULL, "gradcheck: leaf %d is NULL", i);
+        if (leaves[i]->graph != g)
+            return dg_set_error(g, DG_ERR_GRAPH, "gradcheck: leaf %d belongs to another graph", i);
         if (leaves[i]->kind == DG_OP_NODE)
             return dg_set_error(g, DG_ERR_ARG, "gradcheck: node %d is not a leaf", leaves[i]->id);
+        /* without this the analytic gradient would silently read as zero */
+        if (!leaves[i]->requires_grad)
+            return dg_set_error(g, DG_ERR_ARG,
+                                "gradcheck: leaf %d (node %d) does not require a gradient; call "
+                                "dg_set_requires_grad before building the nodes that use it",
+                                i, leaves[i]->id);
     }
     int n0 = g->n_nodes, pass0 = g->n_backward;
     dg_node **grads = calloc((size_t)n, sizeof *grads);
@@ -40,13 +48,14 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *y, int n, dg_node *const *leaves, d
             float saved = x->value[j];
             x->value[j] = (float)(saved + eps);
             double h_plus = x->value[j] - (double)saved; /* the step actually taken */
-            if ((s = dg_run(g, y)) != DG_OK) break;
+            s = dg_run(g, y);
             double f_plus = y->value[0];
             x->value[j] = (float)(saved - eps);
             double h_minus = (double)saved - x->value[j];
-            if ((s = dg_run(g, y)) != DG_OK) break;
+            if (s == DG_OK) s = dg_run(g, y);
             double f_minus = y->value[0];
-            x->value[j] = saved;
+            x->value[j] = saved; /* restored on failure too */
+            if (s != DG_OK) break;
             double numeric = (f_plus - f_minus) / (h_plus + h_minus);
             double analytic = grads[i] ? grads[i]->value[j] : 0.0;
             double abs_err = fabs(analytic - numeric);

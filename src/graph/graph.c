@@ -92,7 +92,7 @@ int64_t dg_shape_numel(dg_shape s) {
 }
 
 int dg_shape_equal(dg_shape a, dg_shape b) {
-    if (a.ndim != b.ndim) return 0;
+    if (a.ndim != b.ndim || a.ndim < 0 || a.ndim > DG_MAX_DIMS) return 0;
     for (int i = 0; i < a.ndim; i++)
         if (a.dim[i] != b.dim[i]) return 0;
     return 1;
@@ -211,7 +211,11 @@ static dg_node *node_new(dg_graph *g, dg_node_kind kind, const char *name, dg_sh
     char sb[64];
     int64_t numel = dg_shape_numel(shape);
     if (numel < 0) {
-        dg_set_error(g, shape.ndim < 0 || shape.ndim > DG_MAX_DIMS ? DG_ERR_SHAPE : DG_ERR_NOMEM,
+        /* a malformed shape is a shape error; a well-formed one that is too large to
+         * count or allocate is a memory error */
+        int malformed = shape.ndim < 0 || shape.ndim > DG_MAX_DIMS;
+        for (int i = 0; !malformed && i < shape.ndim; i++) malformed = shape.dim[i] < 1;
+        dg_set_error(g, malformed ? DG_ERR_SHAPE : DG_ERR_NOMEM,
                      "%s: invalid shape %s (rank must be 0..%d, every dimension >= 1, at most "
                      "2^40 elements)",
                      who, dg_shape_str(shape, sb, sizeof sb), DG_MAX_DIMS);
@@ -420,9 +424,10 @@ dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *input
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "%s: graph is NULL", name), NULL;
     if (!op || !op->infer_shape || !op->forward)
         return dg_set_error(g, DG_ERR_NULL, "%s: op definition is NULL or incomplete", name), NULL;
-    if (n != op->n_inputs || n < 1 || n > DG_MAX_INPUTS || !inputs)
+    if (n != op->n_inputs || n < 1 || n > DG_MAX_INPUTS)
         return dg_set_error(g, DG_ERR_ARG, "%s: expects %d inputs, got %d", name, op->n_inputs, n),
                NULL;
+    if (!inputs) return dg_set_error(g, DG_ERR_NULL, "%s: inputs array is NULL", name), NULL;
     for (int i = 0; i < n; i++) {
         if (!inputs[i]) {
             /* Keep the cause visible when calls are nested. */

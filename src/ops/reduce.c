@@ -10,9 +10,12 @@
 static dg_status check_broadcastable(dg_shape small, dg_shape big, char *msg, size_t size) {
     char s1[64], s2[64];
     int64_t ds[4], db[4];
-    dg__shape_pad4(small, ds);
-    dg__shape_pad4(big, db);
-    int ok = small.ndim <= big.ndim && dg_shape_numel(small) > 0;
+    /* validate both ranks before padding: a rank outside 0..4 would index past dim[] */
+    int ok = dg_shape_numel(small) > 0 && dg_shape_numel(big) > 0 && small.ndim <= big.ndim;
+    if (ok) {
+        dg__shape_pad4(small, ds);
+        dg__shape_pad4(big, db);
+    }
     for (int i = 0; i < 4 && ok; i++) ok = ds[i] == db[i] || ds[i] == 1;
     if (ok) return DG_OK;
     snprintf(msg, size, "%s does not broadcast to %s", dg_shape_str(small, s1, sizeof s1),
