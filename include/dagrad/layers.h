@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 /** Weight initialisers. Fans are computed by the caller (dense: fan_in = inputs,
- *  fan_out = units). */
+ *  fan_out = units). Normal samples use Box-Muller on the graph's generator. */
 typedef enum dg_init_kind {
     DG_INIT_ZEROS,
     DG_INIT_CONSTANT,       /**< every element = a */
@@ -54,7 +54,7 @@ dg_node *dg_activation_layer(dg_graph *g, const char *name, dg_node *x, dg_activ
  *  are named "<name>/W" and "<name>/b". `name` may be NULL ("dense1", "dense2", ...). */
 dg_node *dg_dense(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_activation act);
 
-/** Options of dg_dense_ex. */
+/** Options of dg_dense_ex; start from dg_dense_defaults() (a zeroed struct has no bias). */
 typedef struct dg_dense_options {
     int use_bias; /**< default 1 */
     dg_init weight_init;
@@ -62,6 +62,11 @@ typedef struct dg_dense_options {
     int custom_init; /**< 0: use the defaults of dg_dense; 1: use the inits above */
 } dg_dense_options;
 
+/** Bias on, default initialisers (custom_init 0). */
+dg_dense_options dg_dense_defaults(void);
+
+/** dg_dense with options; `opts` NULL means dg_dense_defaults(). The bias initialiser is
+ *  called with fans (1, units). */
 dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_activation act,
                      const dg_dense_options *opts);
 
@@ -69,15 +74,26 @@ dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, d
 dg_node *dg_flatten(dg_graph *g, const char *name, dg_node *x);
 
 /** Inverted dropout: in training mode (dg_set_training) zeroes each element with
- *  probability `rate` and scales the rest by 1/(1-rate), with a fresh mask from the
- *  graph's generator each run; in evaluation mode it is the identity. */
+ *  probability `rate` (in [0,1)) and scales the rest by 1/(1-rate), with a fresh mask from
+ *  the graph's generator each run; in evaluation mode it is the identity. The output is
+ *  x * mask, where mask is a node (see dg_dropout_mask) holding 0 or 1/(1-rate) (all 1 in
+ *  evaluation), so the gradient is dy * mask with the mask of the same run. */
 dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate);
+
+/** The mask node of a dg_dropout output (NULL if `y` is not one). */
+dg_node *dg_dropout_mask(const dg_node *y);
+
+/** Frozen: later training runs keep the last mask drawn instead of drawing a new one
+ *  (for gradient checks and debugging). Evaluation mode still gives the identity. */
+dg_status dg_dropout_set_frozen(dg_node *y, int frozen);
 
 /** Number of trainable scalars in the graph. */
 int64_t dg_param_count(const dg_graph *g);
 
 /** Prints a Keras-style summary (layer, output shape, parameter count, total) of the
- *  layers (top-level scopes) in creation order. `out` NULL means stdout. */
+ *  layers (top-level scopes) in creation order. `out` NULL means stdout. A layer's output
+ *  shape is that of the last node it built before the first dg_backward; the total counts
+ *  every parameter, in a scope or not. */
 dg_status dg_summary(const dg_graph *g, FILE *out);
 
 #ifdef __cplusplus
