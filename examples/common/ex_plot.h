@@ -1,0 +1,34 @@
+/* A small SVG line-plot writer for the examples: one or more panels side by side, each
+ * with axes, "nice" ticks, a title, axis labels and a legend. No dependencies; the files
+ * open in any browser. */
+#ifndef EX_PLOT_H
+#define EX_PLOT_H
+
+#define EX_PLOT_MAX_SERIES 40
+
+typedef struct ex_series {
+    const char *label; /**< legend text; NULL keeps the series out of the legend */
+    const double *x, *y;
+    int n;
+    const char *color; /**< any SVG colour ("#d62728"); NULL picks from a palette */
+    double width;      /**< stroke width in px; 0 means 2 */
+    int dashed;
+    int markers; /**< draw a dot at each point (for short series such as epochs) */
+} ex_series;
+
+typedef struct ex_panel {
+    const char *title, *xlabel, *ylabel;
+    ex_series series[EX_PLOT_MAX_SERIES];
+    int nseries;
+    int fixed_y; /**< 1: use [ymin, ymax] instead of the data's range */
+    double ymin, ymax;
+} ex_panel;
+
+/** Adds a series to a panel (ignored past EX_PLOT_MAX_SERIES); returns it for tweaks. */
+ex_series *ex_panel_add(ex_panel *p, const char *label, const double *x, const double *y, int n);
+
+/** Writes the panels side by side (each width x height px) to `path`. Returns 0, or -1
+ *  with a message on stderr if the file cannot be written. */
+int ex_svg_write(const char *path, const ex_panel *panels, int npanels, int width, int height);
+
+#endif

@@ -1,0 +1,86 @@
+/* Shared example helpers (see ex_util.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "ex_util.h"
+
+#include "ex_args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int ex_mkdir_p(const char *dir) {
+    char buf[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof buf) {
+        fprintf(stderr, "cannot create directory '%s': bad path\n", dir);
+        return -1;
+    }
+    memcpy(buf, dir, len + 1);
+    /* Create each prefix ending at a '/', then the whole path. */
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "cannot create directory '%s': %s\n", buf, strerror(errno));
+            return -1;
+        }
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "'%s' is not a directory\n", dir);
+        return -1;
+    }
+    return 0;
+}
+
+char *ex_path(char *buf, size_t size, const char *dir, const char *name) {
+    size_t dl = strlen(dir);
+    snprintf(buf, size, "%s%s%s", dir, (dl > 0 && dir[dl - 1] == '/') ? "" : "/", name);
+    return buf;
+}
+
+int ex_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int ex_fail(const char *prog, dg_graph *g, const char *what) {
+    const char *msg = g ? dg_graph_error(g) : "";
+    if (!msg || !*msg) msg = dg_last_error();
+    fprintf(stderr, "%s: %s: %s\n", prog, what, (msg && *msg) ? msg : "unknown error");
+    return EX_EXIT_FAIL;
+}
+
+void ex_rng_seed(ex_rng *r, uint64_t seed) {
+    /* splitmix64 scrambles the seed so that small seeds (0, 1, 2) give unrelated streams
+     * and the state is never zero. */
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    r->s = (z ^ (z >> 31)) | 1;
+}
+
+uint64_t ex_rng_next(ex_rng *r) {
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 0x2545F4914F6CDD1Dull;
+}
+
+uint64_t ex_rng_below(ex_rng *r, uint64_t n) { return n ? ex_rng_next(r) % n : 0; }
+
+double ex_rng_uniform(ex_rng *r) {
+    return (double)(ex_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+void ex_shuffle(ex_rng *r, int64_t *idx, int64_t n) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)ex_rng_below(r, (uint64_t)i + 1);
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
