@@ -1,7 +1,27 @@
 /* dagrad optimizers: graph builders that attach the parameter update to the graph, so one
  * run of the optimizer's step node does forward, backward and update. Per-parameter state
  * (moments) and the step count are DG_STATE nodes, saved in checkpoints with state.
- * The optimizer is owned by the graph and freed with it. */
+ * The optimizer is owned by the graph and freed with it.
+ *
+ * Names of the state nodes (an optimizer is named after its kind, "adam"; a second one of
+ * the same kind in the graph is "adam2"):
+ *   "<opt>/step"  steps taken (a float, exact up to 2^24 steps)
+ *   "<opt>/lr"    base learning rate (dg_optimizer_set_lr writes it)
+ *   "<param>/<opt>_m", "<param>/<opt>_v"     ADAM, ADAMW moments
+ *   "<param>/<opt>_momentum"                 MOMENTUM, NESTEROV buffer
+ *   "<param>/<opt>_square_avg"               RMSPROP
+ * (an unnamed parameter is called "param<id>"). Loading them restores the optimizer,
+ * including dg_optimizer_steps and the schedule position.
+ *
+ * Order within a step: each gradient element is first clamped to [-clip_value,
+ * clip_value], then all gradients are scaled by min(1, clip_norm / (norm + 1e-6)) where
+ * norm is the global L2 norm of the clamped gradients (PyTorch's clip_grad_norm_), then
+ * the L2 weight decay term wd * p is added (not for ADAMW, whose decay is decoupled:
+ * p -= lr wd p before the Adam step), then the rule of the kind is applied.
+ *
+ * Learning rate of the step taken after t steps (t = 0 for the first step):
+ *   schedule(t) as listed in dg_schedule_kind, times (t + 1) / warmup_steps while
+ *   t < warmup_steps (linear warm-up reaching the scheduled rate at step warmup_steps). */
 #ifndef DAGRAD_OPTIM_H
 #define DAGRAD_OPTIM_H
 
@@ -24,7 +44,8 @@ typedef enum dg_schedule_kind {
     DG_SCHED_CONSTANT,
     DG_SCHED_STEP,        /**< lr = base gamma^floor(t / step_size) */
     DG_SCHED_EXPONENTIAL, /**< lr = base gamma^t */
-    DG_SCHED_COSINE,      /**< lr = min + (base - min)(1 + cos(pi t / t_max)) / 2, t <= t_max */
+    DG_SCHED_COSINE,      /**< lr = min + (base - min)(1 + cos(pi t / t_max)) / 2; stays at min
+                               for t >= t_max */
 } dg_schedule_kind;
 
 /** Optimizer configuration; start from dg_optim_defaults(kind). */
@@ -51,14 +72,18 @@ dg_optim_config dg_optim_defaults(dg_optim_kind kind);
 
 typedef struct dg_optimizer dg_optimizer;
 
-/** Builds the gradient of scalar `loss` (dg_backward) and the update of every parameter
- *  it depends on. Returns NULL on error (graph error set). Owned by the graph. */
+/** Builds the gradient of scalar `loss` (dg_backward, so dg_grad works afterwards) and the
+ *  update of every parameter that receives a gradient from it. Returns NULL on error
+ *  (graph error set, graph left as it was). Owned by the graph. */
 dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config *cfg);
-/** One training step: runs forward, backward and the update with the current inputs. */
+/** One training step: runs forward, backward and the update with the current inputs.
+ *  Afterwards dg_value(dg_optimizer_step_node(opt)) is the loss before the update. */
 dg_status dg_optimizer_step(dg_optimizer *opt);
-/** The node whose run performs one step (for dg_run_many with other targets). */
+/** The node whose run performs one step (for dg_run_many with other targets: nodes run in
+ *  creation order, so a target created after the optimizer sees the updated parameters). */
 dg_node *dg_optimizer_step_node(const dg_optimizer *opt);
-/** Sets the base learning rate (takes effect at the next step). */
+/** Sets the base learning rate (takes effect at the next step; the schedule and warm-up
+ *  still apply on top of it). */
 dg_status dg_optimizer_set_lr(dg_optimizer *opt, float lr);
 /** The learning rate the next step will use (schedule and warm-up applied). */
 float dg_optimizer_lr(const dg_optimizer *opt);
