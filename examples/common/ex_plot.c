@@ -134,7 +134,7 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
                 double tw = 7.0 * (double)strlen(p->series[s].label);
                 if (tw > lw) lw = tw;
             }
-        double bx = x1 - lw - 44, by = y0 + 6;
+        double bx = p->legend_left ? x0 + 6 : x1 - lw - 44, by = y0 + 6;
         fprintf(f,
                 "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"#fff\" "
                 "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",

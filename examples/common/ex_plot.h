@@ -22,6 +22,7 @@ typedef struct ex_panel {
     int nseries;
     int fixed_y; /**< 1: use [ymin, ymax] instead of the data's range */
     double ymin, ymax;
+    int legend_left; /**< 1: legend in the top-left corner instead of the top-right */
 } ex_panel;
 
 /** Adds a series to a panel (ignored past EX_PLOT_MAX_SERIES); returns it for tweaks. */
