@@ -8,7 +8,7 @@
  *   "<opt>/step"  steps taken (a float, exact up to 2^24 steps)
  *   "<opt>/lr"    base learning rate (dg_optimizer_set_lr writes it)
  *   "<param>/<opt>_m", "<param>/<opt>_v"     ADAM, ADAMW moments
- *   "<param>/<opt>_momentum"                 MOMENTUM, NESTEROV buffer
+ *   "<param>/<opt>_buf"                      MOMENTUM, NESTEROV buffer
  *   "<param>/<opt>_square_avg"               RMSPROP
  * (an unnamed parameter is called "param<id>"). Loading them restores the optimizer,
  * including dg_optimizer_steps and the schedule position.

@@ -150,7 +150,7 @@ int dg__update_state_count(dg_optim_kind kind) {
 const char *dg__update_state_suffix(dg_optim_kind kind, int i) {
     switch (kind) {
     case DG_MOMENTUM:
-    case DG_NESTEROV: return "momentum";
+    case DG_NESTEROV: return "buf";
     case DG_ADAM:
     case DG_ADAMW: return i == 0 ? "m" : "v";
     case DG_RMSPROP: return "square_avg";
