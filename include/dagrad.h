@@ -7,5 +7,6 @@
 #include "dagrad/ops.h"
 #include "dagrad/layers.h"
 #include "dagrad/optim.h"
+#include "dagrad/io.h"
 
 #endif
