@@ -184,11 +184,12 @@ void dg_graph_free(dg_graph *g) {
 }
 
 void dg__graph_truncate(dg_graph *g, int n) {
-    while (g->n_nodes > n) node_free(g->nodes[--g->n_nodes]);
-    for (int i = 0; i < g->n_nodes; i++) {
+    /* drop references to the removed nodes while they are still alive to be looked at */
+    for (int i = 0; i < n && i < g->n_nodes; i++) {
         dg_node *x = g->nodes[i];
         if (x->grad && x->grad->id >= n) x->grad = NULL;
     }
+    while (g->n_nodes > n) node_free(g->nodes[--g->n_nodes]);
     g->plan_valid_nodes = -1;
 }
 
