@@ -52,6 +52,9 @@ static double train(int hidden, int steps) {
 }
 
 int main(void) {
+    /* Small tensors and 1,800 steps: on a loaded machine OpenMP's barriers would dominate.
+     * Results do not depend on the thread count (test_optim_state checks that). */
+    dg_set_num_threads(1);
     make_spirals();
     double acc = train(64, 1500);
     CHECK_MSG(acc > 0.95, "2-layer ReLU net: training accuracy %.3f", acc);
