@@ -192,8 +192,8 @@ static dg_status parse(dg_graph *g, const char *what, const unsigned char *buf, 
     size_t body_end = size - TRAILER;
     if (count > (body_end - HEADER) / MIN_RECORD)
         return dg_set_error(g, DG_ERR_FORMAT,
-                            "%s: header announces %u tensors but the file has only %zu bytes", what,
-                            count, size);
+                            "%s: truncated at byte %zu: the header announces %u tensors", what,
+                            size, count);
     record *r = calloc(count ? count : 1, sizeof *r);
     if (!r) return dg_set_error(g, DG_ERR_NOMEM, "%s: out of memory", what);
     size_t pos = HEADER;
@@ -275,6 +275,16 @@ static dg_status parse(dg_graph *g, const char *what, const unsigned char *buf, 
                               "%s: checksum mismatch (stored %016llx, computed %016llx): the "
                               "file is corrupt",
                               what, (unsigned long long)want, (unsigned long long)have);
+    }
+    if (st != DG_OK && !strstr(dg_last_error(), "checksum") &&
+        dg__get_u64le(buf + body_end) != dg__fnv1a64(DG__FNV_OFFSET, buf, body_end)) {
+        /* A framing error with a bad checksum: say so, it tells corruption from a bug. */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", dg_last_error());
+        dg_set_error(g, st,
+                     "%.400s (the checksum does not match either: the file is truncated "
+                     "or corrupt)",
+                     msg);
     }
     if (st != DG_OK) {
         free(r);
