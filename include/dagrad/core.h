@@ -1,4 +1,5 @@
-/* dagrad core: status codes, shapes, the graph, its nodes, running, and reverse mode.
+/** \file
+ * dagrad core: status codes, shapes, the graph, its nodes, running, and reverse mode.
  *
  * A graph owns every node, buffer and parameter created in it; dg_graph_free releases
  * all of it. Nodes are float32 tensors of up to four dimensions, row-major and
@@ -40,15 +41,20 @@ const char *dg_status_name(dg_status s);
 
 /** Tensor shape: ndim in 0..4 (0 is a scalar), dims are >= 1. */
 typedef struct dg_shape {
-    int ndim;
-    int64_t dim[DG_MAX_DIMS];
+    int ndim;                 /**< number of dimensions, 0 (scalar) .. DG_MAX_DIMS */
+    int64_t dim[DG_MAX_DIMS]; /**< sizes of the first ndim dimensions, row-major */
 } dg_shape;
 
-/** Shape constructors. */
+/** The scalar shape (ndim 0). Shape constructors never fail: invalid sizes are reported
+ *  by the call that uses the shape. */
 dg_shape dg_shape0(void);
+/** The shape [d0]. */
 dg_shape dg_shape1(int64_t d0);
+/** The shape [d0,d1]. */
 dg_shape dg_shape2(int64_t d0, int64_t d1);
+/** The shape [d0,d1,d2]. */
 dg_shape dg_shape3(int64_t d0, int64_t d1, int64_t d2);
+/** The shape [d0,d1,d2,d3]. */
 dg_shape dg_shape4(int64_t d0, int64_t d1, int64_t d2, int64_t d3);
 /** Number of elements (1 for a scalar), or -1 if the shape is invalid or overflows. */
 int64_t dg_shape_numel(dg_shape s);
@@ -57,7 +63,9 @@ int dg_shape_equal(dg_shape a, dg_shape b);
 /** Writes "[128,784]" into buf (always NUL-terminated); returns buf. */
 char *dg_shape_str(dg_shape s, char *buf, size_t size);
 
+/** A computation graph (opaque): owns its nodes, buffers, parameters and attached objects. */
 typedef struct dg_graph dg_graph;
+/** A node of a graph (opaque): a leaf or an op's result, a float32 tensor. */
 typedef struct dg_node dg_node;
 
 /** What a node is. */
@@ -130,11 +138,15 @@ dg_status dg_set_requires_grad(dg_node *node, int on);
 
 /* ---- node introspection (never fail; NULL-safe where noted) ---- */
 
+/** The graph that owns the node; NULL for NULL. */
 dg_graph *dg_node_graph(const dg_node *n);
+/** What the node is (input, parameter, ...); DG_CONST for NULL. */
 dg_node_kind dg_node_kind_of(const dg_node *n);
 /** Creation index of the node within its graph. -1 for NULL. */
 int dg_node_id(const dg_node *n);
+/** The node's shape; the scalar shape for NULL. */
 dg_shape dg_node_shape(const dg_node *n);
+/** The node's element count; 0 for NULL. */
 int64_t dg_node_numel(const dg_node *n);
 /** The node's value buffer (numel floats, 64-byte aligned). Owned by the graph. Writing to
  *  it is how kernels produce results and how users initialise parameters in place. */
@@ -145,7 +157,9 @@ const char *dg_node_name(const dg_node *n);
 dg_status dg_node_set_name(dg_node *n, const char *name);
 /** Op name ("matmul", ...) or "input"/"param"/"const". */
 const char *dg_node_op_name(const dg_node *n);
+/** Number of inputs of an op node; 0 for leaves and NULL. */
 int dg_node_input_count(const dg_node *n);
+/** Input i of an op node, or NULL if i is out of range or n is NULL. */
 dg_node *dg_node_input(const dg_node *n, int i);
 /** 1 if a gradient flows to this node. */
 int dg_node_requires_grad(const dg_node *n);
@@ -160,6 +174,7 @@ const char *dg_node_scope(const dg_node *n);
 
 /** Layer scopes group nodes (for DOT clusters and summaries). Scopes nest with '/'. */
 dg_status dg_scope_push(dg_graph *g, const char *name);
+/** Closes the innermost scope opened by dg_scope_push; DG_ERR_STATE if none is open. */
 dg_status dg_scope_pop(dg_graph *g);
 
 /* ---- running ---- */
@@ -173,6 +188,7 @@ float dg_value(const dg_node *n);
 
 /** Training mode (default on): ops such as dropout behave differently in evaluation. */
 void dg_set_training(dg_graph *g, int on);
+/** 1 in training mode, 0 in evaluation mode (and for NULL). */
 int dg_is_training(const dg_graph *g);
 
 /** Ties an object's lifetime to the graph: `release(obj)` is called by dg_graph_free, in
@@ -198,13 +214,14 @@ dg_status dg_gradients(dg_graph *g, dg_node *y, int n, dg_node *const *xs, dg_no
 
 /** Result of dg_gradcheck. */
 typedef struct dg_gradcheck_report {
-    double max_abs_err;  /**< max |analytic - numeric| over all checked elements */
-    double max_rel_err;  /**< max |a - n| / max(|a|, |n|, 1e-6)... over checked elements */
-    int worst_leaf;      /**< index into `leaves` of the worst element */
-    int64_t worst_index; /**< flat index of the worst element within that leaf */
-    double worst_analytic, worst_numeric;
-    int64_t checked; /**< number of elements compared */
-    int passed;      /**< 1 if every element is within atol + rtol * |numeric| */
+    double max_abs_err;    /**< max |analytic - numeric| over all checked elements */
+    double max_rel_err;    /**< max |a - n| / max(|a|, |n|, 1e-6)... over checked elements */
+    int worst_leaf;        /**< index into `leaves` of the worst element */
+    int64_t worst_index;   /**< flat index of the worst element within that leaf */
+    double worst_analytic; /**< the graph's gradient at the worst element */
+    double worst_numeric;  /**< the finite-difference gradient at the worst element */
+    int64_t checked;       /**< number of elements compared */
+    int passed;            /**< 1 if every element is within atol + rtol * |numeric| */
 } dg_gradcheck_report;
 
 /** Compares the graph's gradients of scalar `y` with respect to `leaves` against central
@@ -217,8 +234,8 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *y, int n, dg_node *const *leaves, d
 
 /** Op attributes: small numeric parameters (axis, slope, transposition flags, ...). */
 typedef struct dg_attrs {
-    double f[4];
-    int64_t i[4];
+    double f[4];    /**< real parameters (slope, scale, exponent, ...) */
+    int64_t i[4];   /**< integer parameters (axis, keepdims, flags, ...) */
     dg_shape shape; /**< a target shape (reshape, broadcast_to, sum_to) */
     void *ptr;      /**< user data for custom ops; not owned */
 } dg_attrs;
@@ -235,9 +252,9 @@ enum {
 /** An op: name, shape rule, forward kernel and backward (a vector-Jacobian product built
  *  from graph ops). The definition must outlive every graph that uses it. */
 typedef struct dg_op_def {
-    const char *name;
-    int n_inputs; /**< 1 .. DG_MAX_INPUTS */
-    unsigned flags;
+    const char *name; /**< shown in error messages, DOT and dg_node_op_name; not copied */
+    int n_inputs;     /**< 1 .. DG_MAX_INPUTS */
+    unsigned flags;   /**< DG_OP_NO_GRAD, DG_OP_SIDE_EFFECT, or 0 */
     /** Computes the output shape into *out or returns an error status, writing a message
      *  (without the op name; it is prefixed) into msg. */
     dg_status (*infer_shape)(dg_node *const *inputs, const dg_attrs *attrs, dg_shape *out,

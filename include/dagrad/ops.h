@@ -1,4 +1,5 @@
-/* dagrad primitive ops. Each call adds one node (or a few) to the graph and returns the
+/** \file
+ * dagrad primitive ops. Each call adds one node (or a few) to the graph and returns the
  * output node, or NULL with the graph's error set (op name and shapes in the message).
  * A NULL input makes the call fail too, so calls can be nested and checked once.
  * Binary elementwise ops broadcast both ways, NumPy style ([128,10] + [10],
@@ -30,28 +31,39 @@ dg_node *dg_broadcast_to(dg_graph *g, dg_node *x, dg_shape shape);
 dg_node *dg_sum_to(dg_graph *g, dg_node *x, dg_shape shape);
 
 /* ---- elementwise binary (broadcasting) ---- */
+/** a + b. */
 dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b);
+/** a - b. */
 dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b);
+/** a * b, elementwise. */
 dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b);
+/** a / b, elementwise (division by zero gives inf/NaN, as in C). */
 dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b);
 
 /* ---- elementwise unary ---- */
+/** -x. */
 dg_node *dg_neg(dg_graph *g, dg_node *x);
 /** x * s */
 dg_node *dg_scale(dg_graph *g, dg_node *x, float s);
 /** x + c */
 dg_node *dg_shift(dg_graph *g, dg_node *x, float c);
+/** e^x. */
 dg_node *dg_exp(dg_graph *g, dg_node *x);
 /** Natural logarithm (log of a non-positive number is -inf/NaN, as in C). */
 dg_node *dg_log(dg_graph *g, dg_node *x);
+/** Square root (NaN for negative x, as in C). */
 dg_node *dg_sqrt(dg_graph *g, dg_node *x);
 /** x^p for a constant p. */
 dg_node *dg_pow(dg_graph *g, dg_node *x, float p);
+/** |x|. */
 dg_node *dg_abs(dg_graph *g, dg_node *x);
+/** max(x, 0). */
 dg_node *dg_relu(dg_graph *g, dg_node *x);
 /** x if x > 0 else slope * x. */
 dg_node *dg_leaky_relu(dg_graph *g, dg_node *x, float slope);
+/** 1 / (1 + e^-x). */
 dg_node *dg_sigmoid(dg_graph *g, dg_node *x);
+/** Hyperbolic tangent. */
 dg_node *dg_tanh(dg_graph *g, dg_node *x);
 
 /* ---- piecewise-constant helpers (no gradient flows through them) ---- */
@@ -63,7 +75,9 @@ dg_node *dg_sign(dg_graph *g, dg_node *x);
 dg_node *dg_one_hot(dg_graph *g, dg_node *labels, int64_t classes);
 
 /* ---- softmax family (last axis) ---- */
+/** exp(x - max) / sum(exp(x - max)) along the last axis (same shape as x). */
 dg_node *dg_softmax(dg_graph *g, dg_node *x);
+/** x - max - log(sum(exp(x - max))) along the last axis: stable for large logits. */
 dg_node *dg_log_softmax(dg_graph *g, dg_node *x);
 
 /* ---- reductions ---- */
@@ -71,7 +85,9 @@ dg_node *dg_log_softmax(dg_graph *g, dg_node *x);
 dg_node *dg_sum(dg_graph *g, dg_node *x);
 /** Sum over one axis (negative counts from the end); keepdims keeps it as size 1. */
 dg_node *dg_sum_axis(dg_graph *g, dg_node *x, int axis, int keepdims);
+/** Mean of all elements (a scalar). */
 dg_node *dg_mean(dg_graph *g, dg_node *x);
+/** Mean over one axis, as dg_sum_axis divided by that axis's size. */
 dg_node *dg_mean_axis(dg_graph *g, dg_node *x, int axis, int keepdims);
 
 /* ---- losses (scalar results, mean over elements or rows) ---- */
