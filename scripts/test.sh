@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# dagrad's test command: `bash scripts/test.sh` from the repository (README, "Quick start on
+# a fresh machine"); CI runs it through .ci/run. On a fresh Debian 12 machine run as root it
+# first installs the packages it needs. Then:
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer build (leak checks on), all tests;
+#   2. the API reference (`docs` target, Doxygen), reporting its warnings;
+#   3. the fuzzers for a short while, if fuzz/run.sh exists;
+#   4. Release build, all tests - last, so CTest's summary is the last thing printed.
+# Both builds use -Wall -Wextra -Werror (DG_WERROR): a compiler warning fails the run.
+# Exit status 0 only if every step passed.
+#
+# Environment (all optional):
+#   DG_BUILD_PREFIX   build directories are $DG_BUILD_PREFIX-asan and $DG_BUILD_PREFIX
+#                     (default: <repo>/build-test)
+#   DG_JOBS           parallel build and test jobs (default: number of CPUs)
+#   DG_MNIST_DIR      MNIST IDX files for the tests that use them (default: ../shared/data/mnist
+#                     next to the repository, when it exists)
+#   DG_DOCS_STRICT=1  Doxygen warnings fail the run (default: reported only)
+#   DG_FUZZ_SECONDS   time budget per fuzzer passed to fuzz/run.sh (default: 20)
+#   DG_SKIP_APT=1     never call apt-get
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=${DG_BUILD_PREFIX:-$ROOT/build-test}
+JOBS=${DG_JOBS:-$(nproc 2>/dev/null || echo 2)}
+FAILED=()
+
+say() { printf '\n==== %s\n' "$*"; }
+
+# ---- packages (Debian/Ubuntu) ----
+# What each is for: compilers and make; cmake; zlib (IDX loader reads .gz); pkg-config
+# (test_install); doxygen (docs target); graphviz (`dot`, renders exported graphs).
+# clang with its runtime and OpenMP only when there are fuzzers (libFuzzer is clang's).
+PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz)
+if [ -f "$ROOT/fuzz/run.sh" ]; then PKGS+=(clang libclang-rt-14-dev libomp-dev); fi
+
+install_packages() {
+    [ "${DG_SKIP_APT:-0}" = 1 ] && return 0
+    command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 || return 0
+    local missing=()
+    for p in "${PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            echo "test.sh: not root; missing packages: ${missing[*]} (continuing without them)"
+            return 0
+        fi
+    fi
+    say "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -q &&
+        "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+if ! install_packages; then FAILED+=("apt-get install"); fi
+
+if [ -z "${DG_MNIST_DIR:-}" ] && [ -d "$ROOT/../shared/data/mnist" ]; then
+    DG_MNIST_DIR=$(cd "$ROOT/../shared/data/mnist" && pwd)
+    export DG_MNIST_DIR
+fi
+
+# configure_build DIR CMAKE_ARGS...: configure and build; a warning is an error (DG_WERROR).
+configure_build() {
+    local dir=$1
+    shift
+    cmake -S "$ROOT" -B "$dir" -DDG_WERROR=ON "$@" && cmake --build "$dir" -j "$JOBS"
+}
+
+# run_ctest DIR: all tests, in parallel, failures shown in full. Output is kept in DIR.
+run_ctest() {
+    (cd "$1" && ctest --output-on-failure -j "$JOBS" 2>&1 | tee "$1/ctest.log"
+     exit "${PIPESTATUS[0]}")
+}
+
+# ---- step 1: sanitizers (ASan + UBSan), leaks checked ----
+ASAN="$PREFIX-asan"
+say "sanitizer build (ASan+UBSan) in $ASAN"
+if configure_build "$ASAN" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDG_SANITIZE=ON; then
+    say "tests under ASan+UBSan"
+    if ! ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} run_ctest "$ASAN"; then
+        FAILED+=("tests under sanitizers")
+    fi
+else
+    FAILED+=("sanitizer build")
+fi
+
+# ---- steps 2-4: Release build; docs and fuzzers; its tests last ----
+REL="$PREFIX"
+say "release build in $REL"
+if configure_build "$REL" -DCMAKE_BUILD_TYPE=Release; then
+    if command -v doxygen >/dev/null 2>&1; then
+        say "API reference (doxygen)"
+        if ! cmake --build "$REL" --target docs >"$REL/docs.log" 2>&1; then
+            grep -E "warning|error" "$REL/docs.log" | sed 's/^/  /'
+            if [ "${DG_DOCS_STRICT:-0}" = 1 ]; then
+                FAILED+=("docs (doxygen warnings)")
+            else
+                echo "docs: doxygen reported the warnings above (not fatal; DG_DOCS_STRICT=1 makes them so)"
+            fi
+        else
+            echo "docs: $REL/docs/html/index.html, no warnings"
+        fi
+    fi
+    if [ -f "$ROOT/fuzz/run.sh" ]; then
+        say "fuzzers (${DG_FUZZ_SECONDS:-20} s each)"
+        if ! DG_FUZZ_SECONDS=${DG_FUZZ_SECONDS:-20} DG_BUILD_PREFIX="$PREFIX" \
+            timeout 900 bash "$ROOT/fuzz/run.sh" </dev/null; then
+            FAILED+=("fuzzers")
+        fi
+    fi
+    say "tests (Release)"
+    if ! run_ctest "$REL"; then FAILED+=("tests (Release)"); fi
+else
+    FAILED+=("release build")
+fi
+
+if [ ${#FAILED[@]} -ne 0 ]; then
+    printf '\ntest.sh: FAILED: %s\n' "$(IFS=','; echo "${FAILED[*]}")"
+    exit 1
+fi
+# The Release pass's CTest summary, repeated as the very last line.
+grep -E "tests passed, [0-9]+ tests failed out of" "$REL/ctest.log" | tail -n 1
+exit 0
