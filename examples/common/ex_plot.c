@@ -62,6 +62,13 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
     const double x0 = ox + ml, x1 = ox + w - mr, y0 = mt, y1 = h - mb;
     double xlo, xhi, ylo, yhi;
     data_range(p, 0, &xlo, &xhi);
+    int markers = 0;
+    for (int s = 0; s < p->nseries; s++) markers |= p->series[s].markers;
+    if (markers) { /* keep the dots at the ends inside the frame */
+        double pad = 0.03 * (xhi - xlo);
+        xlo -= pad;
+        xhi += pad;
+    }
     if (p->fixed_y) {
         ylo = p->ymin;
         yhi = p->ymax;
@@ -134,7 +141,8 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
                 double tw = 7.0 * (double)strlen(p->series[s].label);
                 if (tw > lw) lw = tw;
             }
-        double bx = p->legend_left ? x0 + 6 : x1 - lw - 44, by = y0 + 6;
+        double bx = p->legend == EX_LEGEND_TOP_LEFT ? x0 + 6 : x1 - lw - 44;
+        double by = p->legend == EX_LEGEND_BOTTOM_RIGHT ? y1 - 6 - (rows * 16 + 6) : y0 + 6;
         fprintf(f,
                 "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"#fff\" "
                 "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",

@@ -16,13 +16,16 @@ typedef struct ex_series {
     int markers; /**< draw a dot at each point (for short series such as epochs) */
 } ex_series;
 
+enum { EX_LEGEND_TOP_RIGHT, EX_LEGEND_TOP_LEFT, EX_LEGEND_BOTTOM_RIGHT };
+
 typedef struct ex_panel {
     const char *title, *xlabel, *ylabel;
     ex_series series[EX_PLOT_MAX_SERIES];
     int nseries;
     int fixed_y; /**< 1: use [ymin, ymax] instead of the data's range */
     double ymin, ymax;
-    int legend_left; /**< 1: legend in the top-left corner instead of the top-right */
+    int legend; /**< where the legend goes: EX_LEGEND_TOP_RIGHT (0), ..._TOP_LEFT, ..._BOTTOM_RIGHT
+                 */
 } ex_panel;
 
 /** Adds a series to a panel (ignored past EX_PLOT_MAX_SERIES); returns it for tweaks. */

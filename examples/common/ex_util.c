@@ -47,6 +47,11 @@ int ex_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+int ex_dir_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int ex_fail(const char *prog, dg_graph *g, const char *what) {
     const char *msg = g ? dg_graph_error(g) : "";
     if (!msg || !*msg) msg = dg_last_error();

@@ -14,6 +14,8 @@ int ex_mkdir_p(const char *dir);
 char *ex_path(char *buf, size_t size, const char *dir, const char *name);
 /** 1 if `path` is an existing regular file. */
 int ex_file_exists(const char *path);
+/** 1 if `path` is an existing directory. */
+int ex_dir_exists(const char *path);
 
 /** Prints "prog: what: <the graph's (or thread's) last error>" to stderr; returns
  *  EX_EXIT_FAIL so callers can `return ex_fail(...)`. */

@@ -14,6 +14,7 @@
  * pre-activation (the numerically stable equivalent), prediction out > 0.5.
  */
 #include "dagrad.h"
+#include "dagrad/dot.h"
 #include "ex_args.h"
 #include "ex_util.h"
 
@@ -35,7 +36,7 @@ static dg_node *activate(dg_graph *g, dg_node *z, const char *act) {
 }
 
 int main(int argc, char **argv) {
-    const char *labels = "11111000", *act = "tanh", *dot_path = "perceptron.dot";
+    const char *labels = "11111000", *act = "tanh", *out_dir = "out";
     double lr = 0.01;
     int epochs = 1000, proper = 0;
     int lr_given = 0;
@@ -49,7 +50,8 @@ int main(int argc, char **argv) {
          10000000},
         {"--proper", EX_ARG_FLAG, &proper, NULL,
          "sigmoid output + BCE, predict out > 0.5 (reaches 8/8)", NULL, 0, 0},
-        {"--dot", EX_ARG_STRING, &dot_path, "FILE", "where to write the DOT graph", NULL, 0, 0},
+        {"--out", EX_ARG_STRING, &out_dir, "DIR", "directory for perceptron.dot (default out)",
+         NULL, 0, 0},
     };
     int nargs = (int)(sizeof args / sizeof args[0]);
     /* --proper changes the default learning rate; remember whether --lr was given. */
@@ -137,7 +139,20 @@ int main(int argc, char **argv) {
         printf("(reading sigmoid(output) > 0.5, as the loss does, would give %d/%d)\n",
                correct_logit, ROWS);
 
-    (void)dot_path; /* DOT export: see below once dot.h is available */
+    /* The graph: forward, the gradients the optimizer added with dg_backward, and the SGD
+     * updates; each forward node coloured by its gradient's norm in the last step. */
+    char path[4096];
+    dg_dot_options dot = dg_dot_defaults();
+    dot.loss = loss;
+    dot.grad_heat = 1;
+    dot.grad_norms = 1;
+    dot.annotate_values = 1;
+    dot.title = "perceptron: forward pass, backward pass and SGD update";
+    if (ex_mkdir_p(out_dir) != 0) return EX_EXIT_FAIL;
+    if (dg_dot_write(g, ex_path(path, sizeof path, out_dir, "perceptron.dot"), &dot) != DG_OK)
+        return ex_fail("perceptron", g, "writing the DOT graph");
+    printf("wrote %s (render: dot -Tsvg %s -o perceptron.svg)\n", path, path);
+
     dg_graph_free(g);
     return EX_EXIT_OK;
 }

