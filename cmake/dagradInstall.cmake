@@ -30,6 +30,9 @@ if(TARGET ZLIB::ZLIB)
   set(DG_PC_REQUIRES_PRIVATE "zlib")
   set(DG_NEEDS_ZLIB ON)
 endif()
+if(DG_HAVE_GRAPHVIZ)
+  string(APPEND DG_PC_REQUIRES_PRIVATE " libgvc") # static users link Graphviz too
+endif()
 # The libraries link OpenMP::OpenMP_C and ZLIB::ZLIB publicly, so the package config must
 # find them again (find_dependency) before loading the exported targets.
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/dagradConfig.cmake.in

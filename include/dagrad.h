@@ -8,5 +8,6 @@
 #include "dagrad/layers.h"
 #include "dagrad/optim.h"
 #include "dagrad/io.h"
+#include "dagrad/dot.h"
 
 #endif
