@@ -16,7 +16,7 @@
 #   DG_MNIST_DIR      MNIST IDX files for the tests that use them (default: ../shared/data/mnist
 #                     next to the repository, when it exists)
 #   DG_DOCS_STRICT=1  Doxygen warnings fail the run (default: reported only)
-#   DG_FUZZ_SECONDS   time budget per fuzzer passed to fuzz/run.sh (default: 20)
+#   DG_FUZZ_SECONDS   seconds per fuzz target for fuzz/run.sh (default: 20; 0 skips them)
 #   DG_SKIP_APT=1     never call apt-get
 set -uo pipefail
 
@@ -29,9 +29,10 @@ say() { printf '\n==== %s\n' "$*"; }
 
 # ---- packages (Debian/Ubuntu) ----
 # What each is for: compilers and make; cmake; zlib (IDX loader reads .gz); pkg-config
-# (test_install); doxygen (docs target); graphviz (`dot`, renders exported graphs).
-# clang with its runtime and OpenMP only when there are fuzzers (libFuzzer is clang's).
-PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz)
+# (test_install, finding libgvc); doxygen (docs target); graphviz and libgraphviz-dev
+# (dg_dot_render through libgvc, and its layout plugins). clang with its runtime and
+# OpenMP only when there are fuzzers (fuzz/run.sh builds libFuzzer targets with clang).
+PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev)
 if [ -f "$ROOT/fuzz/run.sh" ]; then PKGS+=(clang libclang-rt-14-dev libomp-dev); fi
 
 install_packages() {
@@ -107,10 +108,10 @@ if configure_build "$REL" -DCMAKE_BUILD_TYPE=Release; then
             echo "docs: $REL/docs/html/index.html, no warnings"
         fi
     fi
-    if [ -f "$ROOT/fuzz/run.sh" ]; then
-        say "fuzzers (${DG_FUZZ_SECONDS:-20} s each)"
-        if ! DG_FUZZ_SECONDS=${DG_FUZZ_SECONDS:-20} DG_BUILD_PREFIX="$PREFIX" \
-            timeout 900 bash "$ROOT/fuzz/run.sh" </dev/null; then
+    FUZZ_SECONDS=${DG_FUZZ_SECONDS:-20}
+    if [ -f "$ROOT/fuzz/run.sh" ] && [ "$FUZZ_SECONDS" != 0 ]; then
+        say "fuzzers (${FUZZ_SECONDS} s per target, clang + ASan/UBSan)"
+        if ! timeout 900 sh "$ROOT/fuzz/run.sh" "$FUZZ_SECONDS" "$PREFIX-fuzz" </dev/null; then
             FAILED+=("fuzzers")
         fi
     fi
