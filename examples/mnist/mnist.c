@@ -61,7 +61,7 @@ typedef struct model {
 typedef struct options {
     const char *data, *dataset, *hidden, *optimizer, *save, *predict, *out;
     double lr, expect;
-    int batch, epochs, threads, seed, index, no_shuffle, no_dot;
+    int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment;
     int widths[MAX_HIDDEN], depth;
 } options;
 
@@ -377,6 +377,16 @@ static int parse_optimizer(const char *name, dg_optim_kind *kind) {
     return -1;
 }
 
+/* dst = src moved by (dx, dy) pixels, zero where nothing moves in. Small shifts are the
+ * cheapest augmentation for digits: the class does not change when a digit moves. */
+static void shift_image(float *dst, const float *src, int dx, int dy) {
+    for (int r = 0; r < 28; r++)
+        for (int c = 0; c < 28; c++) {
+            int sr = r - dy, sc = c - dx;
+            dst[r * 28 + c] = (sr >= 0 && sr < 28 && sc >= 0 && sc < 28) ? src[sr * 28 + sc] : 0.0f;
+        }
+}
+
 static int train(const options *o, const split *tr, const split *te, model *tm, model *em,
                  double *final_acc) {
     dg_optim_kind kind = DG_ADAM;
@@ -396,6 +406,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     printf("training: %s lr %g, batch %d, %d epochs, %lld steps per epoch%s\n", o->optimizer,
            (double)cfg.lr, o->batch, o->epochs, (long long)steps,
            o->no_shuffle ? "" : ", reshuffled each epoch");
+    if (o->augment) printf("augmentation: each training image shifted by -1..1 pixel each way\n");
     int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
     double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
     float *xb = malloc(sizeof(float) * (size_t)(B * px)), *yb = malloc(sizeof(float) * (size_t)B);
@@ -422,7 +433,11 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         for (int64_t s = 0; s < steps && rc == 0; s++) {
             for (int64_t i = 0; i < B; i++) {
                 int64_t k = order[s * B + i];
-                memcpy(xb + i * px, tr->images + k * px, sizeof(float) * (size_t)px);
+                if (o->augment)
+                    shift_image(xb + i * px, tr->images + k * px, (int)ex_rng_below(&rng, 3) - 1,
+                                (int)ex_rng_below(&rng, 3) - 1);
+                else
+                    memcpy(xb + i * px, tr->images + k * px, sizeof(float) * (size_t)px);
                 yb[i] = tr->labels[k];
             }
             if (dg_feed(tm->x, xb, B * px) != DG_OK || dg_feed(tm->y, yb, B) != DG_OK ||
@@ -490,6 +505,8 @@ int main(int argc, char **argv) {
          2147483647},
         {"--no-shuffle", EX_ARG_FLAG, &o.no_shuffle, NULL, "keep the file order every epoch", NULL,
          0, 0},
+        {"--augment", EX_ARG_FLAG, &o.augment, NULL,
+         "shift training images randomly by up to 1 pixel (not the course setup)", NULL, 0, 0},
         {"--save", EX_ARG_STRING, &o.save, "FILE", "save a checkpoint after training", NULL, 0, 0},
         {"--predict", EX_ARG_STRING, &o.predict, "FILE",
          "load a checkpoint and predict, without training", NULL, 0, 0},

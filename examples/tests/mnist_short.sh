@@ -2,9 +2,21 @@
 # Short MNIST run for CTest: 2 epochs of the course net must reach 90% test accuracy, and
 # a saved checkpoint loaded with --predict must reproduce the same test result. Skipped
 # (exit 77) when no training data is present: run scripts/get_mnist.sh first.
-# usage: mnist_short.sh MNIST_BINARY SOURCE_DIR WORK_DIR
+# With a fourth argument "fashion", runs 1 epoch on Debian's Fashion-MNIST instead (bar
+# 80%), skipped when the package dataset-fashion-mnist is not installed.
+# usage: mnist_short.sh MNIST_BINARY SOURCE_DIR WORK_DIR [fashion]
 bin="$1" src="$2" work="$3"
 data=""
+if [ "$4" = "fashion" ]; then
+    data=/usr/share/datasets/fashion-mnist
+    if [ ! -f "$data/train-images-idx3-ubyte.gz" ] && [ ! -f "$data/train-images-idx3-ubyte" ]; then
+        echo "SKIP: no Fashion-MNIST (apt-get install dataset-fashion-mnist)"
+        exit 77
+    fi
+    mkdir -p "$work" || exit 1
+    exec "$bin" --dataset fashion --epochs 1 --threads 1 --expect-accuracy 0.80 --no-dot \
+        --out "$work"
+fi
 # DG_MNIST_DIR may be relative to the source tree (as CI sets it), not to this directory.
 if [ -n "$DG_MNIST_DIR" ]; then
     for d in "$DG_MNIST_DIR" "$src/$DG_MNIST_DIR"; do
