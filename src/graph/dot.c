@@ -567,7 +567,7 @@ static void emit_box(dot_ctx *c, int k) {
     int bad = o->mark_nonfinite && (bx->nan || bx->inf || (bx->has_gnorm && !isfinite(gn)));
     if (bad) fill = NONFINITE_FILL, line = NONFINITE_LINE, white = 1;
     sb_printf(b,
-              "  b%d [shape=box3d, style=\"filled\", fillcolor=\"%s\", color=\"%s\", "
+              "  b%d [shape=box3d, margin=\"0.15,0.08\", style=\"filled\", fillcolor=\"%s\", color=\"%s\", "
               "penwidth=2%s, label=<<B>%s",
               k, fill, line, white ? ", fontcolor=\"#FFFFFF\"" : "", bx->pass ? "&#8711; " : "");
     html_text(b, bx->name, 60);
@@ -657,26 +657,38 @@ static int edge_cmp(const void *a, const void *b) {
     return r;
 }
 
-/* Every input edge between shown nodes, then a dashed edge from each shown value to its
- * shown gradient node. Collapsed mode merges parallel edges and drops those inside a box. */
+/* Every input edge between shown nodes; then dashed edges from each shown value to its
+ * shown gradient: first to dg_grad(x) (one gradient node can be the gradient of several
+ * values, e.g. both inputs of an add), then from the value a gradient node of an earlier
+ * pass was made for (dg_node_grad_of). Collapsed mode merges parallel edges and drops
+ * those inside a box. */
 static void emit_edges(dot_ctx *c) {
     const dg_graph *g = c->g;
     int n = dg_graph_node_count(g);
     edge_rec *list = NULL;
     size_t len = 0, cap = 0;
-    for (int pass_grad = 0; pass_grad < 2; pass_grad++) {
+    for (int phase = 0; phase < 3; phase++) {
         for (int i = 0; i < n; i++) {
             const dg_node *x = dg_graph_node(g, i);
             if (!c->info[i].shown) continue;
-            int m = pass_grad ? 1 : dg_node_input_count(x);
+            int m = phase ? 1 : dg_node_input_count(x);
             for (int k = 0; k < m; k++) {
-                const dg_node *from = pass_grad ? dg_node_grad_of(x) : dg_node_input(x, k);
-                if (!from || !c->info[dg_node_id(from)].shown) continue;
-                if (pass_grad && dg_node_backward_pass(x) == 0) continue;
+                const dg_node *from = x, *to = x;
+                if (phase == 0)
+                    from = dg_node_input(x, k);
+                else if (phase == 1)
+                    to = dg_grad(x);
+                else {
+                    from = dg_node_grad_of(x);
+                    if (dg_node_backward_pass(x) == 0 || dg_grad(from) == x) continue;
+                }
+                if (!from || !to || from == to || !c->info[dg_node_id(from)].shown ||
+                    !c->info[dg_node_id(to)].shown)
+                    continue;
                 edge_rec e;
                 endpoint(c, from, e.from, sizeof e.from);
-                endpoint(c, x, e.to, sizeof e.to);
-                e.type = pass_grad ? EDGE_GRAD : edge_type(from, x);
+                endpoint(c, to, e.to, sizeof e.to);
+                e.type = phase ? EDGE_GRAD : edge_type(from, to);
                 if (!c->o->collapse_scopes) {
                     emit_edge(c->b, &e);
                     continue;

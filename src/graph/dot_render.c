@@ -72,6 +72,12 @@ dg_status dg_dot_render(const dg_graph *g, const char *path, const char *format,
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "dot_render: graph is NULL");
     if (!path || !format)
         return dg_set_error(err_graph(g), DG_ERR_NULL, "dot_render: path or format is NULL");
+    /* Graphviz reports an unwritable output file but still returns success: check first */
+    FILE *probe = fopen(path, "wb");
+    if (!probe)
+        return dg_set_error(err_graph(g), DG_ERR_IO, "dot_render: cannot open \"%s\": %s", path,
+                            strerror(errno));
+    fclose(probe);
     char *text = dg_dot_string(g, opts);
     if (!text) return dg_graph_status(g);
     dg_status s = DG_OK;
