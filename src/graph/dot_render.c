@@ -83,7 +83,12 @@ dg_status dg_dot_render(const dg_graph *g, const char *path, const char *format,
     dg_status s = DG_OK;
     gv_message[0] = 0;
     agusererrf prev = agseterrf(gv_error_sink);
-    GVC_t *gvc = gvContext(); /* before agmemread: it registers the HTML-label parser */
+    /* One context for the whole process, made before agmemread (it registers the HTML-label
+     * parser) and never freed: Graphviz's pango text plugin caches a font name across
+     * contexts, so freeing a context and making another reads freed memory (seen with
+     * Graphviz 2.43 under ASan on a second render). */
+    static GVC_t *gvc;
+    if (!gvc) gvc = gvContext();
     Agraph_t *ag = gvc ? agmemread(text) : NULL;
     if (!gvc || !ag) {
         s = dg_set_error(err_graph(g), DG_ERR_FORMAT,
@@ -104,7 +109,6 @@ dg_status dg_dot_render(const dg_graph *g, const char *path, const char *format,
         gvFreeLayout(gvc, ag);
     }
     if (ag) agclose(ag);
-    if (gvc) gvFreeContext(gvc);
     agseterrf(prev);
     free(text);
     return s;
