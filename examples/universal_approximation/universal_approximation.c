@@ -176,7 +176,7 @@ static int plot_fit(const char *path, const char *title, const grid *gr, const d
     p.title = title;
     p.xlabel = "x";
     p.ylabel = "y";
-    p.legend_left = 1; /* the curves rise to the right in both plots */
+    p.legend = EX_LEGEND_TOP_LEFT; /* the curves rise to the right in both plots */
     for (int j = 0; j < npieces && j < EX_PLOT_MAX_SERIES - 2; j++) {
         ex_series *s = ex_panel_add(&p,
                                     piece_labels ? piece_labels[j]
