@@ -180,7 +180,7 @@ static dg_status read_header(source *s, int ndim, idx_header *h) {
 static dg_status read_payload(source *s, int64_t n, const char *unit, int header_bytes,
                               unsigned char **out) {
     *out = NULL;
-    size_t cap = n < (1 << 20) ? (size_t)n : (1 << 20), have = 0;
+    size_t cap = n < (1 << 16) ? (size_t)n : (1 << 16), have = 0;
     unsigned char *buf = malloc(cap);
     if (!buf) return dg_set_error(NULL, DG_ERR_NOMEM, "idx_load: %s: out of memory", s->label);
     dg_status st = DG_OK;
