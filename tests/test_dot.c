@@ -192,15 +192,19 @@ static mlp build_mlp(void) {
     return m;
 }
 
+/* Runs the loss and the gradient of every forward node that has one. */
 static void run_grads(dg_graph *g, dg_node *loss) {
-    dg_node *targets[16];
-    int n = 0;
+    int count = dg_graph_node_count(g), n = 0;
+    dg_node **targets = malloc((size_t)(count + 1) * sizeof *targets);
+    CHECK(targets != NULL);
+    if (!targets) return;
     targets[n++] = loss;
-    for (int i = 0; i < dg_graph_node_count(g) && n < 16; i++) {
+    for (int i = 0; i < count; i++) {
         dg_node *x = dg_graph_node(g, i);
         if (dg_node_backward_pass(x) == 0 && dg_grad(x)) targets[n++] = dg_grad(x);
     }
     CHECK_OK(dg_run_many(g, n, targets));
+    free(targets);
 }
 
 static dg_dot_options plain_options(void) {
@@ -601,6 +605,51 @@ static void test_errors_and_render(void) {
     dg_graph_free(other);
 }
 
+/* The pictures of docs/DOT.md: the MLP with its backward pass, values and gradient heat;
+ * and a deeper sigmoid network, collapsed per layer, whose gradients shrink layer by layer.
+ * Both must parse; docs/images/ holds their renderings. */
+static void test_docs_examples(void) {
+    mlp m = build_mlp();
+    CHECK_OK(dg_backward(m.g, m.loss));
+    run_grads(m.g, m.loss);
+    dg_dot_options o = dg_dot_defaults();
+    o.loss = m.loss;
+    o.grad_heat = 1;
+    o.grad_norms = 1;
+    o.title = "x -> dense1 (relu) -> dense2 -> cross-entropy: forward, backward, gradient norms";
+    char path[1100];
+    path_for(path, sizeof path, "docs_mlp.dot");
+    CHECK_OK(dg_dot_write(m.g, path, &o));
+    if (have_dot) CHECK(graphviz_parses(path));
+    dg_graph_free(m.g);
+
+    dg_graph *g = dg_graph_new(11);
+    dg_node *x = dg_input(g, "x", dg_shape2(16, 8));
+    dg_node *labels = dg_input(g, "labels", dg_shape1(16));
+    dg_node *h = x;
+    for (int i = 0; i < 6; i++) h = dg_dense(g, NULL, h, 16, DG_ACT_SIGMOID);
+    dg_node *loss = dg_cross_entropy_loss(g, dg_dense(g, "out", h, 4, DG_ACT_NONE), labels);
+    CHECK(loss != NULL);
+    test_fill(x, -1, 1);
+    float lab[16];
+    for (int i = 0; i < 16; i++) lab[i] = (float)(i % 4);
+    CHECK_OK(dg_feed(labels, lab, 16));
+    CHECK_OK(dg_backward(g, loss));
+    run_grads(g, loss);
+    o = dg_dot_defaults();
+    o.loss = loss;
+    o.grad_heat = 1;
+    o.grad_norms = 1;
+    o.collapse_scopes = 1;
+    o.show_backward = 0;
+    o.rankdir = "LR";
+    o.title = "6 sigmoid layers, collapsed: gradient norms shrink towards the input";
+    path_for(path, sizeof path, "docs_deep_collapsed.dot");
+    CHECK_OK(dg_dot_write(g, path, &o));
+    if (have_dot) CHECK(graphviz_parses(path));
+    dg_graph_free(g);
+}
+
 int main(void) {
     const char *bin = getenv("DG_BINARY_DIR");
     snprintf(out_dir, sizeof out_dir, "%s/tests/dot_out", bin ? bin : ".");
@@ -617,5 +666,6 @@ int main(void) {
     test_nonfinite();
     test_hostile_names();
     test_errors_and_render();
+    test_docs_examples();
     return test_summary("test_dot");
 }

@@ -167,6 +167,7 @@ static dg_graph *err_graph(const dg_graph *g) { return (dg_graph *)g; }
 typedef struct ninfo {
     int shown;
     int box;          /* collapsed box, or -1 when drawn on its own */
+    int names;        /* gradient node: id of the value its label names, or -1 */
     int64_t nan, inf; /* non-finite values held */
     int has_stats;    /* min/mean/max over the finite values */
     double min, mean, max;
@@ -317,6 +318,7 @@ static void annotations(dot_ctx *c, const ninfo *in, int white) {
 /* The name as shown inside its scope's cluster: "dense1/W" reads "W" in cluster dense1. */
 static const char *short_name(const dot_ctx *c, const dg_node *n) {
     const char *name = dg_node_name(n), *scope = dg_node_scope(n);
+    if (name && !*name) return NULL; /* an empty name is no name */
     if (!name || !scope || !c->o->cluster_scopes || c->o->collapse_scopes) return name;
     size_t k = strlen(scope);
     if (strncmp(name, scope, k) == 0 && name[k] == '/' && name[k + 1]) return name + k + 1;
@@ -393,7 +395,7 @@ static void emit_node(dot_ctx *c, const dg_node *n) {
     } else {
         if (is_grad) {
             sb_puts(b, "<B>&#8711; ");
-            target_text(b, dg_node_grad_of(n), 0);
+            target_text(b, in->names >= 0 ? dg_graph_node(c->g, in->names) : dg_node_grad_of(n), 0);
             sb_printf(b, "</B><BR/>%s%s &#183; ", SMALL_ON(white), dg_node_op_name(n));
         } else {
             const char *word = kind_word(n);
@@ -567,7 +569,8 @@ static void emit_box(dot_ctx *c, int k) {
     int bad = o->mark_nonfinite && (bx->nan || bx->inf || (bx->has_gnorm && !isfinite(gn)));
     if (bad) fill = NONFINITE_FILL, line = NONFINITE_LINE, white = 1;
     sb_printf(b,
-              "  b%d [shape=box3d, margin=\"0.15,0.08\", style=\"filled\", fillcolor=\"%s\", color=\"%s\", "
+              "  b%d [shape=box3d, margin=\"0.15,0.08\", style=\"filled\", fillcolor=\"%s\", "
+              "color=\"%s\", "
               "penwidth=2%s, label=<<B>%s",
               k, fill, line, white ? ", fontcolor=\"#FFFFFF\"" : "", bx->pass ? "&#8711; " : "");
     html_text(b, bx->name, 60);
@@ -858,6 +861,7 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
     if (!c.info) return dg_set_error(err_graph(g), DG_ERR_NOMEM, "dot: out of memory"), NULL;
 
     int kinds_seen[5] = {0}, any_grad = 0, any_bw_op = 0, any_bad = 0;
+    for (int i = 0; i < n; i++) c.info[i].names = -1;
     for (int i = 0; i < n; i++) {
         const dg_node *x = dg_graph_node(g, i);
         ninfo *in = &c.info[i];
@@ -865,10 +869,18 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
         in->shown = pass == 0 ||
                     (o.show_backward && (o.max_backward_pass <= 0 || pass <= o.max_backward_pass));
         in->box = -1;
+        /* A gradient node can be the gradient of several values (an add passes dy through to
+         * both inputs). Its label names the latest such value, the one it was made for as
+         * the gradient flows back, or a named one (a parameter) when there is one. */
+        const dg_node *gr = dg_grad(x);
+        if (gr && gr != x) {
+            ninfo *gi = &c.info[dg_node_id(gr)];
+            if (gi->names < 0 || dg_node_name(x) || !dg_node_name(dg_graph_node(g, gi->names)))
+                gi->names = i;
+        }
         if (!in->shown) continue;
         if (pass > c.max_pass) c.max_pass = pass;
         if (o.annotate_values || o.mark_nonfinite) node_stats(x, in);
-        const dg_node *gr = dg_grad(x);
         if (pass == 0 && gr && (o.grad_norms || o.grad_heat || o.collapse_scopes))
             in->has_gnorm = 1, in->gnorm = l2_norm(gr);
         if (pass == 0)
