@@ -18,6 +18,7 @@
 #   DG_DOCS_STRICT=1  Doxygen warnings fail the run (default: reported only)
 #   DG_FUZZ_SECONDS   seconds per fuzz target for fuzz/run.sh (default: 20; 0 skips them)
 #   DG_SKIP_APT=1     never call apt-get
+#   DG_CMAKE_ARGS     extra arguments for both cmake configure steps (word-split)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,7 +70,9 @@ fi
 configure_build() {
     local dir=$1
     shift
-    cmake -S "$ROOT" -B "$dir" -DDG_WERROR=ON "$@" && cmake --build "$dir" -j "$JOBS"
+    # shellcheck disable=SC2086 # DG_CMAKE_ARGS is a list of arguments
+    cmake -S "$ROOT" -B "$dir" -DDG_WERROR=ON "$@" ${DG_CMAKE_ARGS:-} &&
+        cmake --build "$dir" -j "$JOBS"
 }
 
 # run_ctest DIR: all tests, in parallel, failures shown in full. Output is kept in DIR.

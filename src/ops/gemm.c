@@ -18,6 +18,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,15 +181,29 @@ static void region_unpacked(const gemm_problem *g, int64_t i0, int64_t i1, int64
         }
 }
 
-/* One buffer per thread, fixed size, kept for the thread's lifetime. */
-static _Thread_local float *tls_pack;
+/* One buffer per thread, fixed size, kept for the thread's lifetime. Held through a
+ * pthread key rather than a _Thread_local pointer so the key's destructor frees it when
+ * the thread exits: OpenMP ends worker threads when the thread count shrinks, and a
+ * _Thread_local pointer would leak their buffers (found by LeakSanitizer in CI). */
+static pthread_key_t pack_key;
+static pthread_once_t pack_key_once = PTHREAD_ONCE_INIT;
+static int pack_key_ok;
+
+static void pack_key_create(void) { pack_key_ok = pthread_key_create(&pack_key, free) == 0; }
 
 static float *pack_buffer(void) {
-    if (!tls_pack) {
+    pthread_once(&pack_key_once, pack_key_create);
+    if (!pack_key_ok) return NULL; /* the caller falls back to the unpacked loop */
+    float *buf = pthread_getspecific(pack_key);
+    if (!buf) {
         size_t bytes = (size_t)(MC_MAX * KC + KC * NC_MAX) * sizeof(float);
-        tls_pack = aligned_alloc(64, bytes);
+        buf = aligned_alloc(64, bytes);
+        if (buf && pthread_setspecific(pack_key, buf) != 0) {
+            free(buf);
+            buf = NULL;
+        }
     }
-    return tls_pack;
+    return buf;
 }
 
 static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
