@@ -502,6 +502,15 @@ static void test_hostile_names(void) {
         CHECK_OK(dg_node_set_name(h, names[count - 1 - i]));
     }
     CHECK_OK(dg_scope_pop(g));
+    /* a scope name with more '/' than clusters nest: its node is still drawn once */
+    char deep[200] = "deep";
+    for (int i = 0; i < 40; i++) strcat(deep, "/d");
+    CHECK_OK(dg_scope_push(g, deep));
+    h = dg_relu(g, h);
+    CHECK_OK(dg_scope_push(g, "/"));
+    h = dg_neg(g, dg_neg(g, h));
+    CHECK_OK(dg_scope_pop(g));
+    CHECK_OK(dg_scope_pop(g));
     test_fill(x, -1, 1);
     dg_node *loss = dg_mean(g, h);
     CHECK_OK(dg_backward(g, loss));

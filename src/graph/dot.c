@@ -421,19 +421,25 @@ static int in_scope(const char *scope, const char *prefix, size_t k) {
     return scope && strncmp(scope, prefix, k) == 0 && (scope[k] == 0 || scope[k] == '/');
 }
 
+/* Clusters nest at most this deep; deeper scopes (a name may hold many '/') are drawn in
+ * the deepest cluster, so every node is still drawn exactly once. */
+#define MAX_CLUSTER_DEPTH 24
+
 /* Emits the shown nodes of `pass` whose scope is exactly `path` (NULL: no scope), then one
  * nested cluster per child scope of `path`, children in order of first appearance. */
 static void emit_scope(dot_ctx *c, int pass, const char *path, int depth) {
     const dg_graph *g = c->g;
     int n = dg_graph_node_count(g);
     size_t k = path ? strlen(path) : 0;
+    int last = depth >= MAX_CLUSTER_DEPTH;
     for (int i = 0; i < n; i++) {
         const dg_node *x = dg_graph_node(g, i);
         if (!c->info[i].shown || dg_node_backward_pass(x) != pass) continue;
         const char *s = c->o->cluster_scopes ? dg_node_scope(x) : NULL;
-        if ((!path && !s) || (path && s && strcmp(s, path) == 0)) emit_node(c, x);
+        if ((!path && !s) || (path && s && (last ? in_scope(s, path, k) : !strcmp(s, path))))
+            emit_node(c, x);
     }
-    if (!c->o->cluster_scopes || depth >= 16) return;
+    if (!c->o->cluster_scopes || last) return;
     /* children: the next path component after `path/` of each node's scope */
     const char **seen = NULL;
     size_t *seen_len = NULL;
