@@ -95,7 +95,56 @@ static void train(int threads, int use_adam, float *out, float *losses) {
     dg_set_num_threads(0);
 }
 
+/* The losses over inputs large enough to be summed in parallel blocks: the same value for
+ * any thread count, and equal to a sequential double-precision sum. */
+static void check_losses(void) {
+    enum { N = 200000, ROWS = 4096, COLS = 100 };
+    dg_graph *g = dg_graph_new(3);
+    dg_node *p = dg_input(g, "p", dg_shape1(N)), *t = dg_input(g, "t", dg_shape1(N));
+    dg_node *z = dg_input(g, "z", dg_shape2(ROWS, COLS)), *l = dg_input(g, "l", dg_shape1(ROWS));
+    test_fill(p, -3.0f, 3.0f);
+    test_fill(t, 0.0f, 1.0f);
+    test_fill(z, -5.0f, 5.0f);
+    float *lv = dg_node_data(l);
+    for (int i = 0; i < ROWS; i++) lv[i] = (float)(i % COLS);
+    dg_feed(l, lv, ROWS);
+    dg_node *losses[4] = {dg_mse_loss(g, p, t), dg_mae_loss(g, p, t), dg_bce_logits_loss(g, p, t),
+                          dg_cross_entropy_loss(g, z, l)};
+    const float *pv = dg_node_data(p), *tv = dg_node_data(t), *zv = dg_node_data(z);
+    double ref[4] = {0, 0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        double d = (double)pv[i] - tv[i], zi = pv[i];
+        ref[0] += d * d / N;
+        ref[1] += fabs(d) / N;
+        ref[2] += ((zi > 0 ? zi : 0) - zi * tv[i] + log1p(exp(-fabs(zi)))) / N;
+    }
+    for (int r = 0; r < ROWS; r++) {
+        double s = 0;
+        for (int j = 0; j < COLS; j++) s += exp((double)zv[r * COLS + j]);
+        ref[3] += (log(s) - zv[r * COLS + (int)lv[r]]) / ROWS;
+    }
+    float first[4];
+    for (int threads = 1; threads <= 3; threads++) {
+        dg_set_num_threads(threads);
+        CHECK_OK(dg_run_many(g, 4, losses));
+        for (int i = 0; i < 4; i++) {
+            float v = dg_value(losses[i]);
+            if (threads == 1) {
+                first[i] = v;
+                CHECK_MSG(fabs(v - ref[i]) <= 1e-6 * fabs(ref[i]), "loss %d: %.9g vs %.9g", i,
+                          (double)v, ref[i]);
+            } else {
+                CHECK_MSG(memcmp(&v, &first[i], sizeof v) == 0, "loss %d: %d threads %.9g vs %.9g",
+                          i, threads, (double)v, (double)first[i]);
+            }
+        }
+    }
+    dg_set_num_threads(0);
+    dg_graph_free(g);
+}
+
 int main(void) {
+    check_losses();
     const int64_t total = IN * HIDDEN + HIDDEN + HIDDEN * CLASSES + CLASSES;
     int blas = !strcmp(dg__gemm_kernel_name(), "cblas");
     float *ref = malloc((size_t)total * sizeof(float)),

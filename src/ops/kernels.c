@@ -1,4 +1,5 @@
-/* Parallel loops and broadcasting helpers used by the op files. */
+/* Parallel loops (fixed partitioning), reproducible parallel sums and broadcasting helpers
+ * used by the op files. */
 #include "kernels.h"
 
 #include <stdio.h>
@@ -26,6 +27,40 @@ void dg__parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
 #else
     fn(ctx, 0, n);
 #endif
+}
+
+#define SUM_MAX_BLOCKS 256
+
+typedef struct {
+    dg_sum_fn fn;
+    void *ctx;
+    int64_t n, block;
+    double *partial;
+} psum_ctx;
+
+static void psum_range(void *ctx, int64_t lo, int64_t hi) {
+    psum_ctx *c = ctx;
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t s = b * c->block, e = s + c->block < c->n ? s + c->block : c->n;
+        c->partial[b] = c->fn(c->ctx, s, e);
+    }
+}
+
+double dg__parallel_sum(int64_t n, int64_t cost, dg_sum_fn fn, void *ctx) {
+    if (n <= 0) return 0.0;
+    if (cost < 1) cost = 1;
+    /* ~16k elementary operations per block: below dg__threads_for's threshold, so small
+     * inputs stay one sequential pass */
+    int64_t block = 16384 / cost > 0 ? 16384 / cost : 1;
+    if (n <= block) return fn(ctx, 0, n);
+    if ((n + block - 1) / block > SUM_MAX_BLOCKS) block = (n + SUM_MAX_BLOCKS - 1) / SUM_MAX_BLOCKS;
+    int64_t blocks = (n + block - 1) / block;
+    double partial[SUM_MAX_BLOCKS];
+    psum_ctx c = {fn, ctx, n, block, partial};
+    dg__parallel_for(blocks, block * cost, psum_range, &c);
+    double acc = 0.0;
+    for (int64_t b = 0; b < blocks; b++) acc += partial[b];
+    return acc;
 }
 
 void dg__shape_pad4(dg_shape s, int64_t out[4]) {

@@ -16,6 +16,13 @@
 typedef void (*dg_range_fn)(void *ctx, int64_t lo, int64_t hi);
 void dg__parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx);
 
+/* Sum of fn(ctx, lo, hi) partial sums over [0, n), in double. The range is cut into blocks
+ * whose size depends only on n and `cost` (work per item), never on the thread count;
+ * blocks run in parallel and their sums are added in block order, so the result is
+ * bitwise reproducible. A range of one block is a single sequential fn call. */
+typedef double (*dg_sum_fn)(void *ctx, int64_t lo, int64_t hi);
+double dg__parallel_sum(int64_t n, int64_t cost, dg_sum_fn fn, void *ctx);
+
 /* Shapes right-aligned to 4-D (leading 1s), as NumPy broadcasting sees them. */
 void dg__shape_pad4(dg_shape s, int64_t out[4]);
 /* Strides of a right-aligned 4-D shape, 0 along axes of size 1 that broadcast to `to`. */

@@ -40,15 +40,25 @@ static dg_status pair_grads(dg_graph *g, dg_node *self, dg_node *dy, dg_node *lo
 
 /* ---- mean squared error ---- */
 
-static dg_status mse_forward(dg_node *self) {
-    const float *p = self->inputs[0]->value, *t = self->inputs[1]->value;
-    int64_t n = self->inputs[0]->numel;
+/* Prediction and target of the elementwise losses, for dg__parallel_sum's range sums. */
+typedef struct {
+    const float *p, *t;
+} pair_ctx;
+
+static double mse_sum(void *ctx, int64_t lo, int64_t hi) {
+    const pair_ctx *c = ctx;
     double acc = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)p[i] - t[i];
+    for (int64_t i = lo; i < hi; i++) {
+        double d = (double)c->p[i] - c->t[i];
         acc += d * d;
     }
-    self->value[0] = (float)(acc / (double)n);
+    return acc;
+}
+
+static dg_status mse_forward(dg_node *self) {
+    pair_ctx c = {self->inputs[0]->value, self->inputs[1]->value};
+    int64_t n = self->inputs[0]->numel;
+    self->value[0] = (float)(dg__parallel_sum(n, 3, mse_sum, &c) / (double)n);
     return DG_OK;
 }
 
@@ -64,12 +74,17 @@ dg_node *dg_mse_loss(dg_graph *g, dg_node *p, dg_node *t) {
 
 /* ---- mean absolute error ---- */
 
-static dg_status mae_forward(dg_node *self) {
-    const float *p = self->inputs[0]->value, *t = self->inputs[1]->value;
-    int64_t n = self->inputs[0]->numel;
+static double mae_sum(void *ctx, int64_t lo, int64_t hi) {
+    const pair_ctx *c = ctx;
     double acc = 0.0;
-    for (int64_t i = 0; i < n; i++) acc += fabs((double)p[i] - t[i]);
-    self->value[0] = (float)(acc / (double)n);
+    for (int64_t i = lo; i < hi; i++) acc += fabs((double)c->p[i] - c->t[i]);
+    return acc;
+}
+
+static dg_status mae_forward(dg_node *self) {
+    pair_ctx c = {self->inputs[0]->value, self->inputs[1]->value};
+    int64_t n = self->inputs[0]->numel;
+    self->value[0] = (float)(dg__parallel_sum(n, 3, mae_sum, &c) / (double)n);
     return DG_OK;
 }
 
@@ -85,15 +100,20 @@ dg_node *dg_mae_loss(dg_graph *g, dg_node *p, dg_node *t) {
 
 /* ---- binary cross-entropy on logits ---- */
 
-static dg_status bce_forward(dg_node *self) {
-    const float *z = self->inputs[0]->value, *y = self->inputs[1]->value;
-    int64_t n = self->inputs[0]->numel;
+static double bce_sum(void *ctx, int64_t lo, int64_t hi) {
+    const pair_ctx *c = ctx;
     double acc = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double zi = z[i];
-        acc += (zi > 0 ? zi : 0) - zi * y[i] + log1p(exp(-fabs(zi)));
+    for (int64_t i = lo; i < hi; i++) {
+        double zi = c->p[i];
+        acc += (zi > 0 ? zi : 0) - zi * c->t[i] + log1p(exp(-fabs(zi)));
     }
-    self->value[0] = (float)(acc / (double)n);
+    return acc;
+}
+
+static dg_status bce_forward(dg_node *self) {
+    pair_ctx c = {self->inputs[0]->value, self->inputs[1]->value};
+    int64_t n = self->inputs[0]->numel;
+    self->value[0] = (float)(dg__parallel_sum(n, 40, bce_sum, &c) / (double)n);
     return DG_OK;
 }
 
@@ -176,21 +196,34 @@ static dg_status ce_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, c
     return DG_OK;
 }
 
+typedef struct {
+    const float *z, *labels;
+    int64_t cols;
+} ce_ctx;
+
+/* Sum over rows [lo, hi) of logsumexp(z_r) - z_r[label_r]. */
+static double ce_sum(void *ctx, int64_t lo, int64_t hi) {
+    const ce_ctx *c = ctx;
+    const int64_t cols = c->cols;
+    double acc = 0.0;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *z = c->z + r * cols;
+        float mx = z[0];
+        for (int64_t j = 1; j < cols; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int64_t j = 0; j < cols; j++) sum += exp((double)z[j] - mx);
+        acc += mx + log(sum) - z[(int64_t)c->labels[r]];
+    }
+    return acc;
+}
+
 static dg_status ce_forward(dg_node *self) {
     dg_node *zn = self->inputs[0], *labels = self->inputs[1];
     int64_t rows = zn->shape.dim[0], cols = zn->shape.dim[1];
     dg_status s = check_labels(self, labels, cols);
     if (s != DG_OK) return s;
-    double acc = 0.0;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *z = zn->value + r * cols;
-        float mx = z[0];
-        for (int64_t j = 1; j < cols; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0.0;
-        for (int64_t j = 0; j < cols; j++) sum += exp((double)z[j] - mx);
-        acc += mx + log(sum) - z[(int64_t)labels->value[r]];
-    }
-    self->value[0] = (float)(acc / (double)rows);
+    ce_ctx c = {zn->value, labels->value, cols};
+    self->value[0] = (float)(dg__parallel_sum(rows, 20 * cols, ce_sum, &c) / (double)rows);
     return DG_OK;
 }
 
