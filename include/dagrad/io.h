@@ -68,11 +68,12 @@ dg_status dg_npy_read_mem(const void *buf, size_t size, float **data, dg_shape *
 /** Images and labels loaded from a pair of IDX files. Arrays are malloc'd; release them
  *  with dg_dataset_free. */
 typedef struct dg_dataset {
-    int64_t count;      /**< number of images (= number of labels) */
-    int64_t rows, cols; /**< image size (28 x 28 for MNIST) */
-    float *images;      /**< count * rows * cols pixels, row-major, each byte / 255 */
-    float *labels;      /**< count labels, each the label byte as a float (0 .. 255) */
-    int64_t classes;    /**< 1 + the largest label */
+    int64_t count;   /**< number of images (= number of labels) */
+    int64_t rows;    /**< image height (28 for MNIST) */
+    int64_t cols;    /**< image width (28 for MNIST) */
+    float *images;   /**< count * rows * cols pixels, row-major, each byte / 255 */
+    float *labels;   /**< count labels, each the label byte as a float (0 .. 255) */
+    int64_t classes; /**< 1 + the largest label */
 } dg_dataset;
 
 /** Loads an image file (IDX magic 0x00000803: unsigned bytes, 3 dimensions) and a label
