@@ -16,7 +16,7 @@
 #   DG_MNIST_DIR      MNIST IDX files for the tests that use them (default: ../shared/data/mnist
 #                     next to the repository, when it exists)
 #   DG_DOCS_STRICT=1  Doxygen warnings fail the run (default: reported only)
-#   DG_FUZZ_SECONDS   seconds per fuzz target for fuzz/run.sh (default: 20; 0 skips them)
+#   DG_FUZZ_SECONDS   seconds per fuzz target for fuzz/run.sh (default: 60; 0 skips them)
 #   DG_SKIP_APT=1     never call apt-get
 #   DG_CMAKE_ARGS     extra arguments for both cmake configure steps (word-split)
 set -uo pipefail
@@ -121,7 +121,7 @@ if configure_build "$REL" -DCMAKE_BUILD_TYPE=Release; then
             echo "docs: $REL/docs/html/index.html, no warnings"
         fi
     fi
-    FUZZ_SECONDS=${DG_FUZZ_SECONDS:-20}
+    FUZZ_SECONDS=${DG_FUZZ_SECONDS:-60}
     if [ -f "$ROOT/fuzz/run.sh" ] && [ "$FUZZ_SECONDS" != 0 ]; then
         say "fuzzers (${FUZZ_SECONDS} s per target, clang + ASan/UBSan)"
         if ! timeout 900 sh "$ROOT/fuzz/run.sh" "$FUZZ_SECONDS" "$PREFIX-fuzz" </dev/null; then
