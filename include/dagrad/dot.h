@@ -1,4 +1,5 @@
-/* dagrad DOT export: writes a graph as Graphviz DOT so the forward pass, the gradient nodes
+/** \file
+ * dagrad DOT export: writes a graph as Graphviz DOT so the forward pass, the gradient nodes
  * added by dg_backward (and by a second backward), value statistics and gradient magnitudes
  * can be looked at. Writing DOT needs nothing; rendering straight to SVG/PNG needs
  * Graphviz's library at build time (otherwise run `dot -Tsvg graph.dot -o graph.svg`).

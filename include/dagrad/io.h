@@ -1,4 +1,5 @@
-/* dagrad file I/O: checkpoints of a graph's parameters (and optimizer state), single
+/** \file
+ * dagrad file I/O: checkpoints of a graph's parameters (and optimizer state), single
  * tensors as NumPy .npy files, and datasets in the IDX format of MNIST.
  *
  * Every loader validates the whole input before it changes anything and never trusts a

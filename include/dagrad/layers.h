@@ -1,4 +1,5 @@
-/* dagrad layers and weight initialisation: graph builders. Each layer adds its parameters
+/** \file
+ * dagrad layers and weight initialisation: graph builders. Each layer adds its parameters
  * and nodes to the graph inside a scope named after the layer (see dg_scope_push), which
  * is how summaries and DOT clusters find them, and returns its output node (NULL on
  * error, with the graph's error set). All randomness comes from the graph's seeded
@@ -17,7 +18,7 @@ extern "C" {
 /** Weight initialisers. Fans are computed by the caller (dense: fan_in = inputs,
  *  fan_out = units). Normal samples use Box-Muller on the graph's generator. */
 typedef enum dg_init_kind {
-    DG_INIT_ZEROS,
+    DG_INIT_ZEROS,          /**< every element = 0 */
     DG_INIT_CONSTANT,       /**< every element = a */
     DG_INIT_UNIFORM,        /**< U(a, b) */
     DG_INIT_NORMAL,         /**< N(mean a, std b) */
@@ -27,22 +28,28 @@ typedef enum dg_init_kind {
     DG_INIT_HE_NORMAL,      /**< N(0, sqrt(2 / fan_in)) */
 } dg_init_kind;
 
+/** An initialiser: a kind and its two numbers (their meaning is listed with each
+ *  dg_init_kind; unused ones are ignored). */
 typedef struct dg_init {
-    dg_init_kind kind;
-    float a, b;
+    dg_init_kind kind; /**< which distribution */
+    float a;           /**< CONSTANT: the value; UNIFORM: low bound; NORMAL: mean */
+    float b;           /**< UNIFORM: high bound; NORMAL: standard deviation */
 } dg_init;
 
-/** Fills a parameter (or any leaf) in place with the graph's generator. */
+/** Fills a parameter (or any leaf) in place with the graph's generator. fan_in and
+ *  fan_out (>= 1 for the Xavier/He kinds) give the scale. Returns DG_ERR_NULL for a NULL
+ *  node, DG_ERR_ARG for an op node, an unknown kind or invalid numbers (fans, bounds,
+ *  a negative standard deviation); the node is unchanged on error. */
 dg_status dg_init_fill(dg_node *param, dg_init init, int64_t fan_in, int64_t fan_out);
 
 /** Activation applied by a layer. */
 typedef enum dg_activation {
-    DG_ACT_NONE,
-    DG_ACT_RELU,
+    DG_ACT_NONE,       /**< identity */
+    DG_ACT_RELU,       /**< max(x, 0) */
     DG_ACT_LEAKY_RELU, /**< slope 0.01 */
-    DG_ACT_SIGMOID,
-    DG_ACT_TANH,
-    DG_ACT_SOFTMAX,
+    DG_ACT_SIGMOID,    /**< 1 / (1 + e^-x) */
+    DG_ACT_TANH,       /**< tanh(x) */
+    DG_ACT_SOFTMAX,    /**< softmax over the last axis */
 } dg_activation;
 
 /** Applies an activation as its own layer (scope `name`, may be NULL for an automatic
@@ -56,10 +63,10 @@ dg_node *dg_dense(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_a
 
 /** Options of dg_dense_ex; start from dg_dense_defaults() (a zeroed struct has no bias). */
 typedef struct dg_dense_options {
-    int use_bias; /**< default 1 */
-    dg_init weight_init;
-    dg_init bias_init;
-    int custom_init; /**< 0: use the defaults of dg_dense; 1: use the inits above */
+    int use_bias;        /**< 1: add a bias b [units] (default 1) */
+    dg_init weight_init; /**< initialiser of W (used when custom_init is 1) */
+    dg_init bias_init;   /**< initialiser of b (used when custom_init is 1) */
+    int custom_init;     /**< 0: use the defaults of dg_dense; 1: use the inits above */
 } dg_dense_options;
 
 /** Bias on, default initialisers (custom_init 0). */
