@@ -34,6 +34,8 @@ static const dg_op_def mask_op = {"dropout_mask", 1,   DG_OP_NO_GRAD, dg__same_s
 dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate) {
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "dropout: graph is NULL"), NULL;
     if (!x) return dg_set_error(g, DG_ERR_NULL, "dropout: input is NULL"), NULL;
+    if (dg_node_graph(x) != g)
+        return dg_set_error(g, DG_ERR_GRAPH, "dropout: input belongs to another graph"), NULL;
     if (!(rate >= 0.0f && rate < 1.0f))
         return dg_set_error(g, DG_ERR_ARG, "dropout: rate must be in [0, 1), got %g", (double)rate),
                NULL;

@@ -36,6 +36,9 @@ dg_status dg_init_fill(dg_node *param, dg_init init, int64_t fan_in, int64_t fan
                             "init_fill: node %d (op %s) is computed; only leaves can be "
                             "initialised",
                             dg_node_id(param), dg_node_op_name(param));
+    if ((int)init.kind < (int)DG_INIT_ZEROS || (int)init.kind > (int)DG_INIT_HE_NORMAL)
+        return dg_set_error(g, DG_ERR_ARG, "init_fill: unknown initialiser kind %d",
+                            (int)init.kind);
     int needs_in = init.kind >= DG_INIT_XAVIER_UNIFORM;
     int needs_out = init.kind == DG_INIT_XAVIER_UNIFORM || init.kind == DG_INIT_XAVIER_NORMAL;
     if ((needs_in && fan_in < 1) || (needs_out && fan_out < 1))

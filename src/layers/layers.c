@@ -74,6 +74,13 @@ static int check_input(dg_graph *g, const char *what, dg_node *x) {
     return 1;
 }
 
+/* 1 if a node of g is named `name`. */
+static int name_used(const dg_graph *g, const char *name) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->name && strcmp(g->nodes[i]->name, name) == 0) return 1;
+    return 0;
+}
+
 /* ---- activations ---- */
 
 static const char *activation_name(dg_activation act) {
@@ -151,9 +158,23 @@ dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, d
     char lname[128], pname[600];
     if (dg__layer_begin(g, name, "dense", lname, sizeof lname) != DG_OK) return NULL;
     const char *scope = current_scope(g);
-    dg_node *y = NULL;
-    snprintf(pname, sizeof pname, "%s/W", scope);
-    dg_node *w = dg_param(g, pname, dg_shape2(fan_in, units));
+    dg_node *y = NULL, *w = NULL;
+    /* Parameters are found by name (checkpoints): a name cut short, or one an earlier layer
+     * already used, would give two parameters the same name. */
+    if (strlen(scope) + 3 > sizeof pname) {
+        dg_set_error(g, DG_ERR_ARG,
+                     "dense: layer name is %zu bytes long with its scopes (at most %zu)",
+                     strlen(scope), sizeof pname - 3);
+    } else {
+        snprintf(pname, sizeof pname, "%s/W", scope);
+        if (name_used(g, pname))
+            dg_set_error(g, DG_ERR_ARG,
+                         "dense: a parameter named '%s' already exists (give each layer its own "
+                         "name)",
+                         pname);
+        else
+            w = dg_param(g, pname, dg_shape2(fan_in, units));
+    }
     if (w && dg_init_fill(w, o.weight_init, fan_in, units) == DG_OK) {
         y = dg_matmul(g, x, w);
         if (y && o.use_bias) {
@@ -174,7 +195,8 @@ dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, d
         dg_status s = g->status;
         memcpy(keep, g->err, sizeof keep);
         dg__graph_truncate(g, n0);
-        dg_set_error(g, s, "%s", keep);
+        /* a failure of a call inside (param, init_fill) is reported as dense's */
+        dg_set_error(g, s, "%s%s", strncmp(keep, "dense", 5) == 0 ? "" : "dense: ", keep);
     }
     return y;
 }
