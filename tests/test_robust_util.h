@@ -20,7 +20,7 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 /* Proves g is usable: no scope left open by a failed layer, and a fresh two-layer model
  * computes the values its math says. p = [1,2]: y = sum(p * p) = 5, dy/dp = 2p = [2,4];
  * a dense layer built now sits at the top level (its scope has no '/'). */
-static void robust_still_works(dg_graph *g, int line) {
+static inline void robust_still_works(dg_graph *g, int line) {
     CHECK_MSG(dg_graph_status(g) == DG_OK, "line %d: error left set: %s", line, dg_graph_error(g));
     dg_node *p = dg_param(g, NULL, dg_shape1(2));
     if (!p) {
@@ -55,7 +55,7 @@ static void robust_still_works(dg_graph *g, int line) {
 }
 
 /* Checks g's error (status and message substring), clears it, then robust_still_works. */
-static void robust_expect(dg_graph *g, dg_status want, const char *sub, int line) {
+static inline void robust_expect(dg_graph *g, dg_status want, const char *sub, int line) {
     CHECK_MSG(dg_graph_status(g) == want, "line %d: status %s, expected %s (%s)", line,
               dg_status_name(dg_graph_status(g)), dg_status_name(want), dg_graph_error(g));
     CHECK_MSG(strstr(dg_graph_error(g), sub) != NULL, "line %d: message '%s' lacks '%s'", line,

@@ -284,6 +284,10 @@ dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config
     int n0 = g->n_nodes, pass0 = g->n_backward;
     dg_status s = dg_backward(g, loss);
     if (s != DG_OK) {
+        /* say whose call failed: "optimizer_new: backward: loss must be a scalar, ..." */
+        char keep[sizeof g->err];
+        memcpy(keep, g->err, sizeof keep);
+        dg_set_error(g, s, "optimizer_new: %s", keep);
         free(o);
         return NULL;
     }
@@ -308,7 +312,13 @@ dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config
 
 dg_status dg_optimizer_step(dg_optimizer *opt) {
     if (!opt) return dg_set_error(NULL, DG_ERR_NULL, "optimizer_step: optimizer is NULL");
-    return dg_run(opt->g, opt->step);
+    dg_status s = dg_run(opt->g, opt->step);
+    if (s != DG_OK) {
+        char keep[sizeof opt->g->err];
+        memcpy(keep, opt->g->err, sizeof keep);
+        dg_set_error(opt->g, s, "optimizer_step: %s", keep);
+    }
+    return s;
 }
 
 dg_node *dg_optimizer_step_node(const dg_optimizer *opt) { return opt ? opt->step : NULL; }
