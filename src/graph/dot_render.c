@@ -72,14 +72,18 @@ dg_status dg_dot_render(const dg_graph *g, const char *path, const char *format,
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "dot_render: graph is NULL");
     if (!path || !format)
         return dg_set_error(err_graph(g), DG_ERR_NULL, "dot_render: path or format is NULL");
-    /* Graphviz reports an unwritable output file but still returns success: check first */
-    FILE *probe = fopen(path, "wb");
-    if (!probe)
-        return dg_set_error(err_graph(g), DG_ERR_IO, "dot_render: cannot open \"%s\": %s", path,
-                            strerror(errno));
-    fclose(probe);
+    /* the text first, so bad options leave an existing file at `path` as it was */
     char *text = dg_dot_string(g, opts);
     if (!text) return dg_graph_status(g);
+    /* Graphviz reports an unwritable output file but still returns success: check first */
+    FILE *probe = fopen(path, "wb");
+    if (!probe) {
+        dg_status e = dg_set_error(err_graph(g), DG_ERR_IO, "dot_render: cannot open \"%s\": %s",
+                                   path, strerror(errno));
+        free(text);
+        return e;
+    }
+    fclose(probe);
     dg_status s = DG_OK;
     gv_message[0] = 0;
     agusererrf prev = agseterrf(gv_error_sink);

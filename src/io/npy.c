@@ -230,6 +230,10 @@ dg_status dg_npy_load(dg_node *node, const char *path) {
     dg_graph *g = dg_node_graph(node);
     char what[300];
     snprintf(what, sizeof what, "npy_load '%.256s'", path);
+    /* the next run would overwrite a computed node's values */
+    if (dg_node_kind_of(node) == DG_OP_NODE)
+        return dg_set_error(g, DG_ERR_ARG, "%s: node %d (op %s) is computed, not a leaf", what,
+                            dg_node_id(node), dg_node_op_name(node));
     float *data;
     dg_shape shape;
     dg_status st = read_path(g, what, path, &data, &shape);
@@ -241,7 +245,8 @@ dg_status dg_npy_load(dg_node *node, const char *path) {
                           dg_shape_str(shape, a, sizeof a), dg_node_id(node), name ? name : "",
                           dg_shape_str(dg_node_shape(node), b, sizeof b));
     } else {
-        memcpy(dg_node_data(node), data, (size_t)dg_node_numel(node) * sizeof(float));
+        /* dg_feed also marks an input as fed, so a run may use the loaded values */
+        st = dg_feed(node, data, dg_node_numel(node));
     }
     free(data);
     return st;
