@@ -52,7 +52,8 @@ dg_status dg_npy_save(const dg_node *node, const char *path);
 /** Writes `shape`'s element count of floats from `data` as a .npy file. */
 dg_status dg_npy_write(const char *path, const float *data, dg_shape shape);
 
-/** Reads a .npy file into the node, whose shape must equal the file's. */
+/** Reads a .npy file into the node, whose shape must equal the file's. The node must be a
+ *  leaf (DG_ERR_ARG for an op result); an input loaded this way counts as fed. */
 dg_status dg_npy_load(dg_node *node, const char *path);
 
 /** Reads a .npy file (format version 1.0, 2.0 or 3.0; dtype '<f4'; fortran_order False;

@@ -58,7 +58,8 @@ dg_node *dg_activation_layer(dg_graph *g, const char *name, dg_node *x, dg_activ
 
 /** Dense (fully connected) layer: y = act(x W + b), x [N, in], W [in, units], b [units].
  *  Weights: Glorot uniform (He uniform for ReLU-family activations), bias zero. Parameters
- *  are named "<name>/W" and "<name>/b". `name` may be NULL ("dense1", "dense2", ...). */
+ *  are named "<name>/W" and "<name>/b". `name` may be NULL ("dense1", "dense2", ...); a
+ *  name whose "<name>/W" is already taken is DG_ERR_ARG (parameters are saved by name). */
 dg_node *dg_dense(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_activation act);
 
 /** Options of dg_dense_ex; start from dg_dense_defaults() (a zeroed struct has no bias). */
