@@ -34,6 +34,7 @@ const char *dg_status_name(dg_status s) {
 }
 
 dg_status dg_set_error(dg_graph *g, dg_status s, const char *fmt, ...) {
+    if (!fmt) fmt = "(no message)"; /* vsnprintf(NULL format) is undefined */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tls_error, sizeof tls_error, fmt, ap);
