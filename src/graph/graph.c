@@ -432,11 +432,11 @@ dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *input
     if (!inputs) return dg_set_error(g, DG_ERR_NULL, "%s: inputs array is NULL", name), NULL;
     for (int i = 0; i < n; i++) {
         if (!inputs[i]) {
-            /* Keep the cause visible when calls are nested. */
+            /* Keep the cause (message and status) visible when calls are nested. */
             char prev[sizeof g->err];
             memcpy(prev, g->err, sizeof prev);
             if (g->status != DG_OK && prev[0])
-                dg_set_error(g, DG_ERR_NULL, "%s: input %d is NULL (after: %.400s)", name, i, prev);
+                dg_set_error(g, g->status, "%s: input %d is NULL (after: %.400s)", name, i, prev);
             else
                 dg_set_error(g, DG_ERR_NULL, "%s: input %d is NULL", name, i);
             return NULL;
