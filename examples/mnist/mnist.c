@@ -573,9 +573,13 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
                           : " (default for a small training set; --no-augment for the plain "
                             "course run)");
         printf("  random shift <= %g px, rotation <= %g deg, scale 1 +- %g, shear <= %g, "
-               "elastic <= %g px%s;\n  epochs 1-%d distorted, the last %d as they are\n",
+               "elastic <= %g px%s;\n",
                o->aug.shift, o->aug.rotate, o->aug.scale, o->aug.shear, o->aug.elastic,
-               o->aug.flip ? ", left-right flips" : "", o->epochs - clean, clean);
+               o->aug.flip ? ", left-right flips" : "");
+        if (clean < o->epochs)
+            printf("  epochs 1-%d distorted, the last %d as they are\n", o->epochs - clean, clean);
+        else
+            printf("  but no epoch is distorted (--aug-clean %d)\n", clean);
     } else {
         printf("augmentation: off\n");
     }
