@@ -3,6 +3,7 @@
  * load and N-k more steps, must end with the same parameters and optimizer state bit for
  * bit. The optimizer is stateful in every way it can be (Adam moments, step count driving
  * bias correction, warm-up and a cosine schedule, weight decay, clipping by global norm).
+ * A dropout layer draws a fresh mask every step; its generator state is saved too.
  * Loading without state must not reproduce the run: the control shows the test can fail. */
 #include "test_util.h"
 
@@ -25,6 +26,7 @@ static run build(uint64_t seed) {
     r.x = dg_input(r.g, "x", dg_shape2(BATCH, IN));
     r.y = dg_input(r.g, "y", dg_shape1(BATCH));
     dg_node *h = dg_dense(r.g, "hidden", r.x, 8, DG_ACT_TANH);
+    h = dg_dropout(r.g, "drop", h, 0.25f);
     dg_node *logits = dg_dense(r.g, "out", h, CLASSES, DG_ACT_NONE);
     dg_node *loss = dg_cross_entropy_loss(r.g, logits, r.y);
     dg_optim_config cfg = dg_optim_defaults(DG_ADAMW);

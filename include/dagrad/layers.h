@@ -82,8 +82,11 @@ dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, d
 dg_node *dg_flatten(dg_graph *g, const char *name, dg_node *x);
 
 /** Inverted dropout: in training mode (dg_set_training) zeroes each element with
- *  probability `rate` (in [0,1)) and scales the rest by 1/(1-rate), with a fresh mask from
- *  the graph's generator each run; in evaluation mode it is the identity. The output is
+ *  probability `rate` (in [0,1)) and scales the rest by 1/(1-rate), with a fresh mask each
+ *  run; in evaluation mode it is the identity. Masks come from a counter-based generator
+ *  seeded from the graph's generator when the layer is built; its seed and run counter are
+ *  the DG_STATE node "<name>/rng", so a checkpoint with state resumes the mask stream
+ *  exactly, and masks do not depend on the thread count. The output is
  *  x * mask, where mask is a node (see dg_dropout_mask) holding 0 or 1/(1-rate) (all 1 in
  *  evaluation), so the gradient is dy * mask with the mask of the same run. */
 dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate);
