@@ -363,11 +363,20 @@ static int write_plot(const options *o, int epochs, const double *ep, const doub
     return 0;
 }
 
-/* Writes the training graph (forward, backward and updates) as DOT, each forward node
- * coloured by the L2 norm of its gradient from the last training step, and renders it
+/* Writes the forward graph, and the training graph (forward, backward and updates) as DOT, each
+ * forward node coloured by the L2 norm of its gradient from the last training step, and renders it
  * to SVG when the library was built with Graphviz. */
 static int write_dot(const options *o, const model *tm) {
     char path[4096];
+    /* the forward graph alone, each node annotated with its values' min / mean / max */
+    dg_dot_options f = dg_dot_defaults();
+    f.show_backward = 0;
+    f.loss = tm->loss;
+    f.annotate_values = 1;
+    f.title = "MNIST course net: the forward graph (values: min / mean / max)";
+    if (dg_dot_write(tm->g, ex_path(path, sizeof path, o->out, "mnist_forward.dot"), &f) != DG_OK)
+        return ex_fail(PROG, tm->g, "writing the forward DOT graph");
+    printf("wrote %s\n", path);
     dg_dot_options d = dg_dot_defaults();
     d.loss = tm->loss;
     d.grad_heat = 1;
