@@ -5,6 +5,7 @@
 
 #include "dagrad/core.h"
 #include "dagrad/ops.h"
+#include "dagrad/opkit.h"
 #include "dagrad/layers.h"
 #include "dagrad/optim.h"
 #include "dagrad/io.h"

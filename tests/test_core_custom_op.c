@@ -6,12 +6,17 @@
 
 #include <string.h>
 
-static dg_status same_shape(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status same_shape(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                             size_t size) {
-    (void)a, (void)msg, (void)size;
+    (void)n, (void)a, (void)msg, (void)size;
     *out = dg_node_shape(in[0]);
     return DG_OK;
 }
+
+/* The attribute of cube: its coefficient. */
+typedef struct cube_attrs {
+    float c;
+} cube_attrs;
 
 /* ---- softplus: y = log(1 + e^x) = max(x,0) + log1p(e^-|x|);  dx = dy sigmoid(x) ---- */
 static dg_status softplus_forward(dg_node *self) {
@@ -25,47 +30,55 @@ static dg_status softplus_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_n
     dx[0] = dg_mul(g, dy, dg_sigmoid(g, dg_node_input(self, 0)));
     return dx[0] ? DG_OK : dg_graph_status(g);
 }
-static const dg_op_def softplus_def = {"softplus",       1, 0, same_shape, softplus_forward,
-                                       softplus_backward};
+static const dg_op_def softplus_def = {.name = "softplus",
+                                       .n_inputs = 1,
+                                       .infer_shape = same_shape,
+                                       .forward = softplus_forward,
+                                       .backward = softplus_backward};
 static dg_node *softplus(dg_graph *g, dg_node *x) {
-    return dg_apply(g, &softplus_def, 1, &x, NULL);
+    return dg_apply(g, &softplus_def, 1, &x, NULL, 0);
 }
 
 /* ---- cube with a coefficient attribute: y = c x^3;  dx = dy 3 c x^2 ---- */
 static dg_status cube_forward(dg_node *self) {
     const float *x = dg_node_data(dg_node_input(self, 0));
-    float c = (float)dg_node_attrs(self)->f[0], *y = dg_node_data(self);
+    float c = ((const cube_attrs *)dg_node_attrs(self))->c, *y = dg_node_data(self);
     for (int64_t i = 0; i < dg_node_numel(self); i++) y[i] = c * x[i] * x[i] * x[i];
     return DG_OK;
 }
 static dg_status cube_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *x = dg_node_input(self, 0);
-    float c = (float)dg_node_attrs(self)->f[0];
+    float c = ((const cube_attrs *)dg_node_attrs(self))->c;
     dx[0] = dg_mul(g, dy, dg_scale(g, dg_mul(g, x, x), 3.0f * c));
     return dx[0] ? DG_OK : dg_graph_status(g);
 }
 /* The same forward with a wrong derivative (2 c x^2 instead of 3 c x^2). */
 static dg_status cube_wrong_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *x = dg_node_input(self, 0);
-    float c = (float)dg_node_attrs(self)->f[0];
+    float c = ((const cube_attrs *)dg_node_attrs(self))->c;
     dx[0] = dg_mul(g, dy, dg_scale(g, dg_mul(g, x, x), 2.0f * c));
     return dx[0] ? DG_OK : dg_graph_status(g);
 }
-static const dg_op_def cube_def = {"cube", 1, 0, same_shape, cube_forward, cube_backward};
-static const dg_op_def wrong_cube_def = {"wrong_cube",       1, 0, same_shape, cube_forward,
-                                         cube_wrong_backward};
+static const dg_op_def cube_def = {.name = "cube",
+                                   .n_inputs = 1,
+                                   .infer_shape = same_shape,
+                                   .forward = cube_forward,
+                                   .backward = cube_backward};
+static const dg_op_def wrong_cube_def = {.name = "wrong_cube",
+                                         .n_inputs = 1,
+                                         .infer_shape = same_shape,
+                                         .forward = cube_forward,
+                                         .backward = cube_wrong_backward};
 static dg_node *cube_op(dg_graph *g, const dg_op_def *def, dg_node *x, float c) {
-    dg_attrs a;
-    memset(&a, 0, sizeof a);
-    a.f[0] = c;
-    return dg_apply(g, def, 1, &x, &a);
+    cube_attrs a = {c};
+    return dg_apply(g, def, 1, &x, &a, sizeof a);
 }
 
 /* ---- hypot of two same-shape inputs: y = sqrt(a^2 + b^2);  da = dy a / y, db = dy b / y;
  * its shape rule rejects mismatched shapes, its kernel rejects a zero result at run time */
-static dg_status hypot_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status hypot_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                             size_t size) {
-    (void)a;
+    (void)n, (void)a;
     if (!dg_shape_equal(dg_node_shape(in[0]), dg_node_shape(in[1]))) {
         char s0[64], s1[64];
         snprintf(msg, size, "shapes differ: %s vs %s",
@@ -97,10 +110,14 @@ static dg_status hypot_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node
     }
     return DG_OK;
 }
-static const dg_op_def hypot_def = {"hypot", 2, 0, hypot_rule, hypot_forward, hypot_backward};
+static const dg_op_def hypot_def = {.name = "hypot",
+                                    .n_inputs = 2,
+                                    .infer_shape = hypot_rule,
+                                    .forward = hypot_forward,
+                                    .backward = hypot_backward};
 static dg_node *hypot_op(dg_graph *g, dg_node *a, dg_node *b) {
     dg_node *in[2] = {a, b};
-    return dg_apply(g, &hypot_def, 2, in, NULL);
+    return dg_apply(g, &hypot_def, 2, in, NULL, 0);
 }
 
 static void gradcheck(const char *what, dg_graph *g, dg_node *loss, int n, dg_node **leaves,
@@ -133,7 +150,7 @@ int main(void) {
         CHECK(sp && cb);
         CHECK(strcmp(dg_node_op_name(sp), "softplus") == 0);
         CHECK(dg_node_op(sp) == &softplus_def && dg_node_kind_of(sp) == DG_OP_NODE);
-        CHECK(dg_node_attrs(cb)->f[0] == -2.0);
+        CHECK(((const cube_attrs *)dg_node_attrs(cb))->c == -2.0f);
         CHECK(dg_node_input_count(sp) == 1 && dg_node_input(sp, 0) == x);
         dg_node *t[2] = {sp, cb};
         CHECK_OK(dg_run_many(g, 2, t));

@@ -87,6 +87,9 @@ static void gradients(void) {
         dg_graph_free(g);
         return;
     }
+    /* read after the runs below, so they keep their values */
+    CHECK_OK(dg_keep(mask));
+    CHECK_OK(dg_keep(y));
     /* in one run the gradient is dy * mask, dy = w (1 - tanh(y)^2), with this run's mask */
     for (int rep = 0; rep < 2; rep++) {
         CHECK_OK(dg_run(g, dx));

@@ -60,7 +60,7 @@ static void test_counts_and_indices(void) {
     EXPECT_ERROR(g, DG_ERR_ARG, "tolerances >= 0");
 
     /* custom op applied with a negative input count */
-    CHECK(dg_apply(g, dg_node_op(y), -1, &x, NULL) == NULL);
+    CHECK(dg_apply(g, dg_node_op(y), -1, &x, NULL, 0) == NULL);
     EXPECT_ERROR(g, DG_ERR_ARG, "expects 1 inputs, got -1");
 
     /* run targets: more than the plan cache holds, with a NULL or a foreign node late in

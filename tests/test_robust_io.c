@@ -80,12 +80,12 @@ static void test_checkpoint(void) {
     CHECK(dg_checkpoint_save(g, "", 0) == DG_ERR_IO);
     EXPECT_ERROR(g, DG_ERR_IO, "checkpoint_save ''");
     CHECK(!leftover(".", ".tmp."));
-    /* two parameters of the same name (made outside of layers) */
+    /* a name colliding with the fallback name of an unnamed parameter */
     dg_graph *dup = dg_graph_new(2);
-    dg_param(dup, "same", dg_shape1(2));
-    dg_param(dup, "same", dg_shape1(3));
+    dg_param(dup, NULL, dg_shape1(2));
+    dg_param(dup, "param#0", dg_shape1(3));
     CHECK(dg_checkpoint_save(dup, good, 0) == DG_ERR_ARG);
-    EXPECT_ERROR(dup, DG_ERR_ARG, "two nodes are named 'same'");
+    EXPECT_ERROR(dup, DG_ERR_ARG, "two nodes are named 'param#0'");
     /* a name longer than the format allows */
     dg_graph *longg = dg_graph_new(3);
     char *longname = malloc(5000);

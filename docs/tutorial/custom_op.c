@@ -17,27 +17,44 @@
 
 /* ---- swish ---- */
 
+/* The op's attributes: any struct; dg_apply copies it into the node. */
+typedef struct swish_attrs {
+    float beta;
+} swish_attrs;
+
 /* Shape rule: the output has the input's shape. */
-static dg_status swish_shape(dg_node *const *in, const dg_attrs *attrs, dg_shape *out, char *msg,
+static dg_status swish_shape(dg_node *const *in, int n, const void *attrs, dg_shape *out, char *msg,
                              size_t msg_size) {
-    (void)attrs, (void)msg, (void)msg_size;
+    (void)n, (void)attrs, (void)msg, (void)msg_size;
     *out = dg_node_shape(in[0]);
     return DG_OK;
 }
 
-/* Forward kernel: reads the input's values, writes the node's own. */
+/* What each thread of the forward kernel needs: input, output, beta. */
+typedef struct swish_job {
+    const float *x;
+    float *y;
+    float beta;
+} swish_job;
+
+static void swish_range(void *ctx, int64_t lo, int64_t hi) {
+    const swish_job *j = ctx;
+    for (int64_t i = lo; i < hi; i++) j->y[i] = j->x[i] / (1.0f + expf(-j->beta * j->x[i]));
+}
+
+/* Forward kernel: reads the input's values, writes the node's own; large tensors are
+ * split over the library's threads. */
 static dg_status swish_forward(dg_node *self) {
-    const float *x = dg_node_data(dg_node_input(self, 0));
-    float *y = dg_node_data(self);
-    float beta = (float)dg_node_attrs(self)->f[0];
-    for (int64_t i = 0; i < dg_node_numel(self); i++) y[i] = x[i] / (1.0f + expf(-beta * x[i]));
+    const swish_attrs *a = dg_node_attrs(self);
+    swish_job job = {dg_node_data(dg_node_input(self, 0)), dg_node_data(self), a->beta};
+    dg_parallel_for(dg_node_numel(self), 20, swish_range, &job);
     return DG_OK;
 }
 
 /* Backward: dx = dy (s + beta x s (1 - s)), built from graph ops. */
 static dg_status swish_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *x = dg_node_input(self, 0);
-    float beta = (float)dg_node_attrs(self)->f[0];
+    float beta = ((const swish_attrs *)dg_node_attrs(self))->beta;
     dg_node *s = dg_sigmoid(g, dg_scale(g, x, beta));
     dg_node *one_minus_s = dg_shift(g, dg_neg(g, s), 1.0f);
     dg_node *slope = dg_add(g, s, dg_scale(g, dg_mul(g, x, dg_mul(g, s, one_minus_s)), beta));
@@ -48,7 +65,7 @@ static dg_status swish_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node
 static const dg_op_def swish_op = {
     .name = "swish",
     .n_inputs = 1,
-    .flags = 0,
+    .flags = DG_OP_INPLACE, /* y[i] reads only x[i]: y may reuse x's memory */
     .infer_shape = swish_shape,
     .forward = swish_forward,
     .backward = swish_backward,
@@ -56,19 +73,17 @@ static const dg_op_def swish_op = {
 
 /* The public face of the op: one call, like dg_tanh. */
 static dg_node *my_swish(dg_graph *g, dg_node *x, float beta) {
-    dg_attrs attrs;
-    memset(&attrs, 0, sizeof attrs);
-    attrs.f[0] = beta;
-    return dg_apply(g, &swish_op, 1, &x, &attrs);
+    swish_attrs attrs = {beta};
+    return dg_apply(g, &swish_op, 1, &x, &attrs, sizeof attrs);
 }
 
 /* ---- rowdot ---- */
 
 /* Shape rule: a and b both [N,K]; the output is [N]. The message gets the op's name in
  * front: "rowdot: shapes differ: [4,3] vs [4,2]". */
-static dg_status rowdot_shape(dg_node *const *in, const dg_attrs *attrs, dg_shape *out, char *msg,
-                              size_t msg_size) {
-    (void)attrs;
+static dg_status rowdot_shape(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                              char *msg, size_t msg_size) {
+    (void)n, (void)attrs;
     dg_shape a = dg_node_shape(in[0]), b = dg_node_shape(in[1]);
     char sa[64], sb[64];
     if (a.ndim != 2 || !dg_shape_equal(a, b)) {
@@ -94,20 +109,24 @@ static dg_status rowdot_forward(dg_node *self) {
 }
 
 /* dy is [N]; as a column [N,1] it broadcasts against b [N,K]. Only inputs that need a
- * gradient get one. */
+ * gradient get one. -1 lets N follow the batch size of each run. */
 static dg_status rowdot_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *a = dg_node_input(self, 0), *b = dg_node_input(self, 1);
-    dg_node *col = dg_reshape(g, dy, dg_shape2(dg_node_shape(a).dim[0], 1));
+    dg_node *col = dg_reshape(g, dy, dg_shape2(-1, 1));
     if (dg_node_requires_grad(a) && !(dx[0] = dg_mul(g, col, b))) return dg_graph_status(g);
     if (dg_node_requires_grad(b) && !(dx[1] = dg_mul(g, col, a))) return dg_graph_status(g);
     return DG_OK;
 }
 
-static const dg_op_def rowdot_op = {"rowdot", 2, 0, rowdot_shape, rowdot_forward, rowdot_backward};
+static const dg_op_def rowdot_op = {.name = "rowdot",
+                                    .n_inputs = 2,
+                                    .infer_shape = rowdot_shape,
+                                    .forward = rowdot_forward,
+                                    .backward = rowdot_backward};
 
 static dg_node *my_rowdot(dg_graph *g, dg_node *a, dg_node *b) {
     dg_node *in[2] = {a, b};
-    return dg_apply(g, &rowdot_op, 2, in, NULL);
+    return dg_apply(g, &rowdot_op, 2, in, NULL, 0);
 }
 
 /* ---- checks ---- */

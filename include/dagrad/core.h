@@ -18,8 +18,10 @@ extern "C" {
 
 /** Maximum tensor rank. */
 #define DG_MAX_DIMS 4
-/** Maximum number of inputs of one op. */
-#define DG_MAX_INPUTS 6
+/** As the leading dimension of dg_input's shape: the batch dimension, free at run time.
+ *  The input then takes whatever number of rows each dg_feed gives it (1 until the first
+ *  feed), and a run re-infers the shapes of everything that depends on it. */
+#define DG_BATCH (-1)
 
 /** Status codes returned by every fallible call; DG_OK is zero. */
 typedef enum dg_status {
@@ -103,8 +105,11 @@ dg_status dg_set_error(dg_graph *g, dg_status s, const char *fmt, ...)
 
 /** Number of nodes in the graph. */
 int dg_graph_node_count(const dg_graph *g);
-/** Node by creation index (0 .. count-1), or NULL. Creation order is a topological order. */
+/** Node by creation index (0 .. count-1), or NULL. Creation order is a topological order
+ *  of the data edges (an op's inputs exist before it). */
 dg_node *dg_graph_node(const dg_graph *g, int index);
+/** The node named `name` (the most recently created one if several share it), or NULL. */
+dg_node *dg_graph_find(const dg_graph *g, const char *name);
 
 /** Sets the number of OpenMP threads used by kernels (<= 0: OpenMP's default).
  *  Results are bitwise identical for any thread count. */
@@ -115,9 +120,12 @@ int dg_get_num_threads(void);
 /* ---- leaves ---- */
 
 /** A node fed with data before each run (e.g. a batch). Values start at zero. Returns NULL
- *  on error. `name` is copied and may be NULL. */
+ *  on error. `name` is copied and may be NULL. A leading dimension of DG_BATCH
+ *  (`dg_shape2(DG_BATCH, 784)`) makes it a batch input: every dg_feed may give it another
+ *  number of rows, and all batch inputs read by one run must have the same number. */
 dg_node *dg_input(dg_graph *g, const char *name, dg_shape shape);
-/** A trainable parameter, zero-initialised; its values persist across runs. */
+/** A trainable parameter, zero-initialised; its values persist across runs. A name already
+ *  used by another parameter or state node is DG_ERR_ARG (checkpoints find them by name). */
 dg_node *dg_param(dg_graph *g, const char *name, dg_shape shape);
 /** A constant holding a copy of `data` (numel floats), or `fill` everywhere if data is NULL. */
 dg_node *dg_const(dg_graph *g, const char *name, dg_shape shape, const float *data, float fill);
@@ -127,10 +135,12 @@ dg_node *dg_state(dg_graph *g, const char *name, dg_shape shape);
 /** A scalar constant. */
 dg_node *dg_scalar(dg_graph *g, float value);
 
-/** Copies `n` floats into an input (or a parameter or constant). n must equal the node's
- *  element count. On error the node is unchanged. */
+/** Copies `n` floats into an input (or a parameter, constant or state). n must equal the
+ *  node's element count; for a batch input (see dg_input) any positive multiple of one
+ *  row's element count, which sets its number of rows. On error the node is unchanged. */
 dg_status dg_feed(dg_node *node, const float *data, int64_t n);
-/** Copies the node's current values into out (capacity n, which must be >= numel). */
+/** Copies the node's current values into out (capacity n, which must be >= numel).
+ *  DG_ERR_STATE if the node holds no value now (see dg_node_data). */
 dg_status dg_read(const dg_node *node, float *out, int64_t n);
 
 /** Marks an input (or constant) as needing a gradient (parameters always do). */
@@ -148,8 +158,12 @@ int dg_node_id(const dg_node *n);
 dg_shape dg_node_shape(const dg_node *n);
 /** The node's element count; 0 for NULL. */
 int64_t dg_node_numel(const dg_node *n);
-/** The node's value buffer (numel floats, 64-byte aligned). Owned by the graph. Writing to
- *  it is how kernels produce results and how users initialise parameters in place. */
+/** The node's value buffer (numel floats, 64-byte aligned), owned by the graph. Writing to
+ *  it is how kernels produce results and how users initialise parameters in place. Leaves
+ *  always have one. An op result has one after a run that computed it if it persists (a
+ *  run target, a parameter's gradient, dg_keep, dg_set_keep_all), and during a run; other
+ *  results live in memory the plan reuses, so outside a run this returns NULL and records
+ *  a DG_ERR_STATE message saying so. */
 float *dg_node_data(const dg_node *n);
 /** The node's name, or NULL. */
 const char *dg_node_name(const dg_node *n);
@@ -177,11 +191,21 @@ dg_status dg_scope_push(dg_graph *g, const char *name);
 /** Closes the innermost scope opened by dg_scope_push; DG_ERR_STATE if none is open. */
 dg_status dg_scope_pop(dg_graph *g);
 
+/** 1 if dg_node_data(n) would return a buffer holding the node's current value. */
+int dg_node_has_value(const dg_node *n);
+/** 1 for leaves, and for op results once a run has computed them (kept or not). */
+int dg_node_computed(const dg_node *n);
+
 /* ---- running ---- */
 
-/** Evaluates `target` and only what it depends on, with the inputs' current data. */
+/** Evaluates `target` and only what it depends on, with the inputs' current data. A run
+ *  target keeps its value afterwards (readable with dg_node_data) until a later run
+ *  recomputes it. */
 dg_status dg_run(dg_graph *g, dg_node *target);
-/** Evaluates several targets in one pass (each node at most once, creation order). */
+/** Evaluates several targets in one pass: each node at most once, in an order that
+ *  respects every data edge and, for ops writing a leaf in place (optimizer updates,
+ *  counters), runs every other reader of that leaf first. The plan (order, shapes and
+ *  memory) is made on the first run and cached per target set and batch size. */
 dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets);
 /** Reads a scalar node's value after a run (NaN if node is NULL or not a scalar). */
 float dg_value(const dg_node *n);
@@ -194,6 +218,36 @@ int dg_is_training(const dg_graph *g);
 /** Ties an object's lifetime to the graph: `release(obj)` is called by dg_graph_free, in
  *  reverse order of attachment. For builders (optimizers, layers) that keep side data. */
 dg_status dg_graph_attach(dg_graph *g, void *obj, void (*release)(void *obj));
+
+/** Keeps the node's value after every run that computes it (it gets a buffer of its own
+ *  instead of memory the plan reuses). For values read after a run: logits, activations. */
+dg_status dg_keep(dg_node *n);
+/** When on, every node keeps its value (a buffer each, as if dg_keep'd): for DOT value
+ *  annotations, debugging and custom-op development. Off by default. Results are bitwise
+ *  the same either way. */
+void dg_set_keep_all(dg_graph *g, int on);
+
+/** Memory held by a graph's node buffers, in bytes. */
+typedef struct dg_memory_stats {
+    size_t leaf_bytes;    /**< inputs, parameters, constants and state */
+    size_t kept_bytes;    /**< op results with buffers of their own (targets, kept nodes,
+                               parameter gradients; every result with keep-all) */
+    size_t arena_bytes;   /**< the arena shared by planned intermediate results */
+    size_t planned_bytes; /**< what the intermediates placed in that arena by the latest
+                               plan would take with a buffer each */
+} dg_memory_stats;
+/** Fills *out with the graph's current buffer sizes. */
+dg_status dg_graph_memory(const dg_graph *g, dg_memory_stats *out);
+
+/** How a plan orders nodes that no edge orders. Every choice gives the same results; the
+ *  others exist to test that nothing depends on creation order. */
+typedef enum dg_plan_order {
+    DG_ORDER_CREATION,     /**< lowest creation index first (default) */
+    DG_ORDER_LATEST_FIRST, /**< highest creation index first */
+    DG_ORDER_RANDOM,       /**< a seeded random choice among the ready nodes */
+} dg_plan_order;
+/** Chooses the plan order for later plans (existing plans are dropped). */
+dg_status dg_set_plan_order(dg_graph *g, dg_plan_order order, uint64_t seed);
 
 /** Anomaly mode: when on, a run stops at the first node whose result holds NaN/Inf and
  *  reports it (DG_ERR_NONFINITE). Off by default. */
@@ -229,55 +283,6 @@ typedef struct dg_gradcheck_report {
  *  if |analytic - numeric| <= atol + rtol * |numeric|. Leaves' values are restored. */
 dg_status dg_gradcheck(dg_graph *g, dg_node *y, int n, dg_node *const *leaves, double eps,
                        double atol, double rtol, dg_gradcheck_report *report);
-
-/* ---- defining ops (built-in ops use exactly this; so can users) ---- */
-
-/** Op attributes: small numeric parameters (axis, slope, transposition flags, ...). */
-typedef struct dg_attrs {
-    double f[4];    /**< real parameters (slope, scale, exponent, ...) */
-    int64_t i[4];   /**< integer parameters (axis, keepdims, flags, ...) */
-    dg_shape shape; /**< a target shape (reshape, broadcast_to, sum_to) */
-    void *ptr;      /**< user data for custom ops; not owned */
-} dg_attrs;
-
-/** Op flags. */
-enum {
-    /** Output is piecewise constant in its inputs (masks, argmax, one-hot): its gradient
-     *  is zero, so no gradient flows through it. */
-    DG_OP_NO_GRAD = 1u << 0,
-    /** Forward writes into an input (e.g. an optimizer step); its output is a dummy. */
-    DG_OP_SIDE_EFFECT = 1u << 1,
-};
-
-/** An op: name, shape rule, forward kernel and backward (a vector-Jacobian product built
- *  from graph ops). The definition must outlive every graph that uses it. */
-typedef struct dg_op_def {
-    const char *name; /**< shown in error messages, DOT and dg_node_op_name; not copied */
-    int n_inputs;     /**< 1 .. DG_MAX_INPUTS */
-    unsigned flags;   /**< DG_OP_NO_GRAD, DG_OP_SIDE_EFFECT, or 0 */
-    /** Computes the output shape into *out or returns an error status, writing a message
-     *  (without the op name; it is prefixed) into msg. */
-    dg_status (*infer_shape)(dg_node *const *inputs, const dg_attrs *attrs, dg_shape *out,
-                             char *msg, size_t msg_size);
-    /** Computes dg_node_data(self) from the inputs' data. May return an error (message via
-     *  dg_set_error) for run-time data problems such as an out-of-range label. */
-    dg_status (*forward)(dg_node *self);
-    /** Given dy (the gradient of the loss w.r.t. self, same shape as self), sets dx[i] to
-     *  the gradient w.r.t. input i, built with graph ops, for each input that
-     *  dg_node_requires_grad; leaves NULL for no contribution. A dx[i] whose shape differs
-     *  from input i but broadcasts to it is summed back by the engine. NULL: not
-     *  differentiable (an error if a gradient is requested through it). */
-    dg_status (*backward)(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx);
-} dg_op_def;
-
-/** Creates a node applying `op` to `inputs`. Checks the inputs (non-NULL, same graph,
- *  count) and the shape rule. Returns NULL on error. `attrs` may be NULL (all zero). */
-dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *inputs,
-                  const dg_attrs *attrs);
-/** The attributes a node was created with. */
-const dg_attrs *dg_node_attrs(const dg_node *n);
-/** The op of an op node, or NULL for leaves. */
-const dg_op_def *dg_node_op(const dg_node *n);
 
 /** Uniform random float in [0,1) from the graph's seeded generator. */
 float dg_graph_rand_uniform(dg_graph *g);

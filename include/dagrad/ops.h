@@ -20,8 +20,12 @@ extern "C" {
 dg_node *dg_matmul(dg_graph *g, dg_node *a, dg_node *b);
 /** op(a) x op(b), where op transposes when the flag is non-zero. */
 dg_node *dg_matmul_t(dg_graph *g, dg_node *a, dg_node *b, int trans_a, int trans_b);
-/** Same data, new shape (element counts must match). */
+/** Same data, new shape (element counts must match). One dimension may be -1: it is then
+ *  inferred from the element count, at every run (`dg_shape2(-1, 784)` follows the batch
+ *  size). The result shares x's memory unless it is kept. */
 dg_node *dg_reshape(dg_graph *g, dg_node *x, dg_shape shape);
+/** x's data in the shape of `like` (whose values are not read). */
+dg_node *dg_reshape_like(dg_graph *g, dg_node *x, dg_node *like);
 /** Swaps the last two axes (rank >= 2). */
 dg_node *dg_transpose(dg_graph *g, dg_node *x);
 /** Repeats x along axes of size 1 (and new leading axes) to `shape`. */
@@ -29,6 +33,11 @@ dg_node *dg_broadcast_to(dg_graph *g, dg_node *x, dg_shape shape);
 /** Sums x over the axes where `shape` is 1 (or missing on the left): the reverse of
  *  dg_broadcast_to. */
 dg_node *dg_sum_to(dg_graph *g, dg_node *x, dg_shape shape);
+/** dg_broadcast_to the shape of `like`, whatever it is at run time (values not read). */
+dg_node *dg_broadcast_like(dg_graph *g, dg_node *x, dg_node *like);
+/** dg_sum_to the shape of `like`, whatever it is at run time (values not read): what a
+ *  backward rule uses to reduce a gradient to a broadcast input's shape. */
+dg_node *dg_sum_to_like(dg_graph *g, dg_node *x, dg_node *like);
 
 /* ---- elementwise binary (broadcasting) ---- */
 /** a + b. */
@@ -85,9 +94,14 @@ dg_node *dg_log_softmax(dg_graph *g, dg_node *x);
 dg_node *dg_sum(dg_graph *g, dg_node *x);
 /** Sum over one axis (negative counts from the end); keepdims keeps it as size 1. */
 dg_node *dg_sum_axis(dg_graph *g, dg_node *x, int axis, int keepdims);
-/** Mean of all elements (a scalar). */
+/** The number of elements of x at run time, as a scalar (no gradient; x's values are not
+ *  read). Divide by it to average over a batch whose size changes from run to run. */
+dg_node *dg_numel_of(dg_graph *g, dg_node *x);
+/** The size of one axis of x (negative counts from the end) at run time, as a scalar. */
+dg_node *dg_dim_of(dg_graph *g, dg_node *x, int axis);
+/** Mean of all elements (a scalar): dg_sum divided by dg_numel_of. */
 dg_node *dg_mean(dg_graph *g, dg_node *x);
-/** Mean over one axis, as dg_sum_axis divided by that axis's size. */
+/** Mean over one axis, as dg_sum_axis divided by that axis's size at run time. */
 dg_node *dg_mean_axis(dg_graph *g, dg_node *x, int axis, int keepdims);
 
 /* ---- losses (scalar results, mean over elements or rows) ---- */

@@ -1,13 +1,66 @@
 /* Reverse mode. The engine walks nodes in reverse creation order (a reverse topological
- * order), asks each op for its vector-Jacobian product (built from graph ops), sums the
- * contributions of a value's consumers, and sums broadcast contributions back to the
- * input's shape. It contains no op-specific logic: the gradient is ordinary graph nodes,
- * so it can be run, exported and differentiated again. */
+ * order of the data edges), asks each op for its vector-Jacobian product (built from graph
+ * ops), reduces a broadcast input's contribution to the input's shape (sum_like), and sums
+ * the contributions of a value's consumers (accumulate). Both are the engine's own
+ * primitives (primitives.c); it calls no op builder and contains no op-specific logic. The
+ * gradient is ordinary graph nodes, so it can be run, exported and differentiated again. */
 #include "internal.h"
-#include "dagrad/ops.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Contributions to each node's gradient, in the order they were found. */
+typedef struct contrib {
+    dg_node *term;
+    int next; /* index of the next contribution to the same node, or -1 */
+} contrib;
+
+typedef struct contribs {
+    contrib *c;
+    int n, cap;
+    int *head, *tail; /* per node id */
+} contribs;
+
+static int contrib_add(contribs *cs, int id, dg_node *term) {
+    if (cs->n == cs->cap) {
+        int cap = cs->cap ? 2 * cs->cap : 256;
+        contrib *c = realloc(cs->c, (size_t)cap * sizeof *c);
+        if (!c) return 0;
+        cs->c = c;
+        cs->cap = cap;
+    }
+    cs->c[cs->n].term = term;
+    cs->c[cs->n].next = -1;
+    if (cs->tail[id] >= 0)
+        cs->c[cs->tail[id]].next = cs->n;
+    else
+        cs->head[id] = cs->n;
+    cs->tail[id] = cs->n++;
+    return 1;
+}
+
+/* The sum of node id's contributions, or NULL if it has none (error: *s set). */
+static dg_node *gather(dg_graph *g, contribs *cs, int id, dg_node ***terms, int *cap,
+                       dg_status *s) {
+    int n = 0;
+    for (int k = cs->head[id]; k >= 0; k = cs->c[k].next) {
+        if (n == *cap) {
+            int nc = *cap ? 2 * *cap : 16;
+            dg_node **t = realloc(*terms, (size_t)nc * sizeof *t);
+            if (!t) {
+                *s = dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
+                return NULL;
+            }
+            *terms = t;
+            *cap = nc;
+        }
+        (*terms)[n++] = cs->c[k].term;
+    }
+    if (n == 0) return NULL;
+    dg_node *sum = dg__accumulate(g, n, *terms);
+    if (!sum) *s = g->status;
+    return sum;
+}
 
 /* Builds gradients of y for every node that needs one; grads[i] is the gradient node of
  * node i (or NULL). On error, removes every node it added. */
@@ -27,24 +80,42 @@ static dg_status build_gradients(dg_graph *g, dg_node *y, dg_node ***grads_out) 
                             "input marked with dg_set_requires_grad",
                             y->id, dg_node_op_name(y));
 
-    int n0 = g->n_nodes, pass0 = g->n_backward;
+    dg_mark mark = dg_graph_mark(g);
+    int n0 = g->n_nodes;
     dg_node **grads = calloc((size_t)n0, sizeof *grads);
-    if (!grads) return dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
+    contribs cs = {NULL, 0, 0, malloc((size_t)n0 * sizeof(int)), malloc((size_t)n0 * sizeof(int))};
+    dg_node **terms = NULL, **dx = NULL;
+    int terms_cap = 0, dx_cap = 0;
+    dg_status s = DG_OK;
+    if (!grads || !cs.head || !cs.tail) {
+        s = dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n0; i++) cs.head[i] = cs.tail[i] = -1;
     g->n_backward++;
 
-    dg_status s = DG_OK;
     grads[y->id] = dg_const(g, NULL, y->shape, NULL, 1.0f);
     if (!grads[y->id]) s = g->status;
     for (int id = y->id; id >= 0 && s == DG_OK; id--) {
         dg_node *x = g->nodes[id];
+        if (id != y->id) grads[id] = gather(g, &cs, id, &terms, &terms_cap, &s);
         dg_node *dy = grads[id];
-        if (!dy || x->kind != DG_OP_NODE) continue;
+        if (!dy || x->kind != DG_OP_NODE || s != DG_OK) continue;
         if (!x->op->backward) {
             s = dg_set_error(g, DG_ERR_UNSUPPORTED, "backward: op %s (node %d) has no derivative",
                              x->op->name, x->id);
             break;
         }
-        dg_node *dx[DG_MAX_INPUTS] = {0};
+        if (x->n_inputs > dx_cap) {
+            dg_node **nd = realloc(dx, (size_t)x->n_inputs * sizeof *nd);
+            if (!nd) {
+                s = dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
+                break;
+            }
+            dx = nd;
+            dx_cap = x->n_inputs;
+        }
+        memset(dx, 0, (size_t)x->n_inputs * sizeof *dx);
         g->status = DG_OK;
         s = x->op->backward(g, x, dy, dx);
         if (s != DG_OK) {
@@ -55,52 +126,74 @@ static dg_status build_gradients(dg_graph *g, dg_node *y, dg_node ***grads_out) 
         for (int k = 0; k < x->n_inputs && s == DG_OK; k++) {
             dg_node *in = x->inputs[k];
             dg_node *c = dx[k];
-            if (!c || !in->requires_grad) continue;
+            if (!c || !in->requires_grad || (k < 64 && (x->op->shape_only >> k & 1))) continue;
             if (!dg_shape_equal(c->shape, in->shape)) {
                 /* broadcast input: sum the contribution back to the input's shape */
-                c = dg_sum_to(g, c, in->shape);
-                if (!c) {
+                dg_node *r = dg__sum_like(g, c, in);
+                if (!r) {
                     char sb2[64];
                     s = dg_set_error(g, g->status,
                                      "backward: op %s (node %d) returned a gradient of shape %s "
                                      "for input %d of shape %s",
-                                     x->op->name, x->id, dg_shape_str(dx[k]->shape, sb, sizeof sb),
-                                     k, dg_shape_str(in->shape, sb2, sizeof sb2));
+                                     x->op->name, x->id, dg_shape_str(c->shape, sb, sizeof sb), k,
+                                     dg_shape_str(in->shape, sb2, sizeof sb2));
                     break;
                 }
+                c = r;
             }
-            /* a value feeding several consumers receives the sum of their contributions */
-            dg_node *acc = grads[in->id] ? dg_add(g, grads[in->id], c) : c;
-            if (!acc) {
-                s = g->status;
-                break;
-            }
-            grads[in->id] = acc;
+            if (!contrib_add(&cs, in->id, c))
+                s = dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
         }
     }
+done:
+    free(cs.c);
+    free(cs.head);
+    free(cs.tail);
+    free(terms);
+    free(dx);
     if (s != DG_OK) {
-        char keep[sizeof g->err];
-        memcpy(keep, g->err, sizeof keep);
-        dg__graph_truncate(g, n0);
-        g->n_backward = pass0;
         free(grads);
-        return dg_set_error(g, s, "%s", keep);
+        return dg_graph_rollback(g, mark, NULL);
     }
     *grads_out = grads;
     return DG_OK;
 }
 
 dg_status dg_backward(dg_graph *g, dg_node *loss) {
+    /* the same loss again, with nothing differentiated since: its gradients are current */
+    if (g && loss && loss->graph == g && g->last_loss == loss &&
+        g->last_loss_pass == g->n_backward && loss->grad)
+        return DG_OK;
+    int n0 = g ? g->n_nodes : 0;
     dg_node **grads = NULL;
     dg_status s = build_gradients(g, loss, &grads);
     if (s != DG_OK) return s;
+    int links = 0;
+    for (int id = 0; id <= loss->id; id++) links += grads[id] != NULL;
+    if (g->n_grad_log + links > g->cap_grad_log) {
+        int cap = 2 * (g->n_grad_log + links);
+        struct dg_grad_undo *log = realloc(g->grad_log, (size_t)cap * sizeof *log);
+        if (!log) {
+            free(grads);
+            dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
+            return dg_graph_rollback(g, (dg_mark){n0, g->n_backward - 1, g->scope_depth}, NULL);
+        }
+        g->grad_log = log;
+        g->cap_grad_log = cap;
+    }
     for (int id = 0; id <= loss->id; id++) {
         if (!grads[id]) continue;
         dg_node *x = g->nodes[id];
+        /* remembered so that rolling back this pass gives x its old gradient again */
+        g->grad_log[g->n_grad_log++] = (struct dg_grad_undo){x, x->grad, n0};
         x->grad = grads[id];
         if (!grads[id]->grad_of) grads[id]->grad_of = x;
+        /* a parameter's gradient persists after a run: optimizers and users read it */
+        if (x->kind == DG_PARAM && grads[id]->kind == DG_OP_NODE) grads[id]->pinned = 1;
     }
     free(grads);
+    g->last_loss = loss;
+    g->last_loss_pass = g->n_backward;
     return DG_OK;
 }
 

@@ -28,7 +28,7 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *y, int n, dg_node *const *leaves, d
                                 "dg_set_requires_grad before building the nodes that use it",
                                 i, leaves[i]->id);
     }
-    int n0 = g->n_nodes, pass0 = g->n_backward;
+    dg_mark mark = dg_graph_mark(g);
     dg_node **grads = calloc((size_t)n, sizeof *grads);
     if (!grads) return dg_set_error(g, DG_ERR_NOMEM, "gradcheck: out of memory");
     dg_status s = dg_gradients(g, y, n, leaves, grads);
@@ -81,12 +81,6 @@ dg_status dg_gradcheck(dg_graph *g, dg_node *y, int n, dg_node *const *leaves, d
 done:
     if (s != DG_OK) report->passed = 0;
     free(grads);
-    {
-        char keep[sizeof g->err];
-        memcpy(keep, g->err, sizeof keep);
-        dg__graph_truncate(g, n0);
-        g->n_backward = pass0;
-        if (s != DG_OK) dg_set_error(g, s, "%s", keep);
-    }
+    dg_graph_rollback(g, mark, NULL); /* removes the gradient nodes; keeps any message */
     return s;
 }

@@ -1,16 +1,11 @@
-/* The graph: node storage, leaves, op application, errors, shapes, scopes and the
- * seeded random generator. Knows nothing about any particular op. */
+/* The graph: node storage (a build arena with marks), leaves, op application, errors,
+ * shapes, names, scopes, rollback and the seeded random generator. Knows no op. */
 #include "internal.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* ---- errors ---- */
 
@@ -35,15 +30,29 @@ const char *dg_status_name(dg_status s) {
 
 dg_status dg_set_error(dg_graph *g, dg_status s, const char *fmt, ...) {
     if (!fmt) fmt = "(no message)"; /* vsnprintf(NULL format) is undefined */
+    char msg[sizeof tls_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_error, sizeof tls_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap); /* the arguments may point into tls_error */
     va_end(ap);
+    memcpy(tls_error, msg, sizeof tls_error);
     if (g) {
         g->status = s;
-        memcpy(g->err, tls_error, sizeof g->err);
+        memcpy(g->err, msg, sizeof g->err);
     }
     return s;
+}
+
+dg_status dg__prefix_error(dg_graph *g, dg_status s, const char *who) {
+    size_t n = strlen(who);
+    if (strncmp(g->err, who, n) == 0 && g->err[n] == ':') return dg_set_error(g, s, "%s", g->err);
+    return dg_set_error(g, s, "%s: %s", who, g->err);
+}
+
+dg_status dg_error_prefix(dg_graph *g, const char *who) {
+    if (!g) return DG_ERR_NULL;
+    dg_status s = g->status != DG_OK ? g->status : DG_ERR_STATE;
+    return who && who[0] ? dg__prefix_error(g, s, who) : s;
 }
 
 const char *dg_last_error(void) { return tls_error; }
@@ -126,7 +135,62 @@ float *dg__alloc_floats(int64_t n) {
 
 void dg__free_floats(float *p) { free(p); }
 
+dg_status dg__ensure_own(dg_node *n) {
+    if (n->own && n->own_cap >= n->numel) return DG_OK;
+    int64_t cap = n->numel;
+    float *p = dg__alloc_floats(cap);
+    if (!p) {
+        char sb[64];
+        return dg_set_error(n->graph, DG_ERR_NOMEM, "out of memory allocating %s for node %d",
+                            dg_shape_str(n->shape, sb, sizeof sb), n->id);
+    }
+    if (n->own) memcpy(p, n->own, (size_t)n->own_cap * sizeof(float));
+    dg__free_floats(n->own);
+    n->own = p;
+    n->own_cap = cap;
+    return DG_OK;
+}
+
+#define CHUNK_MIN ((size_t)64 << 10)
+
+void *dg__arena_alloc(dg_graph *g, size_t bytes) {
+    bytes = (bytes + 15) & ~(size_t)15;
+    dg_chunk *c = g->arena;
+    if (!c || c->size - c->used < bytes) {
+        size_t size = bytes > CHUNK_MIN ? bytes : CHUNK_MIN;
+        if (c && c->size * 2 > size && c->size < ((size_t)16 << 20)) size = c->size * 2;
+        dg_chunk *nc = malloc(sizeof *nc + size);
+        if (!nc) return NULL;
+        nc->prev = c;
+        nc->size = size;
+        nc->used = 0;
+        g->arena = c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += bytes;
+    memset(p, 0, bytes);
+    return p;
+}
+
+static dg_arena_mark arena_mark(const dg_graph *g) {
+    dg_arena_mark m = {g->arena, g->arena ? g->arena->used : 0};
+    return m;
+}
+
+static void arena_reset(dg_graph *g, dg_arena_mark m) {
+    while (g->arena && g->arena != m.chunk) {
+        dg_chunk *prev = g->arena->prev;
+        free(g->arena);
+        g->arena = prev;
+    }
+    if (g->arena) g->arena->used = m.used;
+}
+
 /* ---- threads ---- */
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static int dg_threads = 0;
 
@@ -140,12 +204,60 @@ int dg_get_num_threads(void) {
 #endif
 }
 
-int dg__threads_for(int64_t work) {
-    /* Below ~32k elementary operations a parallel region costs more than it saves. */
-    if (work < 32768) return 1;
-    int t = dg_get_num_threads();
-    int64_t max_useful = work / 16384;
-    return max_useful < t ? (int)max_useful : t;
+/* ---- names ---- */
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+/* Records node x under its name; the newest node of a name wins. */
+static int name_index_put(dg_graph *g, dg_node *x) {
+    if (!x->name) return 1;
+    if (2 * (g->name_index_used + 1) > g->name_index_cap) {
+        int cap = g->name_index_cap ? 2 * g->name_index_cap : 256;
+        int *idx = malloc((size_t)cap * sizeof *idx);
+        if (!idx) return 0;
+        for (int i = 0; i < cap; i++) idx[i] = -1;
+        free(g->name_index);
+        g->name_index = idx;
+        g->name_index_cap = cap;
+        g->name_index_used = 0;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i] != x && g->nodes[i]->name && !name_index_put(g, g->nodes[i])) return 0;
+    }
+    size_t mask = (size_t)g->name_index_cap - 1;
+    for (size_t k = hash_str(x->name) & mask;; k = (k + 1) & mask) {
+        int id = g->name_index[k];
+        if (id < 0) {
+            g->name_index[k] = x->id;
+            g->name_index_used++;
+            return 1;
+        }
+        const char *other = g->nodes[id]->name;
+        if (other && strcmp(other, x->name) == 0) {
+            if (x->id > id) g->name_index[k] = x->id;
+            return 1;
+        }
+    }
+}
+
+static void name_index_rebuild(dg_graph *g) {
+    free(g->name_index);
+    g->name_index = NULL;
+    g->name_index_cap = g->name_index_used = 0;
+    for (int i = 0; i < g->n_nodes; i++) name_index_put(g, g->nodes[i]);
+}
+
+dg_node *dg_graph_find(const dg_graph *g, const char *name) {
+    if (!g || !name || !g->name_index) return NULL;
+    size_t mask = (size_t)g->name_index_cap - 1;
+    for (size_t k = hash_str(name) & mask;; k = (k + 1) & mask) {
+        int id = g->name_index[k];
+        if (id < 0) return NULL;
+        if (g->nodes[id]->name && strcmp(g->nodes[id]->name, name) == 0) return g->nodes[id];
+    }
 }
 
 /* ---- graph lifetime ---- */
@@ -161,11 +273,9 @@ dg_graph *dg_graph_new(uint64_t seed) {
     return g;
 }
 
-static void node_free(dg_node *n) {
-    if (!n) return;
-    dg__free_floats(n->value);
-    free(n->name);
-    free(n);
+static void node_release(dg_node *n) {
+    dg__free_floats(n->own);
+    if (n->name_heap) free(n->name);
 }
 
 void dg_graph_free(dg_graph *g) {
@@ -175,23 +285,52 @@ void dg_graph_free(dg_graph *g) {
         if (a->release) a->release(a->obj);
     }
     free(g->attached);
-    for (int i = 0; i < g->n_nodes; i++) node_free(g->nodes[i]);
+    dg__plans_clear(g);
+    for (int i = 0; i < g->n_nodes; i++) node_release(g->nodes[i]);
+    arena_reset(g, (dg_arena_mark){NULL, 0});
     free(g->nodes);
+    free(g->name_index);
+    free(g->grad_log);
     for (int i = 0; i < g->n_scope_strings; i++) free(g->scope_strings[i]);
     free(g->scope_strings);
-    free(g->plan);
-    free(g->mark);
+    dg__free_floats(g->values);
     free(g);
 }
 
-void dg__graph_truncate(dg_graph *g, int n) {
-    /* drop references to the removed nodes while they are still alive to be looked at */
-    for (int i = 0; i < n && i < g->n_nodes; i++) {
-        dg_node *x = g->nodes[i];
-        if (x->grad && x->grad->id >= n) x->grad = NULL;
+/* Removes every node created at index >= n; gradient links set since revert. */
+static void truncate_nodes(dg_graph *g, int n) {
+    if (n >= g->n_nodes) return;
+    while (g->n_grad_log > 0 && g->grad_log[g->n_grad_log - 1].mark >= n) {
+        struct dg_grad_undo *u = &g->grad_log[--g->n_grad_log];
+        if (u->x->id < n) u->x->grad = u->old;
     }
-    while (g->n_nodes > n) node_free(g->nodes[--g->n_nodes]);
-    g->plan_valid_nodes = -1;
+    if (g->last_loss && g->last_loss->id >= n) g->last_loss = NULL;
+    g->last_loss_pass = -1;
+    dg_arena_mark m = g->nodes[n]->made_at;
+    while (g->n_nodes > n) node_release(g->nodes[--g->n_nodes]);
+    arena_reset(g, m);
+    name_index_rebuild(g);
+    dg__plans_clear(g);
+}
+
+dg_mark dg_graph_mark(const dg_graph *g) {
+    dg_mark m = {0, 0, 0};
+    if (g) {
+        m.nodes = g->n_nodes;
+        m.passes = g->n_backward;
+        m.scope_depth = g->scope_depth;
+    }
+    return m;
+}
+
+dg_status dg_graph_rollback(dg_graph *g, dg_mark m, const char *who) {
+    if (!g) return DG_ERR_NULL;
+    dg_status s = g->status != DG_OK ? g->status : DG_ERR_STATE;
+    if (m.nodes >= 0 && m.nodes < g->n_nodes) truncate_nodes(g, m.nodes);
+    if (m.passes >= 0 && m.passes < g->n_backward) g->n_backward = m.passes;
+    if (m.scope_depth >= 0 && m.scope_depth < g->scope_depth) g->scope_depth = m.scope_depth;
+    if (who && who[0]) return dg__prefix_error(g, s, who);
+    return s;
 }
 
 int dg_graph_node_count(const dg_graph *g) { return g ? g->n_nodes : 0; }
@@ -199,15 +338,15 @@ dg_node *dg_graph_node(const dg_graph *g, int i) {
     return g && i >= 0 && i < g->n_nodes ? g->nodes[i] : NULL;
 }
 
-static char *dup_str(const char *s) {
-    if (!s) return NULL;
+static char *arena_str(dg_graph *g, const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = dg__arena_alloc(g, n);
     if (d) memcpy(d, s, n);
     return d;
 }
 
-/* Creates a node with a zeroed value buffer and appends it. */
+/* Creates a node (from the build arena) and appends it. Leaves get their own zeroed
+ * buffer now; op results get memory when a plan runs them. */
 static dg_node *node_new(dg_graph *g, dg_node_kind kind, const char *name, dg_shape shape,
                          const char *who) {
     char sb[64];
@@ -224,29 +363,17 @@ static dg_node *node_new(dg_graph *g, dg_node_kind kind, const char *name, dg_sh
         return NULL;
     }
     if (g->n_nodes == g->cap_nodes) {
-        int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
+        int cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
         dg_node **nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
         if (!nodes) goto oom;
         g->nodes = nodes;
-        unsigned char *mark = realloc(g->mark, (size_t)cap);
-        if (!mark) goto oom;
-        g->mark = mark;
         g->cap_nodes = cap;
     }
-    dg_node *n = calloc(1, sizeof *n);
+    dg_arena_mark made_at = arena_mark(g);
+    dg_node *n = dg__arena_alloc(g, sizeof *n);
     if (!n) goto oom;
-    n->value = dg__alloc_floats(numel);
-    if (!n->value) {
-        free(n);
-        goto oom;
-    }
-    if (name) {
-        n->name = dup_str(name);
-        if (!n->name) {
-            node_free(n);
-            goto oom;
-        }
-    }
+    n->made_at = made_at;
+    if (name && !(n->name = arena_str(g, name))) goto oom_undo;
     n->graph = g;
     n->kind = kind;
     n->shape = shape;
@@ -255,8 +382,20 @@ static dg_node *node_new(dg_graph *g, dg_node_kind kind, const char *name, dg_sh
     n->backward_pass = g->n_backward;
     n->scope = g->scope_depth ? g->scope_stack[g->scope_depth - 1] : NULL;
     n->id = g->n_nodes;
+    if (kind != DG_OP_NODE) {
+        if (dg__ensure_own(n) != DG_OK) goto oom_undo;
+        n->value = n->own;
+        n->has_value = n->computed = 1;
+    }
     g->nodes[g->n_nodes++] = n;
+    if (!name_index_put(g, n)) {
+        g->n_nodes--;
+        node_release(n);
+        goto oom_undo;
+    }
     return n;
+oom_undo:
+    arena_reset(g, made_at);
 oom:
     dg_set_error(g, DG_ERR_NOMEM, "%s: out of memory allocating %s", who,
                  dg_shape_str(shape, sb, sizeof sb));
@@ -265,11 +404,30 @@ oom:
 
 dg_node *dg_input(dg_graph *g, const char *name, dg_shape shape) {
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "input: graph is NULL"), NULL;
-    return node_new(g, DG_INPUT, name, shape, "input");
+    int batch = shape.ndim >= 1 && shape.ndim <= DG_MAX_DIMS && shape.dim[0] == DG_BATCH;
+    if (batch) shape.dim[0] = 1;
+    dg_node *n = node_new(g, DG_INPUT, name, shape, "input");
+    if (n && batch) {
+        n->batch_input = n->batch_dep = 1;
+        n->shape_batch = 1;
+    }
+    return n;
+}
+
+/* Parameters and state are saved and found by name: two of them may not share one. */
+static int persistent_name_taken(dg_graph *g, const char *name, const char *who) {
+    dg_node *old = name ? dg_graph_find(g, name) : NULL;
+    if (!old || (old->kind != DG_PARAM && old->kind != DG_STATE)) return 0;
+    dg_set_error(g, DG_ERR_ARG,
+                 "%s: the name '%s' is already used by node %d (%s); parameters and state are "
+                 "saved by name, so give each its own",
+                 who, name, old->id, dg_node_op_name(old));
+    return 1;
 }
 
 dg_node *dg_param(dg_graph *g, const char *name, dg_shape shape) {
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "param: graph is NULL"), NULL;
+    if (persistent_name_taken(g, name, "param")) return NULL;
     dg_node *n = node_new(g, DG_PARAM, name, shape, "param");
     if (n) n->requires_grad = 1;
     return n;
@@ -288,33 +446,73 @@ dg_node *dg_const(dg_graph *g, const char *name, dg_shape shape, const float *da
 
 dg_node *dg_state(dg_graph *g, const char *name, dg_shape shape) {
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "state: graph is NULL"), NULL;
+    if (persistent_name_taken(g, name, "state")) return NULL;
     return node_new(g, DG_STATE, name, shape, "state");
 }
 
 dg_node *dg_scalar(dg_graph *g, float value) { return dg_const(g, NULL, dg_shape0(), NULL, value); }
 
+/* "'x' " or "node 3 " for messages. */
+static const char *node_label(const dg_node *n, char *buf, size_t size) {
+    if (n->name)
+        snprintf(buf, size, "'%s'", n->name);
+    else
+        snprintf(buf, size, "node %d", n->id);
+    return buf;
+}
+
 dg_status dg_feed(dg_node *node, const float *data, int64_t n) {
     if (!node) return dg_set_error(NULL, DG_ERR_NULL, "feed: node is NULL");
-    char sb[64];
-    const char *nm = node->name ? node->name : "";
-    if (!data) return dg_set_error(node->graph, DG_ERR_NULL, "feed: data is NULL for '%s'", nm);
+    char sb[64], nm[300];
+    node_label(node, nm, sizeof nm);
+    if (!data) return dg_set_error(node->graph, DG_ERR_NULL, "feed: data is NULL for %s", nm);
     if (node->kind == DG_OP_NODE)
-        return dg_set_error(node->graph, DG_ERR_ARG,
-                            "feed: node %d ('%s', op %s) is computed, not a leaf", node->id, nm,
+        return dg_set_error(node->graph, DG_ERR_ARG, "feed: %s (op %s) is computed, not a leaf", nm,
                             node->op->name);
-    if (n != node->numel)
+    if (node->batch_input) {
+        int64_t row = node->numel / node->shape.dim[0];
+        dg_shape rs = node->shape;
+        rs.dim[0] = 1;
+        if (n < 1 || n % row != 0)
+            return dg_set_error(node->graph, DG_ERR_SHAPE,
+                                "feed: %s is a batch input of rows of %lld values (%s per row); "
+                                "%lld values are not a whole number of rows",
+                                nm, (long long)row, dg_shape_str(rs, sb, sizeof sb), (long long)n);
+        int64_t old_rows = node->shape.dim[0], old_numel = node->numel;
+        node->shape.dim[0] = n / row;
+        node->numel = n;
+        if (dg__ensure_own(node) != DG_OK) {
+            node->shape.dim[0] = old_rows;
+            node->numel = old_numel;
+            return dg__prefix_error(node->graph, DG_ERR_NOMEM, "feed");
+        }
+        node->value = node->own;
+        node->shape_batch = node->shape.dim[0];
+    } else if (n != node->numel) {
         return dg_set_error(node->graph, DG_ERR_SHAPE,
-                            "feed: '%s' has shape %s (%lld elements) but %lld values were given",
-                            nm, dg_shape_str(node->shape, sb, sizeof sb), (long long)node->numel,
+                            "feed: %s has shape %s (%lld elements) but %lld values were given", nm,
+                            dg_shape_str(node->shape, sb, sizeof sb), (long long)node->numel,
                             (long long)n);
+    }
     if (data != node->value) memcpy(node->value, data, (size_t)n * sizeof(float));
     node->fed = 1;
     return DG_OK;
 }
 
+static dg_status not_kept(const dg_node *n, const char *who) {
+    char nm[300];
+    node_label(n, nm, sizeof nm);
+    return dg_set_error(n->graph, DG_ERR_STATE,
+                        "%s: %s (op %s) holds no value: it has not been computed, or it was an "
+                        "intermediate result whose memory the plan reused; make it a run target, "
+                        "dg_keep it, or dg_set_keep_all(g, 1)",
+                        who, nm, dg_node_op_name(n));
+}
+
 dg_status dg_read(const dg_node *node, float *out, int64_t n) {
     if (!node) return dg_set_error(NULL, DG_ERR_NULL, "read: node is NULL");
     if (!out) return dg_set_error(node->graph, DG_ERR_NULL, "read: output buffer is NULL");
+    if (!node->has_value) return not_kept(node, "read");
     if (n < node->numel)
         return dg_set_error(node->graph, DG_ERR_ARG,
                             "read: buffer holds %lld floats but node %d has %lld", (long long)n,
@@ -341,7 +539,13 @@ dg_node_kind dg_node_kind_of(const dg_node *n) { return n ? n->kind : DG_CONST; 
 int dg_node_id(const dg_node *n) { return n ? n->id : -1; }
 dg_shape dg_node_shape(const dg_node *n) { return n ? n->shape : dg_shape0(); }
 int64_t dg_node_numel(const dg_node *n) { return n ? n->numel : 0; }
-float *dg_node_data(const dg_node *n) { return n ? n->value : NULL; }
+int dg_node_has_value(const dg_node *n) { return n && n->has_value; }
+int dg_node_computed(const dg_node *n) { return n && n->computed; }
+float *dg_node_data(const dg_node *n) {
+    if (!n) return NULL;
+    if (!n->has_value) return not_kept(n, "node_data"), NULL;
+    return n->value;
+}
 const char *dg_node_name(const dg_node *n) { return n ? n->name : NULL; }
 int dg_node_input_count(const dg_node *n) { return n ? n->n_inputs : 0; }
 dg_node *dg_node_input(const dg_node *n, int i) {
@@ -352,8 +556,12 @@ dg_node *dg_grad(const dg_node *n) { return n ? n->grad : NULL; }
 dg_node *dg_node_grad_of(const dg_node *n) { return n ? n->grad_of : NULL; }
 int dg_node_backward_pass(const dg_node *n) { return n ? n->backward_pass : 0; }
 const char *dg_node_scope(const dg_node *n) { return n ? n->scope : NULL; }
-const dg_attrs *dg_node_attrs(const dg_node *n) { return n ? &n->attrs : NULL; }
+void *dg_node_attrs(const dg_node *n) { return n ? n->attrs : NULL; }
+size_t dg_node_attrs_size(const dg_node *n) { return n ? n->attrs_size : 0; }
 const dg_op_def *dg_node_op(const dg_node *n) { return n ? n->op : NULL; }
+void *dg_node_scratch(const dg_node *self) {
+    return self && self->graph->running == self ? self->graph->running_scratch : NULL;
+}
 
 const char *dg_node_op_name(const dg_node *n) {
     if (!n) return "null";
@@ -369,11 +577,22 @@ const char *dg_node_op_name(const dg_node *n) {
 
 dg_status dg_node_set_name(dg_node *n, const char *name) {
     if (!n) return dg_set_error(NULL, DG_ERR_NULL, "node_set_name: node is NULL");
+    dg_graph *g = n->graph;
+    if ((n->kind == DG_PARAM || n->kind == DG_STATE) && name) {
+        dg_node *old = dg_graph_find(g, name);
+        if (old && old != n && persistent_name_taken(g, name, "node_set_name")) return g->status;
+    }
     char *copy = NULL;
-    if (name && !(copy = dup_str(name)))
-        return dg_set_error(n->graph, DG_ERR_NOMEM, "node_set_name: out of memory");
-    free(n->name);
+    if (name) {
+        size_t len = strlen(name) + 1;
+        if (!(copy = malloc(len)))
+            return dg_set_error(g, DG_ERR_NOMEM, "node_set_name: out of memory");
+        memcpy(copy, name, len);
+    }
+    if (n->name_heap) free(n->name);
     n->name = copy;
+    n->name_heap = 1;
+    name_index_rebuild(g);
     return DG_OK;
 }
 
@@ -418,54 +637,95 @@ dg_status dg_scope_pop(dg_graph *g) {
     return DG_OK;
 }
 
+const char *dg_scope_current(const dg_graph *g) {
+    return g && g->scope_depth ? g->scope_stack[g->scope_depth - 1] : NULL;
+}
+
+int dg_scope_in_use(const dg_graph *g, const char *path) {
+    if (!g || !path) return 0;
+    size_t len = strlen(path);
+    for (int i = 0; i < g->n_scope_strings; i++) {
+        const char *s = g->scope_strings[i];
+        if (strncmp(s, path, len) == 0 && (s[len] == 0 || s[len] == '/')) return 1;
+    }
+    return 0;
+}
+
 /* ---- applying an op ---- */
 
 dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *inputs,
-                  const dg_attrs *attrs) {
+                  const void *attrs, size_t attrs_size) {
     const char *name = op && op->name ? op->name : "apply";
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "%s: graph is NULL", name), NULL;
     if (!op || !op->infer_shape || !op->forward)
         return dg_set_error(g, DG_ERR_NULL, "%s: op definition is NULL or incomplete", name), NULL;
-    if (n != op->n_inputs || n < 1 || n > DG_MAX_INPUTS)
-        return dg_set_error(g, DG_ERR_ARG, "%s: expects %d inputs, got %d", name, op->n_inputs, n),
+    if (op->n_inputs != DG_VARIADIC && op->n_inputs < 1)
+        return dg_set_error(g, DG_ERR_ARG, "%s: op definition has n_inputs %d", name, op->n_inputs),
+               NULL;
+    if (op->n_inputs == DG_VARIADIC ? n < 1 : n != op->n_inputs)
+        return dg_set_error(g, DG_ERR_ARG, "%s: expects %s%d inputs, got %d", name,
+                            op->n_inputs == DG_VARIADIC ? "at least " : "",
+                            op->n_inputs == DG_VARIADIC ? 1 : op->n_inputs, n),
                NULL;
     if (!inputs) return dg_set_error(g, DG_ERR_NULL, "%s: inputs array is NULL", name), NULL;
+    if (attrs_size > 0 && !attrs)
+        return dg_set_error(g, DG_ERR_NULL, "%s: attrs is NULL but attrs_size is %zu", name,
+                            attrs_size),
+               NULL;
     for (int i = 0; i < n; i++) {
         if (!inputs[i]) {
             /* Keep the cause (message and status) visible when calls are nested. */
-            char prev[sizeof g->err];
-            memcpy(prev, g->err, sizeof prev);
-            if (g->status != DG_OK && prev[0])
-                dg_set_error(g, g->status, "%s: input %d is NULL (after: %.400s)", name, i, prev);
+            if (g->status != DG_OK && g->err[0])
+                dg_set_error(g, g->status, "%s: input %d is NULL (after: %.400s)", name, i, g->err);
             else
                 dg_set_error(g, DG_ERR_NULL, "%s: input %d is NULL", name, i);
             return NULL;
         }
-        if (inputs[i]->graph != g)
-            return dg_set_error(g, DG_ERR_GRAPH, "%s: input %d belongs to another graph", name, i),
+        if (inputs[i]->graph != g) {
+            char nm[300];
+            return dg_set_error(g, DG_ERR_GRAPH,
+                                "%s: input %d belongs to another graph (%s there, op %s)", name, i,
+                                node_label(inputs[i], nm, sizeof nm), dg_node_op_name(inputs[i])),
+                   NULL;
+        }
+        if (i < 64 && (op->writes >> i & 1) && inputs[i]->kind == DG_OP_NODE)
+            return dg_set_error(g, DG_ERR_ARG,
+                                "%s: input %d is written in place, so it must be a leaf "
+                                "(parameter, state or input), not the result of op %s",
+                                name, i, inputs[i]->op->name),
                    NULL;
     }
-    dg_attrs a;
-    if (attrs)
-        a = *attrs;
-    else
-        memset(&a, 0, sizeof a);
     dg_shape out = dg_shape0();
     char msg[400] = "";
-    dg_status s = op->infer_shape(inputs, &a, &out, msg, sizeof msg);
+    dg_status s = op->infer_shape(inputs, n, attrs, &out, msg, sizeof msg);
     if (s != DG_OK)
         return dg_set_error(g, s, "%s: %s", name, msg[0] ? msg : "invalid inputs"), NULL;
     dg_node *node = node_new(g, DG_OP_NODE, NULL, out, name);
     if (!node) return NULL;
+    node->inputs = dg__arena_alloc(g, (size_t)n * sizeof *node->inputs);
+    node->attrs = attrs_size ? dg__arena_alloc(g, attrs_size) : NULL;
+    if (!node->inputs || (attrs_size && !node->attrs)) {
+        dg_graph_rollback(g, (dg_mark){node->id, g->n_backward, g->scope_depth}, NULL);
+        return dg_set_error(g, DG_ERR_NOMEM, "%s: out of memory", name), NULL;
+    }
+    if (attrs_size) memcpy(node->attrs, attrs, attrs_size);
+    node->attrs_size = attrs_size;
     node->op = op;
     node->n_inputs = n;
-    node->attrs = a;
     int rg = 0;
+    int64_t batch = 0;
     for (int i = 0; i < n; i++) {
-        node->inputs[i] = inputs[i];
-        rg |= inputs[i]->requires_grad;
+        dg_node *in = inputs[i];
+        node->inputs[i] = in;
+        if (!(i < 64 && (op->shape_only >> i & 1))) rg |= in->requires_grad;
+        if (in->batch_dep) {
+            /* inputs inferred for different batch sizes: re-infer at the next run */
+            batch = batch == 0 || batch == in->shape_batch ? in->shape_batch : -1;
+            node->batch_dep = 1;
+        }
     }
-    node->requires_grad = (op->flags & (DG_OP_NO_GRAD | DG_OP_SIDE_EFFECT)) ? 0 : rg;
+    node->shape_batch = batch;
+    node->requires_grad = (op->flags & DG_OP_NO_GRAD) || op->writes ? 0 : rg;
     return node;
 }
 
@@ -482,6 +742,8 @@ uint64_t dg_graph_rand_u64(dg_graph *g) {
 float dg_graph_rand_uniform(dg_graph *g) {
     return (float)(dg_graph_rand_u64(g) >> 40) * (1.0f / 16777216.0f);
 }
+
+/* ---- settings ---- */
 
 void dg_set_training(dg_graph *g, int on) {
     if (g) g->training = on ? 1 : 0;
@@ -505,4 +767,29 @@ dg_status dg_graph_attach(dg_graph *g, void *obj, void (*release)(void *obj)) {
 
 void dg_set_anomaly_mode(dg_graph *g, int on) {
     if (g) g->anomaly = on ? 1 : 0;
+}
+
+dg_status dg_keep(dg_node *n) {
+    if (!n) return dg_set_error(NULL, DG_ERR_NULL, "keep: node is NULL");
+    if (n->kind == DG_OP_NODE && !n->pinned) {
+        n->pinned = 1;
+        dg__layouts_stale(n->graph);
+    }
+    return DG_OK;
+}
+
+void dg_set_keep_all(dg_graph *g, int on) {
+    if (!g || g->keep_all == (on != 0)) return;
+    g->keep_all = on != 0;
+    dg__layouts_stale(g);
+}
+
+dg_status dg_set_plan_order(dg_graph *g, dg_plan_order order, uint64_t seed) {
+    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "set_plan_order: graph is NULL");
+    if (order != DG_ORDER_CREATION && order != DG_ORDER_LATEST_FIRST && order != DG_ORDER_RANDOM)
+        return dg_set_error(g, DG_ERR_ARG, "set_plan_order: unknown order %d", (int)order);
+    g->plan_order = order;
+    g->plan_seed = seed;
+    dg__plans_clear(g);
+    return DG_OK;
 }

@@ -1,7 +1,11 @@
-/* Running a graph: plan the nodes a set of targets depends on (creation order is a
- * topological order, so a plan is the marked nodes in index order), then call each op's
- * forward kernel. The plan is cached and reused while the graph and targets are unchanged.
- * Knows no op; allocates nothing once a plan exists. */
+/* Running a graph: find or make the plan of a target set (plan.c), check the inputs and
+ * the batch size, re-infer shapes if the batch size changed, point each node at its
+ * memory, and call each op's forward kernel in plan order. Knows no op; allocates nothing
+ * once the plan and layout for this batch size exist.
+ *
+ * In builds with AddressSanitizer the arena is poisoned except for the blocks that are
+ * live at each point of the run, so a kernel reading memory the plan has handed to another
+ * node is reported rather than silently reading stale values. */
 #include "internal.h"
 
 #include <math.h>
@@ -9,46 +13,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int plan_matches(const dg_graph *g, int n, dg_node *const *targets) {
-    if (g->plan_valid_nodes != g->n_nodes || n != g->plan_n_targets) return 0;
-    for (int i = 0; i < n; i++)
-        if (g->plan_targets[i] != targets[i]) return 0;
-    return 1;
-}
-
-static dg_status make_plan(dg_graph *g, int n, dg_node *const *targets) {
-    memset(g->mark, 0, (size_t)g->n_nodes);
-    int hi = -1;
-    for (int i = 0; i < n; i++) {
-        g->mark[targets[i]->id] = 1;
-        if (targets[i]->id > hi) hi = targets[i]->id;
-    }
-    /* Inputs always have smaller ids than their consumers: one downward sweep marks all. */
-    int count = 0;
-    for (int id = hi; id >= 0; id--) {
-        if (!g->mark[id]) continue;
-        count++;
-        dg_node *x = g->nodes[id];
-        for (int k = 0; k < x->n_inputs; k++) g->mark[x->inputs[k]->id] = 1;
-    }
-    if (count > g->plan_cap) {
-        int *p = realloc(g->plan, (size_t)count * sizeof *p);
-        if (!p) return dg_set_error(g, DG_ERR_NOMEM, "run: out of memory planning %d nodes", count);
-        g->plan = p;
-        g->plan_cap = count;
-    }
-    g->plan_len = 0;
-    for (int id = 0; id <= hi; id++)
-        if (g->mark[id]) g->plan[g->plan_len++] = id;
-    if (n <= (int)(sizeof g->plan_targets / sizeof g->plan_targets[0])) {
-        memcpy(g->plan_targets, targets, (size_t)n * sizeof *targets);
-        g->plan_n_targets = n;
-        g->plan_valid_nodes = g->n_nodes;
-    } else {
-        g->plan_valid_nodes = -1;
-    }
-    return DG_OK;
-}
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DG_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define DG_ASAN 1
+#endif
+#ifdef DG_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (size_t)(n) * sizeof(float))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (size_t)(n) * sizeof(float))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 /* Index of the first non-finite element, or -1. */
 static int64_t first_nonfinite(const float *v, int64_t n) {
@@ -62,18 +42,92 @@ static dg_status report_anomaly(dg_graph *g, dg_node *x, int64_t at) {
     size_t used = 0;
     for (int k = 0; k < x->n_inputs && used < sizeof bad; k++) {
         dg_node *in = x->inputs[k];
+        if (k < 64 && (x->op->shape_only >> k & 1)) continue;
         if (first_nonfinite(in->value, in->numel) >= 0) {
             int w = snprintf(bad + used, sizeof bad - used, "%s%d", used ? "," : "", k);
             if (w > 0) used += (size_t)w;
         }
     }
     return dg_set_error(g, DG_ERR_NONFINITE,
-                        "anomaly: node %d (op %s%s%s%s, shape %s%s) produced %g at element %lld; "
-                        "non-finite inputs: %s",
-                        x->id, x->op->name, x->name ? ", name '" : "", x->name ? x->name : "",
-                        x->name ? "'" : "", dg_shape_str(x->shape, sb, sizeof sb),
+                        "anomaly: node %d (op %s%s%s%s%s%s, shape %s%s) produced %g at element "
+                        "%lld; non-finite inputs: %s",
+                        x->id, x->scope ? x->scope : "", x->scope ? "/" : "", x->op->name,
+                        x->name ? ", name '" : "", x->name ? x->name : "", x->name ? "'" : "",
+                        dg_shape_str(x->shape, sb, sizeof sb),
                         x->backward_pass ? ", in backward" : "", (double)x->value[at],
                         (long long)at, used ? bad : "none");
+}
+
+static const char *label(const dg_node *x, char *buf, size_t size) {
+    if (x->name)
+        snprintf(buf, size, "'%s'", x->name);
+    else
+        snprintf(buf, size, "node %d", x->id);
+    return buf;
+}
+
+/* The batch size of this run: the rows of its batch inputs, which must agree. */
+static dg_status run_batch(dg_graph *g, const dg_plan *p, int64_t *batch) {
+    *batch = 0;
+    const dg_node *first = NULL;
+    for (int i = 0; i < p->n_batch_inputs; i++) {
+        const dg_node *x = p->batch_inputs[i];
+        if (!first) {
+            first = x;
+            *batch = x->shape.dim[0];
+        } else if (x->shape.dim[0] != *batch) {
+            char a[300], b[300];
+            return dg_set_error(g, DG_ERR_SHAPE,
+                                "run: batch inputs disagree: %s has %lld rows but %s has %lld "
+                                "(feed every batch input of a run the same number of rows)",
+                                label(first, a, sizeof a), (long long)*batch, label(x, b, sizeof b),
+                                (long long)x->shape.dim[0]);
+        }
+    }
+    return DG_OK;
+}
+
+static dg_status execute(dg_graph *g, const dg_plan *p, const dg_layout *l) {
+    float *arena = g->values;
+    POISON(arena, l->arena_floats);
+    dg_status s = DG_OK;
+    for (int i = 0; i < p->len && s == DG_OK; i++) {
+        dg_node *x = g->nodes[p->order[i]];
+        int a = l->alias[i];
+        if (a >= 0)
+            x->value = x->inputs[a]->value;
+        else if (l->offset[i] >= 0)
+            x->value = arena + l->offset[i];
+        else
+            x->value = x->own;
+        g->running = x;
+        g->running_scratch = l->scratch[i] >= 0 ? arena + l->scratch[i] : NULL;
+        if (l->offset[i] >= 0) UNPOISON(x->value, x->numel);
+        if (l->scratch[i] >= 0)
+            UNPOISON(g->running_scratch, x->op->scratch_bytes(x) / sizeof(float));
+        x->has_value = x->computed = 1;
+        g->status = DG_OK;
+        s = x->op->forward(x);
+        if (s != DG_OK) {
+            if (g->status == DG_OK)
+                dg_set_error(g, s, "run: op %s failed at node %d", x->op->name, x->id);
+            break;
+        }
+        if (g->anomaly && !x->op->writes) {
+            int64_t at = first_nonfinite(x->value, x->numel);
+            if (at >= 0) s = report_anomaly(g, x, at);
+        }
+        if (l->scratch[i] >= 0) POISON(g->running_scratch, x->op->scratch_bytes(x) / sizeof(float));
+        for (int k = l->free_start[i]; k < l->free_start[i + 1]; k++)
+            POISON(arena + l->free_lo[k], l->free_hi[k] - l->free_lo[k]);
+    }
+    g->running = NULL;
+    g->running_scratch = NULL;
+    /* what lives in the arena (or shares another node's buffer) is gone after the run */
+    for (int i = 0; i < p->len; i++)
+        if (l->alias[i] != DG_STORE_OWN || l->offset[i] >= 0) g->nodes[p->order[i]]->has_value = 0;
+    UNPOISON(arena, l->arena_floats);
+    return s;
 }
 
 dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets) {
@@ -84,13 +138,14 @@ dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets) {
         if (targets[i]->graph != g)
             return dg_set_error(g, DG_ERR_GRAPH, "run: target %d belongs to another graph", i);
     }
-    if (!plan_matches(g, n, targets)) {
-        dg_status s = make_plan(g, n, targets);
+    dg_plan *p = dg__plan_find(g, n, targets);
+    if (!p) {
+        dg_status s = dg__plan_make(g, n, targets, &p);
         if (s != DG_OK) return s;
     }
-    for (int i = 0; i < g->plan_len; i++) {
-        dg_node *x = g->nodes[g->plan[i]];
-        if (x->kind == DG_INPUT && !x->fed) {
+    for (int i = 0; i < p->n_leaves; i++) {
+        dg_node *x = p->leaves[i];
+        if (!x->fed) {
             char sb[64];
             return dg_set_error(g, DG_ERR_STATE,
                                 "run: input node %d%s%s%s %s has not been fed (call dg_feed)",
@@ -98,27 +153,64 @@ dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets) {
                                 x->name ? "'" : "", dg_shape_str(x->shape, sb, sizeof sb));
         }
     }
-    for (int i = 0; i < g->plan_len; i++) {
-        dg_node *x = g->nodes[g->plan[i]];
-        if (x->kind != DG_OP_NODE) continue;
-        g->status = DG_OK;
-        dg_status s = x->op->forward(x);
-        if (s != DG_OK) {
-            if (g->status == DG_OK)
-                dg_set_error(g, s, "run: op %s failed at node %d", x->op->name, x->id);
-            return s;
-        }
-        if (g->anomaly && !(x->op->flags & DG_OP_SIDE_EFFECT)) {
-            int64_t at = first_nonfinite(x->value, x->numel);
-            if (at >= 0) return report_anomaly(g, x, at);
-        }
+    int64_t batch;
+    dg_status s = run_batch(g, p, &batch);
+    if (s == DG_OK) s = dg__plan_shapes(g, p, batch);
+    dg_layout *l = NULL;
+    if (s == DG_OK) s = dg__plan_layout(g, p, batch, &l);
+    if (s != DG_OK) return s;
+    if (l->arena_floats > g->values_cap) {
+        float *v = dg__alloc_floats(l->arena_floats);
+        if (!v)
+            return dg_set_error(g, DG_ERR_NOMEM, "run: out of memory for a %lld-byte arena",
+                                (long long)l->arena_floats * (long long)sizeof(float));
+        dg__free_floats(g->values);
+        g->values = v;
+        g->values_cap = l->arena_floats;
     }
-    return DG_OK;
+    unsigned mode = dg__fp_enter();
+    s = execute(g, p, l);
+    dg__fp_set(mode);
+    return s;
 }
 
 dg_status dg_run(dg_graph *g, dg_node *target) { return dg_run_many(g, 1, &target); }
 
 float dg_value(const dg_node *n) {
-    if (!n || n->numel != 1) return NAN;
+    if (!n) return NAN;
+    if (n->numel != 1) {
+        char sb[64];
+        dg_set_error(n->graph, DG_ERR_SHAPE, "value: node %d has shape %s, not a single value",
+                     n->id, dg_shape_str(n->shape, sb, sizeof sb));
+        return NAN;
+    }
+    if (!n->has_value) {
+        dg_set_error(n->graph, DG_ERR_STATE,
+                     "value: node %d (op %s) holds no value (run it as a target first)", n->id,
+                     dg_node_op_name(n));
+        return NAN;
+    }
     return n->value[0];
+}
+
+dg_status dg_graph_memory(const dg_graph *g, dg_memory_stats *out) {
+    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "graph_memory: graph is NULL");
+    if (!out) return dg_set_error((dg_graph *)g, DG_ERR_NULL, "graph_memory: out is NULL");
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const dg_node *x = g->nodes[i];
+        size_t bytes = x->own ? (size_t)x->own_cap * sizeof(float) : 0;
+        if (x->kind == DG_OP_NODE)
+            out->kept_bytes += bytes;
+        else
+            out->leaf_bytes += bytes;
+    }
+    out->arena_bytes = (size_t)g->values_cap * sizeof(float);
+    const dg_plan *latest = NULL;
+    for (int i = 0; i < g->n_plans; i++)
+        if (!latest || g->plans[i]->stamp > latest->stamp) latest = g->plans[i];
+    if (latest && latest->n_layouts)
+        out->planned_bytes =
+            (size_t)latest->layouts[latest->n_layouts - 1].planned_floats * sizeof(float);
+    return DG_OK;
 }

@@ -12,8 +12,6 @@
  * count. The seed comes from the graph's generator when the layer is built. */
 #include "layer_internal.h"
 
-#include "../ops/kernels.h"
-
 #include <math.h>
 #include <stdio.h>
 
@@ -40,54 +38,65 @@ static void mask_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-/* inputs: x (for its shape), rng state [3]. attrs: f[0] = rate; i[0] = frozen (keep the
- * last mask); i[1] = a mask has been drawn */
+typedef struct mask_attrs {
+    float rate;
+    int frozen; /* keep the last mask drawn (the mask node is then kept) */
+    int drawn;  /* the kept buffer holds a training mask */
+} mask_attrs;
+
+/* inputs: x (for its shape only), rng state [3] (written) */
 static dg_status mask_forward(dg_node *self) {
-    float *restrict m = self->value;
-    int64_t n = self->numel;
-    if (!dg_is_training(self->graph)) {
+    float *m = dg_node_data(self);
+    int64_t n = dg_node_numel(self);
+    mask_attrs *a = dg_node_attrs(self);
+    if (!dg_is_training(dg_node_graph(self))) {
         for (int64_t i = 0; i < n; i++) m[i] = 1.0f;
-        self->attrs.i[1] = 0;
+        a->drawn = 0;
         return DG_OK;
     }
-    if (self->attrs.i[0] && self->attrs.i[1]) return DG_OK;
-    float *rng = self->inputs[1]->value;
+    if (a->frozen && a->drawn) return DG_OK;
+    float *rng = dg_node_data(dg_node_input(self, 1));
     uint64_t seed = (uint64_t)rng[0] | ((uint64_t)rng[1] << 24);
     uint64_t key = mix64(seed ^ mix64((uint64_t)rng[2] * 0xD1B54A32D192ED03ull));
-    const float rate = (float)self->attrs.f[0];
-    mask_ctx c = {m, key, rate, 1.0f / (1.0f - rate)};
-    dg__parallel_for(n, 8, mask_range, &c);
+    mask_ctx c = {m, key, a->rate, 1.0f / (1.0f - a->rate)};
+    dg_parallel_for(n, 8, mask_range, &c);
     /* advance the run counter; on overflow move to the next seed */
     rng[2] += 1.0f;
     if (rng[2] >= COUNTER_LIMIT) {
         rng[2] = 0.0f;
         rng[1] = fmodf(rng[1] + 1.0f, COUNTER_LIMIT);
     }
-    self->attrs.i[1] = 1;
+    a->drawn = 1;
     return DG_OK;
 }
 
-static dg_status mask_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status mask_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                            size_t size) {
     if (dg_node_numel(in[1]) != 3) {
         snprintf(msg, size, "generator state must hold 3 values, got %lld",
                  (long long)dg_node_numel(in[1]));
         return DG_ERR_SHAPE;
     }
-    return dg__same_shape_as_input(in, a, out, msg, size);
+    return dg_rule_same_shape(in, n, a, out, msg, size);
 }
 
-static const dg_op_def mask_op = {"dropout_mask", 2, DG_OP_NO_GRAD, mask_rule, mask_forward, NULL};
+/* Reads only x's shape; writes the generator state in place (so every other reader of it
+ * in a run, such as a checkpoint's view, sees it before the draw). */
+static const dg_op_def mask_op = {.name = "dropout_mask",
+                                  .n_inputs = 2,
+                                  .flags = DG_OP_NO_GRAD,
+                                  .shape_only = 1u << 0,
+                                  .writes = 1u << 1,
+                                  .infer_shape = mask_rule,
+                                  .forward = mask_forward};
 
 dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate) {
-    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "dropout: graph is NULL"), NULL;
-    if (!x) return dg_set_error(g, DG_ERR_NULL, "dropout: input is NULL"), NULL;
-    if (dg_node_graph(x) != g)
-        return dg_set_error(g, DG_ERR_GRAPH, "dropout: input belongs to another graph"), NULL;
+    if (!dg__check_input(g, "dropout", x)) return NULL;
     if (!(rate >= 0.0f && rate < 1.0f))
         return dg_set_error(g, DG_ERR_ARG, "dropout: rate must be in [0, 1), got %g", (double)rate),
                NULL;
     char lname[128], sname[160];
+    dg_mark mk = dg_graph_mark(g);
     if (dg__layer_begin(g, name, "dropout", lname, sizeof lname) != DG_OK) return NULL;
     snprintf(sname, sizeof sname, "%s/rng", lname);
     dg_node *rng = dg_state(g, sname, dg_shape1(3));
@@ -96,16 +105,17 @@ dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate) {
         float init[3] = {(float)(seed & 0xFFFFFF), (float)((seed >> 24) & 0xFFFFFF), 0.0f};
         dg_feed(rng, init, 3);
     }
-    dg_attrs a = {{rate, 0, 0, 0}, {0, 0, 0, 0}, {0, {0, 0, 0, 0}}, 0};
-    dg_node *m = rng ? dg__apply2(g, &mask_op, x, rng, &a) : NULL;
-    return dg__layer_end(g, m ? dg_mul(g, x, m) : NULL);
+    mask_attrs a = {rate, 0, 0};
+    dg_node *in[2] = {x, rng};
+    dg_node *m = rng ? dg_apply(g, &mask_op, 2, in, &a, sizeof a) : NULL;
+    return dg__layer_end(g, mk, m ? dg_mul(g, x, m) : NULL, "dropout");
 }
 
 /* The mask node of a dropout output y = x * m, or NULL. */
 static dg_node *mask_of(const dg_node *y) {
-    if (!y || y->kind != DG_OP_NODE || y->n_inputs != 2) return NULL;
-    dg_node *m = y->inputs[1];
-    return m->op == &mask_op ? m : NULL;
+    if (dg_node_kind_of(y) != DG_OP_NODE || dg_node_input_count(y) != 2) return NULL;
+    dg_node *m = dg_node_input(y, 1);
+    return dg_node_op(m) == &mask_op ? m : NULL;
 }
 
 dg_node *dg_dropout_mask(const dg_node *y) { return mask_of(y); }
@@ -113,9 +123,17 @@ dg_node *dg_dropout_mask(const dg_node *y) { return mask_of(y); }
 dg_status dg_dropout_set_frozen(dg_node *y, int frozen) {
     dg_node *m = mask_of(y);
     if (!m)
-        return dg_set_error(y ? y->graph : NULL, DG_ERR_ARG,
+        return dg_set_error(dg_node_graph(y), DG_ERR_ARG,
                             "dropout_set_frozen: node %d is not the output of dg_dropout",
                             dg_node_id(y));
-    m->attrs.i[0] = frozen ? 1 : 0;
+    mask_attrs *a = dg_node_attrs(m);
+    if (frozen && !a->frozen) {
+        /* a frozen mask must survive between runs: it gets a buffer of its own, and a mask
+         * that was not kept so far is drawn once more */
+        if (!dg_node_has_value(m)) a->drawn = 0;
+        dg_status s = dg_keep(m);
+        if (s != DG_OK) return s;
+    }
+    a->frozen = frozen ? 1 : 0;
     return DG_OK;
 }

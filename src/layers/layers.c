@@ -3,24 +3,12 @@
  * computes nothing itself, so everything a layer does is differentiated by the engine. */
 #include "layer_internal.h"
 
-#include "../graph/internal.h"
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- scopes ---- */
-
-/* 1 if some scope already pushed on g is `full` or lies beneath it. */
-static int scope_used(const dg_graph *g, const char *full) {
-    size_t len = strlen(full);
-    for (int i = 0; i < g->n_scope_strings; i++) {
-        const char *s = g->scope_strings[i];
-        if (strncmp(s, full, len) == 0 && (s[len] == 0 || s[len] == '/')) return 1;
-    }
-    return 0;
-}
 
 dg_status dg__layer_begin(dg_graph *g, const char *name, const char *kind, char *out,
                           size_t out_size) {
@@ -29,56 +17,43 @@ dg_status dg__layer_begin(dg_graph *g, const char *name, const char *kind, char 
         snprintf(out, out_size, "%s", name);
         return dg_scope_push(g, name);
     }
-    const char *parent = g->scope_depth ? g->scope_stack[g->scope_depth - 1] : NULL;
+    const char *parent = dg_scope_current(g);
     char full[512];
     for (int k = 1;; k++) {
         snprintf(out, out_size, "%s%d", kind, k);
         snprintf(full, sizeof full, "%s%s%s", parent ? parent : "", parent ? "/" : "", out);
-        if (!scope_used(g, full)) break;
+        if (!dg_scope_in_use(g, full)) break;
     }
     return dg_scope_push(g, out);
 }
 
-dg_node *dg__layer_end(dg_graph *g, dg_node *y) {
-    if (!y) {
-        /* keep the layer's own error, not the pop's */
-        char keep[sizeof g->err];
-        dg_status s = g->status;
-        memcpy(keep, g->err, sizeof keep);
-        dg_scope_pop(g);
-        dg_set_error(g, s, "%s", keep);
-        return NULL;
-    }
+dg_node *dg__layer_end(dg_graph *g, dg_mark m, dg_node *y, const char *kind) {
+    if (!y) return dg_graph_rollback(g, m, kind), NULL;
     return dg_scope_pop(g) == DG_OK ? y : NULL;
 }
 
-/* The full scope path of the layer just opened ("dense1", or "encoder/dense1"). */
-static const char *current_scope(const dg_graph *g) {
-    return g->scope_depth ? g->scope_stack[g->scope_depth - 1] : "";
-}
-
-/* Common argument checks: graph and input present and of the same graph. */
-static int check_input(dg_graph *g, const char *what, dg_node *x) {
+int dg__check_input(dg_graph *g, const char *what, dg_node *x) {
     if (!g) {
         dg_set_error(NULL, DG_ERR_NULL, "%s: graph is NULL", what);
         return 0;
     }
     if (!x) {
-        dg_set_error(g, DG_ERR_NULL, "%s: input is NULL", what);
+        /* a nested call that failed: keep its message (and status) as the cause */
+        if (dg_graph_status(g) != DG_OK && dg_graph_error(g)[0])
+            dg_set_error(g, dg_graph_status(g), "%s: input is NULL (after: %.400s)", what,
+                         dg_graph_error(g));
+        else
+            dg_set_error(g, DG_ERR_NULL, "%s: input is NULL", what);
         return 0;
     }
     if (dg_node_graph(x) != g) {
-        dg_set_error(g, DG_ERR_GRAPH, "%s: input belongs to another graph", what);
+        dg_set_error(
+            g, DG_ERR_GRAPH, "%s: input belongs to another graph (node %d%s%s%s there, op %s)",
+            what, dg_node_id(x), dg_node_name(x) ? " '" : "",
+            dg_node_name(x) ? dg_node_name(x) : "", dg_node_name(x) ? "'" : "", dg_node_op_name(x));
         return 0;
     }
     return 1;
-}
-
-/* 1 if a node of g is named `name`. */
-static int name_used(const dg_graph *g, const char *name) {
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i]->name && strcmp(g->nodes[i]->name, name) == 0) return 1;
-    return 0;
 }
 
 /* ---- activations ---- */
@@ -108,14 +83,15 @@ static dg_node *apply_activation(dg_graph *g, dg_node *x, dg_activation act) {
 }
 
 dg_node *dg_activation_layer(dg_graph *g, const char *name, dg_node *x, dg_activation act) {
-    if (!check_input(g, "activation", x)) return NULL;
+    if (!dg__check_input(g, "activation", x)) return NULL;
     const char *kind = activation_name(act);
     if (!kind)
         return dg_set_error(g, DG_ERR_ARG, "activation: unknown activation %d", (int)act), NULL;
     if (act == DG_ACT_NONE) return x;
     char lname[128];
+    dg_mark m = dg_graph_mark(g);
     if (dg__layer_begin(g, name, kind, lname, sizeof lname) != DG_OK) return NULL;
-    return dg__layer_end(g, apply_activation(g, x, act));
+    return dg__layer_end(g, m, apply_activation(g, x, act), "activation");
 }
 
 /* ---- dense ---- */
@@ -131,7 +107,7 @@ dg_dense_options dg_dense_defaults(void) {
 
 dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_activation act,
                      const dg_dense_options *opts) {
-    if (!check_input(g, "dense", x)) return NULL;
+    if (!dg__check_input(g, "dense", x)) return NULL;
     char sb[64];
     dg_shape xs = dg_node_shape(x);
     if (xs.ndim != 2)
@@ -154,10 +130,10 @@ dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, d
         o.bias_init.kind = DG_INIT_ZEROS;
     }
     int64_t fan_in = xs.dim[1];
-    int n0 = g->n_nodes;
+    dg_mark m = dg_graph_mark(g);
     char lname[128], pname[600];
     if (dg__layer_begin(g, name, "dense", lname, sizeof lname) != DG_OK) return NULL;
-    const char *scope = current_scope(g);
+    const char *scope = dg_scope_current(g);
     dg_node *y = NULL, *w = NULL;
     /* Parameters are found by name (checkpoints): a name cut short, or one an earlier layer
      * already used, would give two parameters the same name. */
@@ -167,7 +143,7 @@ dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, d
                      strlen(scope), sizeof pname - 3);
     } else {
         snprintf(pname, sizeof pname, "%s/W", scope);
-        if (name_used(g, pname))
+        if (dg_graph_find(g, pname))
             dg_set_error(g, DG_ERR_ARG,
                          "dense: a parameter named '%s' already exists (give each layer its own "
                          "name)",
@@ -188,17 +164,9 @@ dg_node *dg_dense_ex(dg_graph *g, const char *name, dg_node *x, int64_t units, d
         }
         if (y) y = apply_activation(g, y, act);
     }
-    y = dg__layer_end(g, y);
-    if (!y) {
-        /* leave the graph as it was (apart from the generator's position) */
-        char keep[sizeof g->err];
-        dg_status s = g->status;
-        memcpy(keep, g->err, sizeof keep);
-        dg__graph_truncate(g, n0);
-        /* a failure of a call inside (param, init_fill) is reported as dense's */
-        dg_set_error(g, s, "%s%s", strncmp(keep, "dense", 5) == 0 ? "" : "dense: ", keep);
-    }
-    return y;
+    /* on failure the graph is left as it was (apart from the generator's position), and a
+     * failure of a call inside (param, init_fill) is reported as dense's */
+    return dg__layer_end(g, m, y, "dense");
 }
 
 dg_node *dg_dense(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_activation act) {
@@ -208,15 +176,17 @@ dg_node *dg_dense(dg_graph *g, const char *name, dg_node *x, int64_t units, dg_a
 /* ---- flatten ---- */
 
 dg_node *dg_flatten(dg_graph *g, const char *name, dg_node *x) {
-    if (!check_input(g, "flatten", x)) return NULL;
+    if (!dg__check_input(g, "flatten", x)) return NULL;
     dg_shape s = dg_node_shape(x);
     if (s.ndim < 1)
         return dg_set_error(g, DG_ERR_SHAPE, "flatten: input is a scalar; need [batch, ...]"), NULL;
     int64_t rest = 1;
     for (int i = 1; i < s.ndim; i++) rest *= s.dim[i];
     char lname[128];
+    dg_mark m = dg_graph_mark(g);
     if (dg__layer_begin(g, name, "flatten", lname, sizeof lname) != DG_OK) return NULL;
-    return dg__layer_end(g, dg_reshape(g, x, dg_shape2(s.dim[0], rest)));
+    /* -1: the leading (batch) dimension follows the run */
+    return dg__layer_end(g, m, dg_reshape(g, x, dg_shape2(-1, rest)), "flatten");
 }
 
 /* ---- counting and summary ---- */

@@ -3,10 +3,10 @@
  * contributions back to each input's shape, so the rules here are the plain formulas. */
 #include "kernels.h"
 
-static dg_status broadcast_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status broadcast_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                                 size_t size) {
-    (void)a;
-    return dg__broadcast_shapes(dg_node_shape(in[0]), dg_node_shape(in[1]), out, msg, size);
+    (void)n, (void)a;
+    return dg_broadcast_shapes(dg_node_shape(in[0]), dg_node_shape(in[1]), out, msg, size);
 }
 
 /* Iteration over the output as rows of its last axis; inputs advance by their broadcast
@@ -22,18 +22,20 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
     c->a = A->value;
     c->b = B->value;
     c->y = self->value;
-    dg__shape_pad4(self->shape, c->dims);
-    dg__bcast_strides(A->shape, c->dims, c->sa);
-    dg__bcast_strides(B->shape, c->dims, c->sb);
+    dg_shape_pad4(self->shape, c->dims);
+    dg_broadcast_strides(A->shape, c->dims, c->sa);
+    dg_broadcast_strides(B->shape, c->dims, c->sb);
 }
 
-/* Defines NAME_forward for y = EXPR(a, b), with a flat fast path for equal shapes. */
+/* Defines NAME_forward for y = EXPR(a, b), with a flat fast path for equal shapes. The
+ * output may share an input's buffer (DG_OP_INPLACE): element i is read before it is
+ * written, so no restrict on these pointers. */
 #define DG_BINARY_KERNEL(NAME, EXPR)                                                               \
     static inline float NAME##_f(float a, float b) { return EXPR; }                                \
     static void NAME##_flat(void *ctx, int64_t lo, int64_t hi) {                                   \
         bcast_ctx *c = ctx;                                                                        \
-        const float *restrict a = c->a, *restrict b = c->b;                                        \
-        float *restrict y = c->y;                                                                  \
+        const float *a = c->a, *b = c->b;                                                          \
+        float *y = c->y;                                                                           \
         for (int64_t i = lo; i < hi; i++) y[i] = NAME##_f(a[i], b[i]);                             \
     }                                                                                              \
     static void NAME##_rows(void *ctx, int64_t lo, int64_t hi) {                                   \
@@ -42,9 +44,9 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
         for (int64_t r = lo; r < hi; r++) {                                                        \
             int64_t i2 = r % c->dims[2], i1 = (r / c->dims[2]) % c->dims[1],                       \
                     i0 = r / (c->dims[2] * c->dims[1]);                                            \
-            const float *restrict a = c->a + i0 * c->sa[0] + i1 * c->sa[1] + i2 * c->sa[2];        \
-            const float *restrict b = c->b + i0 * c->sb[0] + i1 * c->sb[1] + i2 * c->sb[2];        \
-            float *restrict y = c->y + r * n3;                                                     \
+            const float *a = c->a + i0 * c->sa[0] + i1 * c->sa[1] + i2 * c->sa[2];                 \
+            const float *b = c->b + i0 * c->sb[0] + i1 * c->sb[1] + i2 * c->sb[2];                 \
+            float *y = c->y + r * n3;                                                              \
             if (sa3 && sb3)                                                                        \
                 for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[j], b[j]);                      \
             else if (sa3)                                                                          \
@@ -59,9 +61,9 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
         bcast_ctx c;                                                                               \
         bcast_setup(&c, self);                                                                     \
         if (self->inputs[0]->numel == self->numel && self->inputs[1]->numel == self->numel)        \
-            dg__parallel_for(self->numel, 1, NAME##_flat, &c);                                     \
+            dg_parallel_for(self->numel, 1, NAME##_flat, &c);                                      \
         else                                                                                       \
-            dg__parallel_for(self->numel / c.dims[3], c.dims[3], NAME##_rows, &c);                 \
+            dg_parallel_for(self->numel / c.dims[3], c.dims[3], NAME##_rows, &c);                  \
         return DG_OK;                                                                              \
     }
 
@@ -75,8 +77,15 @@ static dg_status add_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     dx[1] = dy;
     return DG_OK;
 }
-static const dg_op_def add_op = {"add", 2, 0, broadcast_rule, add_forward, add_backward};
-dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &add_op, a, b, NULL); }
+static const dg_op_def add_op = {.name = "add",
+                                 .n_inputs = 2,
+                                 .flags = DG_OP_INPLACE,
+                                 .infer_shape = broadcast_rule,
+                                 .forward = add_forward,
+                                 .backward = add_backward};
+dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &add_op, a, b, NULL, 0);
+}
 
 /* y = a - b:  da = dy,  db = -dy */
 DG_BINARY_KERNEL(sub, a - b)
@@ -85,8 +94,15 @@ static dg_status sub_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     if (NEED(1) && !(dx[1] = dg_neg(g, dy))) return dg_graph_status(g);
     return DG_OK;
 }
-static const dg_op_def sub_op = {"sub", 2, 0, broadcast_rule, sub_forward, sub_backward};
-dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &sub_op, a, b, NULL); }
+static const dg_op_def sub_op = {.name = "sub",
+                                 .n_inputs = 2,
+                                 .flags = DG_OP_INPLACE,
+                                 .infer_shape = broadcast_rule,
+                                 .forward = sub_forward,
+                                 .backward = sub_backward};
+dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &sub_op, a, b, NULL, 0);
+}
 
 /* y = a * b:  da = dy * b,  db = dy * a */
 DG_BINARY_KERNEL(mul, a *b)
@@ -95,8 +111,15 @@ static dg_status mul_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     if (NEED(1) && !(dx[1] = dg_mul(g, dy, self->inputs[0]))) return dg_graph_status(g);
     return DG_OK;
 }
-static const dg_op_def mul_op = {"mul", 2, 0, broadcast_rule, mul_forward, mul_backward};
-dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &mul_op, a, b, NULL); }
+static const dg_op_def mul_op = {.name = "mul",
+                                 .n_inputs = 2,
+                                 .flags = DG_OP_INPLACE,
+                                 .infer_shape = broadcast_rule,
+                                 .forward = mul_forward,
+                                 .backward = mul_backward};
+dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &mul_op, a, b, NULL, 0);
+}
 
 /* y = a / b:  da = dy / b,  db = -dy * a / b^2 = -(dy / b) * y */
 DG_BINARY_KERNEL(div, a / b)
@@ -107,5 +130,12 @@ static dg_status div_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     if (NEED(1) && !(dx[1] = dg_neg(g, dg_mul(g, dy_over_b, self)))) return dg_graph_status(g);
     return DG_OK;
 }
-static const dg_op_def div_op = {"div", 2, 0, broadcast_rule, div_forward, div_backward};
-dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b) { return dg__apply2(g, &div_op, a, b, NULL); }
+static const dg_op_def div_op = {.name = "div",
+                                 .n_inputs = 2,
+                                 .flags = DG_OP_INPLACE,
+                                 .infer_shape = broadcast_rule,
+                                 .forward = div_forward,
+                                 .backward = div_backward};
+dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b) {
+    return dg__apply2(g, &div_op, a, b, NULL, 0);
+}

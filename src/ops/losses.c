@@ -13,9 +13,9 @@
 #include <math.h>
 #include <stdio.h>
 
-static dg_status same_shapes_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
-                                  size_t size) {
-    (void)a;
+static dg_status same_shapes_rule(dg_node *const *in, int n, const void *a, dg_shape *out,
+                                  char *msg, size_t size) {
+    (void)n, (void)a;
     dg_shape s0 = dg_node_shape(in[0]), s1 = dg_node_shape(in[1]);
     if (!dg_shape_equal(s0, s1)) {
         char b0[64], b1[64];
@@ -29,9 +29,10 @@ static dg_status same_shapes_rule(dg_node *const *in, const dg_attrs *a, dg_shap
 
 #define OK_OR_FAIL(expr) ((expr) ? DG_OK : dg_graph_status(g))
 
-/* Gradients dp = dy * local / N for p, and -that for t (only for inputs that need it). */
+/* Gradients dp = dy * local / N for p, and -that for t (only for inputs that need it). N is
+ * the run's element count (numel_of), not the one at build time. */
 static dg_status pair_grads(dg_graph *g, dg_node *self, dg_node *dy, dg_node *local, dg_node **dx) {
-    dg_node *dp = dg_mul(g, dy, dg_scale(g, local, 1.0f / (float)self->inputs[0]->numel));
+    dg_node *dp = dg_mul(g, dy, dg_div(g, local, dg_numel_of(g, self->inputs[0])));
     if (!dp) return dg_graph_status(g);
     if (self->inputs[0]->requires_grad) dx[0] = dp;
     if (self->inputs[1]->requires_grad && !(dx[1] = dg_neg(g, dp))) return dg_graph_status(g);
@@ -40,7 +41,7 @@ static dg_status pair_grads(dg_graph *g, dg_node *self, dg_node *dy, dg_node *lo
 
 /* ---- mean squared error ---- */
 
-/* Prediction and target of the elementwise losses, for dg__parallel_sum's range sums. */
+/* Prediction and target of the elementwise losses, for dg_parallel_sum's range sums. */
 typedef struct {
     const float *p, *t;
 } pair_ctx;
@@ -58,7 +59,7 @@ static double mse_sum(void *ctx, int64_t lo, int64_t hi) {
 static dg_status mse_forward(dg_node *self) {
     pair_ctx c = {self->inputs[0]->value, self->inputs[1]->value};
     int64_t n = self->inputs[0]->numel;
-    self->value[0] = (float)(dg__parallel_sum(n, 3, mse_sum, &c) / (double)n);
+    self->value[0] = (float)(dg_parallel_sum(n, 3, mse_sum, &c) / (double)n);
     return DG_OK;
 }
 
@@ -67,9 +68,13 @@ static dg_status mse_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return diff ? pair_grads(g, self, dy, diff, dx) : dg_graph_status(g);
 }
 
-static const dg_op_def mse_op = {"mse_loss", 2, 0, same_shapes_rule, mse_forward, mse_backward};
+static const dg_op_def mse_op = {.name = "mse_loss",
+                                 .n_inputs = 2,
+                                 .infer_shape = same_shapes_rule,
+                                 .forward = mse_forward,
+                                 .backward = mse_backward};
 dg_node *dg_mse_loss(dg_graph *g, dg_node *p, dg_node *t) {
-    return dg__apply2(g, &mse_op, p, t, NULL);
+    return dg__apply2(g, &mse_op, p, t, NULL, 0);
 }
 
 /* ---- mean absolute error ---- */
@@ -84,7 +89,7 @@ static double mae_sum(void *ctx, int64_t lo, int64_t hi) {
 static dg_status mae_forward(dg_node *self) {
     pair_ctx c = {self->inputs[0]->value, self->inputs[1]->value};
     int64_t n = self->inputs[0]->numel;
-    self->value[0] = (float)(dg__parallel_sum(n, 3, mae_sum, &c) / (double)n);
+    self->value[0] = (float)(dg_parallel_sum(n, 3, mae_sum, &c) / (double)n);
     return DG_OK;
 }
 
@@ -93,9 +98,13 @@ static dg_status mae_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     return sign ? pair_grads(g, self, dy, sign, dx) : dg_graph_status(g);
 }
 
-static const dg_op_def mae_op = {"mae_loss", 2, 0, same_shapes_rule, mae_forward, mae_backward};
+static const dg_op_def mae_op = {.name = "mae_loss",
+                                 .n_inputs = 2,
+                                 .infer_shape = same_shapes_rule,
+                                 .forward = mae_forward,
+                                 .backward = mae_backward};
 dg_node *dg_mae_loss(dg_graph *g, dg_node *p, dg_node *t) {
-    return dg__apply2(g, &mae_op, p, t, NULL);
+    return dg__apply2(g, &mae_op, p, t, NULL, 0);
 }
 
 /* ---- binary cross-entropy on logits ---- */
@@ -113,25 +122,27 @@ static double bce_sum(void *ctx, int64_t lo, int64_t hi) {
 static dg_status bce_forward(dg_node *self) {
     pair_ctx c = {self->inputs[0]->value, self->inputs[1]->value};
     int64_t n = self->inputs[0]->numel;
-    self->value[0] = (float)(dg__parallel_sum(n, 40, bce_sum, &c) / (double)n);
+    self->value[0] = (float)(dg_parallel_sum(n, 40, bce_sum, &c) / (double)n);
     return DG_OK;
 }
 
 static dg_status bce_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *z = self->inputs[0], *y = self->inputs[1];
-    float inv_n = 1.0f / (float)z->numel;
-    if (z->requires_grad &&
-        !(dx[0] = dg_mul(g, dy, dg_scale(g, dg_sub(g, dg_sigmoid(g, z), y), inv_n))))
+    dg_node *n = dg_numel_of(g, z);
+    if (z->requires_grad && !(dx[0] = dg_mul(g, dy, dg_div(g, dg_sub(g, dg_sigmoid(g, z), y), n))))
         return dg_graph_status(g);
-    if (y->requires_grad && !(dx[1] = dg_mul(g, dy, dg_scale(g, z, -inv_n))))
+    if (y->requires_grad && !(dx[1] = dg_mul(g, dy, dg_div(g, dg_neg(g, z), n))))
         return dg_graph_status(g);
     return DG_OK;
 }
 
-static const dg_op_def bce_op = {"bce_logits_loss", 2,           0,
-                                 same_shapes_rule,  bce_forward, bce_backward};
+static const dg_op_def bce_op = {.name = "bce_logits_loss",
+                                 .n_inputs = 2,
+                                 .infer_shape = same_shapes_rule,
+                                 .forward = bce_forward,
+                                 .backward = bce_backward};
 dg_node *dg_bce_logits_loss(dg_graph *g, dg_node *z, dg_node *y) {
-    return dg__apply2(g, &bce_op, z, y, NULL);
+    return dg__apply2(g, &bce_op, z, y, NULL, 0);
 }
 
 /* ---- one-hot rows from integer labels ---- */
@@ -148,22 +159,28 @@ static dg_status check_labels(dg_node *self, const dg_node *labels, int64_t clas
     return DG_OK;
 }
 
-static dg_status one_hot_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
-                              size_t size) {
+typedef struct one_hot_attrs {
+    int64_t classes;
+} one_hot_attrs;
+
+static dg_status one_hot_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                              char *msg, size_t size) {
+    (void)n;
+    const one_hot_attrs *a = attrs;
     dg_shape s = dg_node_shape(in[0]);
-    if (s.ndim != 1 || a->i[0] < 1) {
+    if (s.ndim != 1 || a->classes < 1) {
         char sb[64];
         snprintf(msg, size, "needs labels of shape [N] and classes >= 1, got %s and %lld",
-                 dg_shape_str(s, sb, sizeof sb), (long long)a->i[0]);
+                 dg_shape_str(s, sb, sizeof sb), (long long)a->classes);
         return DG_ERR_SHAPE;
     }
-    *out = dg_shape2(s.dim[0], a->i[0]);
+    *out = dg_shape2(s.dim[0], a->classes);
     return DG_OK;
 }
 
 static dg_status one_hot_forward(dg_node *self) {
     dg_node *labels = self->inputs[0];
-    int64_t classes = self->attrs.i[0];
+    int64_t classes = ((const one_hot_attrs *)self->attrs)->classes;
     dg_status s = check_labels(self, labels, classes);
     if (s != DG_OK) return s;
     for (int64_t i = 0; i < self->numel; i++) self->value[i] = 0.0f;
@@ -172,19 +189,21 @@ static dg_status one_hot_forward(dg_node *self) {
     return DG_OK;
 }
 
-static const dg_op_def one_hot_op = {"one_hot",       1,   DG_OP_NO_GRAD, one_hot_rule,
-                                     one_hot_forward, NULL};
+static const dg_op_def one_hot_op = {.name = "one_hot",
+                                     .n_inputs = 1,
+                                     .flags = DG_OP_NO_GRAD,
+                                     .infer_shape = one_hot_rule,
+                                     .forward = one_hot_forward};
 dg_node *dg_one_hot(dg_graph *g, dg_node *labels, int64_t classes) {
-    dg_attrs a = {0};
-    a.i[0] = classes;
-    return dg__apply1(g, &one_hot_op, labels, &a);
+    one_hot_attrs a = {classes};
+    return dg__apply1(g, &one_hot_op, labels, &a, sizeof a);
 }
 
 /* ---- categorical cross-entropy on logits with integer labels ---- */
 
-static dg_status ce_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status ce_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                          size_t size) {
-    (void)a;
+    (void)n, (void)a;
     dg_shape z = dg_node_shape(in[0]), l = dg_node_shape(in[1]);
     if (z.ndim != 2 || l.ndim != 1 || l.dim[0] != z.dim[0]) {
         char b0[64], b1[64];
@@ -223,7 +242,7 @@ static dg_status ce_forward(dg_node *self) {
     dg_status s = check_labels(self, labels, cols);
     if (s != DG_OK) return s;
     ce_ctx c = {zn->value, labels->value, cols};
-    self->value[0] = (float)(dg__parallel_sum(rows, 20 * cols, ce_sum, &c) / (double)rows);
+    self->value[0] = (float)(dg_parallel_sum(rows, 20 * cols, ce_sum, &c) / (double)rows);
     return DG_OK;
 }
 
@@ -231,10 +250,14 @@ static dg_status ce_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **
     dg_node *z = self->inputs[0], *labels = self->inputs[1];
     if (!z->requires_grad) return DG_OK;
     dg_node *diff = dg_sub(g, dg_softmax(g, z), dg_one_hot(g, labels, z->shape.dim[1]));
-    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_scale(g, diff, 1.0f / (float)z->shape.dim[0])));
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_div(g, diff, dg_dim_of(g, z, 0))));
 }
 
-static const dg_op_def ce_op = {"cross_entropy_loss", 2, 0, ce_rule, ce_forward, ce_backward};
+static const dg_op_def ce_op = {.name = "cross_entropy_loss",
+                                .n_inputs = 2,
+                                .infer_shape = ce_rule,
+                                .forward = ce_forward,
+                                .backward = ce_backward};
 dg_node *dg_cross_entropy_loss(dg_graph *g, dg_node *logits, dg_node *labels) {
-    return dg__apply2(g, &ce_op, logits, labels, NULL);
+    return dg__apply2(g, &ce_op, logits, labels, NULL, 0);
 }

@@ -9,8 +9,15 @@
 
 #include <stdio.h>
 
-static dg_status matmul_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
-                             size_t size) {
+/* Which operands are transposed. */
+typedef struct matmul_attrs {
+    int trans_a, trans_b;
+} matmul_attrs;
+
+static dg_status matmul_rule(dg_node *const *in, int n_in, const void *attrs, dg_shape *out,
+                             char *msg, size_t size) {
+    (void)n_in;
+    const matmul_attrs *a = attrs;
     dg_shape sa = dg_node_shape(in[0]), sb = dg_node_shape(in[1]);
     char s1[64], s2[64];
     if (sa.ndim != 2 || sb.ndim != 2) {
@@ -18,7 +25,7 @@ static dg_status matmul_rule(dg_node *const *in, const dg_attrs *a, dg_shape *ou
                  dg_shape_str(sb, s2, sizeof s2));
         return DG_ERR_SHAPE;
     }
-    int ta = a->i[0] != 0, tb = a->i[1] != 0;
+    int ta = a->trans_a, tb = a->trans_b;
     int64_t m = ta ? sa.dim[1] : sa.dim[0], ka = ta ? sa.dim[0] : sa.dim[1];
     int64_t kb = tb ? sb.dim[1] : sb.dim[0], n = tb ? sb.dim[0] : sb.dim[1];
     if (ka != kb) {
@@ -32,7 +39,8 @@ static dg_status matmul_rule(dg_node *const *in, const dg_attrs *a, dg_shape *ou
 
 static dg_status matmul_forward(dg_node *self) {
     dg_node *A = self->inputs[0], *B = self->inputs[1];
-    int ta = self->attrs.i[0] != 0, tb = self->attrs.i[1] != 0;
+    const matmul_attrs *at = self->attrs;
+    int ta = at->trans_a, tb = at->trans_b;
     int64_t m = self->shape.dim[0], n = self->shape.dim[1];
     int64_t k = ta ? A->shape.dim[0] : A->shape.dim[1];
     dg_gemm(ta, tb, m, n, k, A->value, A->shape.dim[1], B->value, B->shape.dim[1], self->value, n,
@@ -42,7 +50,8 @@ static dg_status matmul_forward(dg_node *self) {
 
 static dg_status matmul_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *A = self->inputs[0], *B = self->inputs[1];
-    int ta = self->attrs.i[0] != 0, tb = self->attrs.i[1] != 0;
+    const matmul_attrs *at = self->attrs;
+    int ta = at->trans_a, tb = at->trans_b;
     if (A->requires_grad) {
         dx[0] = ta ? dg_matmul_t(g, B, dy, tb, 1) : dg_matmul_t(g, dy, B, 0, !tb);
         if (!dx[0]) return dg_graph_status(g);
@@ -54,13 +63,15 @@ static dg_status matmul_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_nod
     return DG_OK;
 }
 
-static const dg_op_def matmul_op = {"matmul", 2, 0, matmul_rule, matmul_forward, matmul_backward};
+static const dg_op_def matmul_op = {.name = "matmul",
+                                    .n_inputs = 2,
+                                    .infer_shape = matmul_rule,
+                                    .forward = matmul_forward,
+                                    .backward = matmul_backward};
 
 dg_node *dg_matmul_t(dg_graph *g, dg_node *a, dg_node *b, int trans_a, int trans_b) {
-    dg_attrs at = {0};
-    at.i[0] = trans_a != 0;
-    at.i[1] = trans_b != 0;
-    return dg__apply2(g, &matmul_op, a, b, &at);
+    matmul_attrs at = {trans_a != 0, trans_b != 0};
+    return dg__apply2(g, &matmul_op, a, b, &at, sizeof at);
 }
 
 dg_node *dg_matmul(dg_graph *g, dg_node *a, dg_node *b) { return dg_matmul_t(g, a, b, 0, 0); }

@@ -1,49 +1,100 @@
-/* Shape ops: reshape (same data, new shape) and transpose (swap the last two axes). */
+/* Shape ops: reshape (same data, new shape; one dimension may be -1 and is then inferred,
+ * as in NumPy), reshape_like (the shape of a reference node, read for its shape only) and
+ * transpose (swap the last two axes).
+ *   reshape:    dx = reshape_like(dy, x)     (so it follows a run's batch size)
+ *   transpose:  dx = transpose(dy)
+ * Reshapes are views: the planner lets the output share its input's buffer, and forward
+ * copies only when the output was given a buffer of its own (a kept result). */
 #include "kernels.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* ---- reshape: dx = reshape(dy, shape of x) ---- */
+typedef struct reshape_attrs {
+    dg_shape shape; /* may hold one -1 */
+} reshape_attrs;
 
-static dg_status reshape_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
-                              size_t size) {
-    int64_t n = dg_shape_numel(a->shape);
-    if (n != dg_node_numel(in[0])) {
-        char s1[64], s2[64];
+static dg_status reshape_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                              char *msg, size_t size) {
+    (void)n;
+    const reshape_attrs *a = attrs;
+    dg_shape t = a->shape;
+    int64_t numel = dg_node_numel(in[0]), known = 1;
+    int infer = -1;
+    char s1[64], s2[64];
+    int ok = t.ndim >= 0 && t.ndim <= DG_MAX_DIMS;
+    for (int i = 0; ok && i < t.ndim; i++) {
+        if (t.dim[i] == -1 && infer < 0)
+            infer = i;
+        else if (t.dim[i] < 1)
+            ok = 0;
+        else if (known > ((int64_t)1 << 40) / t.dim[i])
+            ok = 0;
+        else
+            known *= t.dim[i];
+    }
+    if (ok && infer >= 0) {
+        ok = numel % known == 0;
+        if (ok) t.dim[infer] = numel / known;
+    }
+    if (!ok || dg_shape_numel(t) != numel) {
         snprintf(msg, size, "cannot reshape %s (%lld elements) to %s",
-                 dg_shape_str(dg_node_shape(in[0]), s1, sizeof s1), (long long)dg_node_numel(in[0]),
+                 dg_shape_str(dg_node_shape(in[0]), s1, sizeof s1), (long long)numel,
                  dg_shape_str(a->shape, s2, sizeof s2));
         return DG_ERR_SHAPE;
     }
-    *out = a->shape;
+    *out = t;
     return DG_OK;
 }
 
+static dg_status reshape_like_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                                   char *msg, size_t size) {
+    (void)n;
+    reshape_attrs a = {dg_node_shape(in[1])};
+    (void)attrs;
+    return reshape_rule(in, 1, &a, out, msg, size);
+}
+
 static dg_status reshape_forward(dg_node *self) {
-    memcpy(self->value, self->inputs[0]->value, (size_t)self->numel * sizeof(float));
+    if (self->value != self->inputs[0]->value)
+        memcpy(self->value, self->inputs[0]->value, (size_t)self->numel * sizeof(float));
     return DG_OK;
 }
 
 static dg_status reshape_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
-    dx[0] = dg_reshape(g, dy, self->inputs[0]->shape);
+    dx[0] = dg_reshape_like(g, dy, self->inputs[0]);
     return dx[0] ? DG_OK : dg_graph_status(g);
 }
 
-static const dg_op_def reshape_op = {"reshape",       1, 0, reshape_rule, reshape_forward,
-                                     reshape_backward};
+static const dg_op_def reshape_op = {.name = "reshape",
+                                     .n_inputs = 1,
+                                     .flags = DG_OP_VIEW,
+                                     .infer_shape = reshape_rule,
+                                     .forward = reshape_forward,
+                                     .backward = reshape_backward};
+
+static const dg_op_def reshape_like_op = {.name = "reshape_like",
+                                          .n_inputs = 2,
+                                          .flags = DG_OP_VIEW,
+                                          .shape_only = 1u << 1,
+                                          .infer_shape = reshape_like_rule,
+                                          .forward = reshape_forward,
+                                          .backward = reshape_backward};
 
 dg_node *dg_reshape(dg_graph *g, dg_node *x, dg_shape shape) {
-    dg_attrs a = {0};
-    a.shape = shape;
-    return dg__apply1(g, &reshape_op, x, &a);
+    reshape_attrs a = {shape};
+    return dg__apply1(g, &reshape_op, x, &a, sizeof a);
+}
+
+dg_node *dg_reshape_like(dg_graph *g, dg_node *x, dg_node *like) {
+    return dg__apply2(g, &reshape_like_op, x, like, NULL, 0);
 }
 
 /* ---- transpose of the last two axes: dx = transpose(dy) ---- */
 
-static dg_status transpose_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status transpose_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                                 size_t size) {
-    (void)a;
+    (void)n, (void)a;
     dg_shape s = dg_node_shape(in[0]);
     if (s.ndim < 2) {
         char sb[64];
@@ -81,7 +132,7 @@ static dg_status transpose_forward(dg_node *self) {
     dg_node *x = self->inputs[0];
     int nd = x->shape.ndim;
     transpose_ctx c = {x->value, self->value, x->shape.dim[nd - 2], x->shape.dim[nd - 1]};
-    dg__parallel_for(x->numel / (c.rows * c.cols), c.rows * c.cols, transpose_range, &c);
+    dg_parallel_for(x->numel / (c.rows * c.cols), c.rows * c.cols, transpose_range, &c);
     return DG_OK;
 }
 
@@ -91,7 +142,10 @@ static dg_status transpose_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_
     return dx[0] ? DG_OK : dg_graph_status(g);
 }
 
-static const dg_op_def transpose_op = {"transpose",       1, 0, transpose_rule, transpose_forward,
-                                       transpose_backward};
+static const dg_op_def transpose_op = {.name = "transpose",
+                                       .n_inputs = 1,
+                                       .infer_shape = transpose_rule,
+                                       .forward = transpose_forward,
+                                       .backward = transpose_backward};
 
-dg_node *dg_transpose(dg_graph *g, dg_node *x) { return dg__apply1(g, &transpose_op, x, NULL); }
+dg_node *dg_transpose(dg_graph *g, dg_node *x) { return dg__apply1(g, &transpose_op, x, NULL, 0); }

@@ -7,13 +7,6 @@
 
 #include <math.h>
 
-static dg_status last_axis_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
-                                size_t size) {
-    (void)a, (void)msg, (void)size;
-    *out = dg_node_shape(in[0]);
-    return DG_OK;
-}
-
 typedef struct {
     const float *x;
     float *y;
@@ -50,7 +43,7 @@ static dg_status softmax_run(dg_node *self, int log_form) {
     dg_node *x = self->inputs[0];
     int64_t cols = x->shape.ndim ? x->shape.dim[x->shape.ndim - 1] : 1;
     softmax_ctx c = {x->value, self->value, cols, log_form};
-    dg__parallel_for(x->numel / cols, 4 * cols, softmax_rows, &c);
+    dg_parallel_for(x->numel / cols, 4 * cols, softmax_rows, &c);
     return DG_OK;
 }
 
@@ -69,10 +62,19 @@ static dg_status log_softmax_backward(dg_graph *g, dg_node *self, dg_node *dy, d
     return dx[0] ? DG_OK : dg_graph_status(g);
 }
 
-static const dg_op_def softmax_op = {"softmax",       1, 0, last_axis_rule, softmax_forward,
-                                     softmax_backward};
-static const dg_op_def log_softmax_op = {
-    "log_softmax", 1, 0, last_axis_rule, log_softmax_forward, log_softmax_backward};
+/* Not DG_OP_INPLACE: a row's outputs are written before all of its inputs are read. */
+static const dg_op_def softmax_op = {.name = "softmax",
+                                     .n_inputs = 1,
+                                     .infer_shape = dg_rule_same_shape,
+                                     .forward = softmax_forward,
+                                     .backward = softmax_backward};
+static const dg_op_def log_softmax_op = {.name = "log_softmax",
+                                         .n_inputs = 1,
+                                         .infer_shape = dg_rule_same_shape,
+                                         .forward = log_softmax_forward,
+                                         .backward = log_softmax_backward};
 
-dg_node *dg_softmax(dg_graph *g, dg_node *x) { return dg__apply1(g, &softmax_op, x, NULL); }
-dg_node *dg_log_softmax(dg_graph *g, dg_node *x) { return dg__apply1(g, &log_softmax_op, x, NULL); }
+dg_node *dg_softmax(dg_graph *g, dg_node *x) { return dg__apply1(g, &softmax_op, x, NULL, 0); }
+dg_node *dg_log_softmax(dg_graph *g, dg_node *x) {
+    return dg__apply1(g, &log_softmax_op, x, NULL, 0);
+}

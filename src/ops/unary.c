@@ -5,13 +5,22 @@
 
 #include <math.h>
 
-/* Defines NAME_forward computing y[i] = EXPR from v = x[i] and the attribute p = f[0]. */
+/* The one number some of these ops take (scale, shift, exponent, slope). */
+typedef struct unary_attrs {
+    float p;
+} unary_attrs;
+
+static float attr_p(const dg_node *self) { return ((const unary_attrs *)self->attrs)->p; }
+
+/* Defines NAME_forward computing y[i] = EXPR from v = x[i] and the attribute p. The output
+ * may share x's buffer (DG_OP_INPLACE): x[i] is read before y[i] is written, so no
+ * restrict. */
 #define DG_UNARY_KERNEL(NAME, EXPR)                                                                \
     static void NAME##_range(void *ctx, int64_t lo, int64_t hi) {                                  \
         dg_node *self = ctx;                                                                       \
-        const float *restrict x = self->inputs[0]->value;                                          \
-        float *restrict y = self->value;                                                           \
-        const float p = (float)self->attrs.f[0];                                                   \
+        const float *x = self->inputs[0]->value;                                                   \
+        float *y = self->value;                                                                    \
+        const float p = attr_p(self);                                                              \
         (void)p;                                                                                   \
         for (int64_t i = lo; i < hi; i++) {                                                        \
             const float v = x[i];                                                                  \
@@ -19,19 +28,23 @@
         }                                                                                          \
     }                                                                                              \
     static dg_status NAME##_forward(dg_node *self) {                                               \
-        dg__parallel_for(self->numel, 4, NAME##_range, self);                                      \
+        dg_parallel_for(self->numel, 4, NAME##_range, self);                                       \
         return DG_OK;                                                                              \
     }
 
 #define DG_UNARY_OP(NAME, FLAGS, BACKWARD)                                                         \
-    static const dg_op_def NAME##_op = {#NAME,          1,       FLAGS, dg__same_shape_as_input,   \
-                                        NAME##_forward, BACKWARD}
+    static const dg_op_def NAME##_op = {.name = #NAME,                                             \
+                                        .n_inputs = 1,                                             \
+                                        .flags = (FLAGS) | DG_OP_INPLACE,                          \
+                                        .infer_shape = dg_rule_same_shape,                         \
+                                        .forward = NAME##_forward,                                 \
+                                        .backward = BACKWARD}
 
 #define OK_OR_FAIL(expr) ((expr) ? DG_OK : dg_graph_status(g))
 
 static dg_node *unary(dg_graph *g, const dg_op_def *op, dg_node *x, float p) {
-    dg_attrs a = {{p, 0, 0, 0}, {0, 0, 0, 0}, {0, {0, 0, 0, 0}}, 0};
-    return dg__apply1(g, op, x, &a);
+    unary_attrs a = {p};
+    return dg__apply1(g, op, x, &a, sizeof a);
 }
 
 /* y = -x:  dx = -dy */
@@ -46,7 +59,7 @@ dg_node *dg_neg(dg_graph *g, dg_node *x) { return unary(g, &neg_op, x, 0); }
 /* y = s x:  dx = s dy */
 DG_UNARY_KERNEL(scale, v *p)
 static dg_status scale_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
-    return OK_OR_FAIL(dx[0] = dg_scale(g, dy, (float)self->attrs.f[0]));
+    return OK_OR_FAIL(dx[0] = dg_scale(g, dy, attr_p(self)));
 }
 DG_UNARY_OP(scale, 0, scale_backward);
 dg_node *dg_scale(dg_graph *g, dg_node *x, float s) { return unary(g, &scale_op, x, s); }
@@ -88,7 +101,7 @@ dg_node *dg_sqrt(dg_graph *g, dg_node *x) { return unary(g, &sqrt_op, x, 0); }
 /* y = x^p:  dx = dy p x^(p-1) */
 DG_UNARY_KERNEL(pow, p == 2.0f ? v * v : powf(v, p))
 static dg_status pow_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
-    float p = (float)self->attrs.f[0];
+    float p = attr_p(self);
     if (p == 0.0f) return DG_OK;
     if (p == 1.0f) return OK_OR_FAIL(dx[0] = dy);
     dg_node *x = self->inputs[0];
@@ -116,10 +129,11 @@ static dg_status abs_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
 DG_UNARY_OP(abs, 0, abs_backward);
 dg_node *dg_abs(dg_graph *g, dg_node *x) { return unary(g, &abs_op, x, 0); }
 
-/* y = max(x, 0):  dx = dy step(x) */
+/* y = max(x, 0):  dx = dy step(y)  (y > 0 exactly where x > 0; reading y instead of x
+ * lets x's memory go once relu has run) */
 DG_UNARY_KERNEL(relu, v > 0.0f ? v : 0.0f)
 static dg_status relu_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
-    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self->inputs[0], 0.0f)));
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self, 0.0f)));
 }
 DG_UNARY_OP(relu, 0, relu_backward);
 dg_node *dg_relu(dg_graph *g, dg_node *x) { return unary(g, &relu_op, x, 0); }
@@ -127,7 +141,7 @@ dg_node *dg_relu(dg_graph *g, dg_node *x) { return unary(g, &relu_op, x, 0); }
 /* y = x if x > 0 else p x:  dx = dy step(x, p) */
 DG_UNARY_KERNEL(leaky_relu, v > 0.0f ? v : p * v)
 static dg_status leaky_relu_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
-    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self->inputs[0], (float)self->attrs.f[0])));
+    return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self->inputs[0], attr_p(self))));
 }
 DG_UNARY_OP(leaky_relu, 0, leaky_relu_backward);
 dg_node *dg_leaky_relu(dg_graph *g, dg_node *x, float slope) {

@@ -1,20 +1,21 @@
-/* Optimizers as graph builders. dg_optimizer_new adds, after the gradient nodes of
- * dg_backward, in this order:
+/* Optimizers as graph builders. dg_optimizer_new differentiates the loss (dg_backward) and
+ * adds:
  *   - DG_STATE scalars "<opt>/step" (steps taken) and "<opt>/lr" (base learning rate), and
  *     per parameter its moments "<param>/<opt>_<moment>", so checkpoints with state keep them;
- *   - with clipping by global norm, a chain of "optim_sumsq" nodes accumulating the sum of
- *     squares of every (value-clipped) gradient;
- *   - "optim_prepare", which reads the step count, the base lr and that sum, writes the
- *     step's control vector (lr from the schedule, clip scale, bias corrections) and
- *     increments the step count;
- *   - one update op per parameter (src/optim/updates.c), chained one after another;
- *   - "optim_step", which depends on the last update and yields the loss.
- * Nodes run in creation order, so every gradient (each of which may read the old
- * parameter values) is computed before the first update writes a parameter, and the global
- * norm is known before any update uses it. Nothing here allocates during a step. */
+ *   - with clipping by global norm, one "optim_sumsq" node: the sum of squares of every
+ *     (value-clipped) gradient;
+ *   - "optim_prepare", which reads the step count, the base lr, the loss and that sum,
+ *     refuses a non-finite loss (the step then stops before any parameter changes), writes
+ *     the step's control vector (lr from the schedule, clip scale, bias corrections) and
+ *     increments the step count in place;
+ *   - one update op per parameter (src/optim/updates.c), writing the parameter and its
+ *     moments in place;
+ *   - "optim_step", which depends on every update and yields the loss.
+ * Nothing here relies on creation order: each in-place write is declared in the op's
+ * `writes`, so a plan runs every other reader of a parameter (its forward and backward
+ * products, the gradients) before the parameter's update, and every update after
+ * optim_prepare through the control vector it reads. Nothing allocates during a step. */
 #include "optim_internal.h"
-
-#include "../graph/internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -44,48 +45,70 @@ double dg__schedule_lr(const dg_optim_config *c, double base, double t) {
 
 /* ---- the per-step ops ---- */
 
-static dg_status scalar_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status scalar_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                              size_t size) {
-    (void)in, (void)a, (void)msg, (void)size;
+    (void)in, (void)n, (void)a, (void)msg, (void)size;
     *out = dg_shape0();
     return DG_OK;
 }
 
-static dg_status ctl_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status ctl_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                           size_t size) {
-    (void)in, (void)a, (void)msg, (void)size;
+    (void)in, (void)n, (void)a, (void)msg, (void)size;
     *out = dg_shape1(DG_CTL_SIZE);
     return DG_OK;
 }
 
-/* acc + sum_i clamp(g_i)^2. Sequential in double: one fixed order for any thread count. */
+static const dg_optimizer *optimizer_of(const dg_node *self) {
+    return *(dg_optimizer *const *)dg_node_attrs(self);
+}
+
+static const float *in_data(const dg_node *self, int k) {
+    return dg_node_data(dg_node_input(self, k));
+}
+
+/* sum over all inputs (the gradients) of clamp(g_i)^2. Sequential in double: one fixed
+ * order for any thread count. */
 static dg_status sumsq_forward(dg_node *self) {
-    const dg_optimizer *opt = self->attrs.ptr;
-    const float cv = opt->cfg.clip_value;
-    const float *restrict g = self->inputs[1]->value;
+    const float cv = optimizer_of(self)->cfg.clip_value;
     double acc = 0.0;
-    for (int64_t i = 0; i < self->inputs[1]->numel; i++) {
-        float gi = g[i];
-        if (cv > 0.0f) gi = gi < -cv ? -cv : (gi > cv ? cv : gi);
-        acc += (double)gi * gi;
+    for (int k = 0; k < dg_node_input_count(self); k++) {
+        const float *restrict g = in_data(self, k);
+        int64_t n = dg_node_numel(dg_node_input(self, k));
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i];
+            if (cv > 0.0f) gi = gi < -cv ? -cv : (gi > cv ? cv : gi);
+            acc += (double)gi * gi;
+        }
     }
-    self->value[0] = (float)((double)self->inputs[0]->value[0] + acc);
+    dg_node_data(self)[0] = (float)acc;
     return DG_OK;
 }
-static const dg_op_def sumsq_op = {"optim_sumsq", 2,   DG_OP_NO_GRAD, scalar_rule,
-                                   sumsq_forward, NULL};
+static const dg_op_def sumsq_op = {.name = "optim_sumsq",
+                                   .n_inputs = DG_VARIADIC,
+                                   .flags = DG_OP_NO_GRAD,
+                                   .infer_shape = scalar_rule,
+                                   .forward = sumsq_forward};
 
-/* Inputs: step count, base lr, sum of squared gradients. Clip scale as PyTorch's
- * clip_grad_norm_: min(1, max_norm / (norm + 1e-6)). */
+/* Inputs: step count (written), base lr, loss, and with clipping the sum of squared
+ * gradients. Clip scale as PyTorch's clip_grad_norm_: min(1, max_norm / (norm + 1e-6)). */
 static dg_status prepare_forward(dg_node *self) {
-    const dg_optimizer *opt = self->attrs.ptr;
+    const dg_optimizer *opt = optimizer_of(self);
     const dg_optim_config *c = &opt->cfg;
-    float *ctl = self->value, *steps = self->inputs[0]->value;
-    double t = steps[0], base = self->inputs[1]->value[0];
+    float *ctl = dg_node_data(self), *steps = dg_node_data(dg_node_input(self, 0));
+    double t = steps[0], base = in_data(self, 1)[0];
+    float loss = in_data(self, 2)[0];
+    if (!isfinite(loss))
+        /* stop before any update: parameters and moments keep their last finite values */
+        return dg_set_error(dg_node_graph(self), DG_ERR_NONFINITE,
+                            "optimizer_step: the loss is %g at step %.0f, so no parameter was "
+                            "updated (training diverged: lower the learning rate, or turn on "
+                            "dg_set_anomaly_mode to find the op that first produced it)",
+                            (double)loss, t + 1.0);
     ctl[DG_CTL_LR] = (float)dg__schedule_lr(c, base, t);
     double scale = 1.0;
     if (c->clip_norm > 0.0f) {
-        double norm = sqrt((double)self->inputs[2]->value[0]);
+        double norm = sqrt((double)in_data(self, 3)[0]);
         double coef = c->clip_norm / (norm + 1e-6);
         if (coef < 1.0) scale = coef;
     }
@@ -96,15 +119,23 @@ static dg_status prepare_forward(dg_node *self) {
     steps[0] = (float)(t + 1.0);
     return DG_OK;
 }
-static const dg_op_def prepare_op = {"optim_prepare", 3,   DG_OP_SIDE_EFFECT, ctl_rule,
-                                     prepare_forward, NULL};
+static const dg_op_def prepare_op = {.name = "optim_prepare",
+                                     .n_inputs = DG_VARIADIC,
+                                     .writes = 1u << 0,
+                                     .infer_shape = ctl_rule,
+                                     .forward = prepare_forward};
 
-/* Inputs: last update (ordering), loss. The step's value is the loss before the update. */
+/* Inputs: the loss, then every update (for ordering). Its value is the loss before the
+ * updates. */
 static dg_status step_forward(dg_node *self) {
-    self->value[0] = self->inputs[1]->value[0];
+    dg_node_data(self)[0] = in_data(self, 0)[0];
     return DG_OK;
 }
-static const dg_op_def step_op = {"optim_step", 2, DG_OP_NO_GRAD, scalar_rule, step_forward, NULL};
+static const dg_op_def step_op = {.name = "optim_step",
+                                  .n_inputs = DG_VARIADIC,
+                                  .flags = DG_OP_NO_GRAD,
+                                  .infer_shape = scalar_rule,
+                                  .forward = step_forward};
 
 /* ---- configuration ---- */
 
@@ -194,15 +225,13 @@ static dg_status check_config(dg_graph *g, const dg_optim_config *c) {
 
 /* ---- building ---- */
 
-static int name_taken(const dg_graph *g, const char *name) {
-    for (int i = 0; i < dg_graph_node_count(g); i++) {
-        const char *n = dg_node_name(dg_graph_node(g, i));
-        if (n && strcmp(n, name) == 0) return 1;
-    }
-    return 0;
+/* The parameters the loss depends on: those that received a gradient in this pass. */
+static int trained(const dg_node *p, int pass) {
+    const dg_node *gr = dg_grad(p);
+    return dg_node_kind_of(p) == DG_PARAM && gr && dg_node_backward_pass(gr) == pass;
 }
 
-/* Builds the state, prepare, update and step nodes; returns the status. */
+/* Builds the state, prepare, update and step nodes over the first n_before nodes. */
 static dg_status build(dg_optimizer *o, int n_before, int pass) {
     dg_graph *g = o->g;
     const dg_optim_config *c = &o->cfg;
@@ -211,58 +240,61 @@ static dg_status build(dg_optimizer *o, int n_before, int pass) {
     o->step_state = dg_state(g, nm, dg_shape0());
     snprintf(nm, sizeof nm, "%s/lr", o->name);
     o->lr_state = dg_state(g, nm, dg_shape0());
-    dg_node *acc = dg_scalar(g, 0.0f);
-    if (!o->step_state || !o->lr_state || !acc) return g->status;
-    o->lr_state->value[0] = c->lr;
+    if (!o->step_state || !o->lr_state) return dg_graph_status(g);
+    dg_node_data(o->lr_state)[0] = c->lr;
 
-    /* the parameters this loss depends on: those that received a gradient in this pass */
-    for (int pi = 0; pi < n_before; pi++) {
-        dg_node *p = g->nodes[pi];
-        dg_node *gr = p->kind == DG_PARAM ? p->grad : NULL;
-        if (!gr || gr->backward_pass != pass) continue;
-        o->n_params++;
-        if (c->clip_norm > 0.0f) {
-            dg_attrs a = {{0}, {0}, {0, {0}}, o};
-            if (!(acc = dg__apply2(g, &sumsq_op, acc, gr, &a))) return g->status;
-        }
-    }
+    for (int pi = 0; pi < n_before; pi++) o->n_params += trained(dg_graph_node(g, pi), pass);
     if (o->n_params == 0)
         return dg_set_error(g, DG_ERR_ARG,
                             "optimizer_new: the loss (node %d) depends on no parameter "
                             "(dg_param) through differentiable ops",
-                            o->loss->id);
-    dg_attrs a = {{0}, {0}, {0, {0}}, o};
-    dg_node *pin[3] = {o->step_state, o->lr_state, acc};
-    if (!(o->ctl = dg_apply(g, &prepare_op, 3, pin, &a))) return g->status;
+                            dg_node_id(o->loss));
+    /* inputs of the variadic nodes: the gradients, then the updates */
+    dg_node **list = malloc(((size_t)o->n_params + 4) * sizeof *list);
+    if (!list) return dg_set_error(g, DG_ERR_NOMEM, "optimizer_new: out of memory");
+    const dg_optimizer *self = o;
+    dg_status s = DG_OK;
+    dg_node *pin[4] = {o->step_state, o->lr_state, o->loss, NULL};
+    int n_pin = 3;
+    if (c->clip_norm > 0.0f) {
+        int k = 0;
+        for (int pi = 0; pi < n_before; pi++)
+            if (trained(dg_graph_node(g, pi), pass)) list[k++] = dg_grad(dg_graph_node(g, pi));
+        if (!(pin[n_pin++] = dg_apply(g, &sumsq_op, k, list, &self, sizeof self))) goto fail;
+    }
+    if (!(o->ctl = dg_apply(g, &prepare_op, n_pin, pin, &self, sizeof self))) goto fail;
 
     const dg_op_def *op = dg__update_op(c->kind);
-    int ns = dg__update_state_count(c->kind);
-    dg_node *prev = o->ctl;
+    int ns = dg__update_state_count(c->kind), k = 0;
+    list[k++] = o->loss;
     for (int pi = 0; pi < n_before; pi++) {
-        dg_node *p = g->nodes[pi];
-        dg_node *gr = p->kind == DG_PARAM ? p->grad : NULL;
-        if (!gr || gr->backward_pass != pass) continue;
-        dg_node *in[DG_MAX_INPUTS] = {p, gr, o->ctl, prev};
-        for (int k = 0; k < ns; k++) {
+        dg_node *p = dg_graph_node(g, pi);
+        if (!trained(p, pass)) continue;
+        dg_node *in[5] = {p, dg_grad(p), o->ctl};
+        for (int j = 0; j < ns; j++) {
             char pn[32];
-            if (!p->name) snprintf(pn, sizeof pn, "param%d", p->id);
-            snprintf(nm, sizeof nm, "%s/%s_%s", p->name ? p->name : pn, o->name,
-                     dg__update_state_suffix(c->kind, k));
-            if (!(in[4 + k] = dg_state(g, nm, p->shape))) return g->status;
+            if (!dg_node_name(p)) snprintf(pn, sizeof pn, "param%d", dg_node_id(p));
+            snprintf(nm, sizeof nm, "%s/%s_%s", dg_node_name(p) ? dg_node_name(p) : pn, o->name,
+                     dg__update_state_suffix(c->kind, j));
+            if (!(in[3 + j] = dg_state(g, nm, dg_node_shape(p)))) goto fail;
         }
-        if (!(prev = dg_apply(g, op, 4 + ns, in, &a))) return g->status;
+        if (!(list[k++] = dg_apply(g, op, 3 + ns, in, &self, sizeof self))) goto fail;
     }
-    dg_node *sin[2] = {prev, o->loss};
-    if (!(o->step = dg_apply(g, &step_op, 2, sin, NULL))) return g->status;
+    if (!(o->step = dg_apply(g, &step_op, k, list, NULL, 0))) goto fail;
     snprintf(nm, sizeof nm, "%s/train_step", o->name);
-    return dg_node_set_name(o->step, nm);
+    s = dg_node_set_name(o->step, nm);
+    free(list);
+    return s;
+fail:
+    free(list);
+    return dg_graph_status(g);
 }
 
 dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config *cfg) {
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "optimizer_new: graph is NULL"), NULL;
     if (!loss) return dg_set_error(g, DG_ERR_NULL, "optimizer_new: loss is NULL"), NULL;
     if (!cfg) return dg_set_error(g, DG_ERR_NULL, "optimizer_new: config is NULL"), NULL;
-    if (loss->graph != g)
+    if (dg_node_graph(loss) != g)
         return dg_set_error(g, DG_ERR_GRAPH, "optimizer_new: loss belongs to another graph"), NULL;
     if (check_config(g, cfg) != DG_OK) return NULL;
     dg_optimizer *o = calloc(1, sizeof *o);
@@ -278,31 +310,20 @@ dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config
         else
             snprintf(o->name, sizeof o->name, "%s%d", kind_name(cfg->kind), k);
         snprintf(probe, sizeof probe, "%s/step", o->name);
-        if (!name_taken(g, probe)) break;
+        if (!dg_graph_find(g, probe)) break;
     }
 
-    int n0 = g->n_nodes, pass0 = g->n_backward;
+    dg_mark m = dg_graph_mark(g);
     dg_status s = dg_backward(g, loss);
-    if (s != DG_OK) {
-        /* say whose call failed: "optimizer_new: backward: loss must be a scalar, ..." */
-        char keep[sizeof g->err];
-        memcpy(keep, g->err, sizeof keep);
-        dg_set_error(g, s, "optimizer_new: %s", keep);
-        free(o);
-        return NULL;
+    if (s == DG_OK) {
+        /* the gradients of this loss: their pass is the one of the loss's own gradient */
+        s = build(o, m.nodes, dg_node_backward_pass(dg_grad(loss)));
+        if (s == DG_OK) s = dg_graph_attach(g, o, free);
     }
-    /* the seed gradient of the loss was created by this pass */
-    int pass = loss->grad->backward_pass;
-    s = build(o, n0, pass);
-    if (s == DG_OK) s = dg_graph_attach(g, o, free);
     if (s != DG_OK) {
-        /* leave the graph as it was: drop the gradient and optimizer nodes */
-        char keep[sizeof g->err];
-        memcpy(keep, g->err, sizeof keep);
-        dg__graph_truncate(g, n0);
-        g->n_backward = pass0;
+        /* leave the graph as it was: "optimizer_new: backward: loss must be a scalar, ..." */
+        dg_graph_rollback(g, m, "optimizer_new");
         free(o);
-        dg_set_error(g, s, "%s", keep);
         return NULL;
     }
     return o;
@@ -313,12 +334,7 @@ dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config
 dg_status dg_optimizer_step(dg_optimizer *opt) {
     if (!opt) return dg_set_error(NULL, DG_ERR_NULL, "optimizer_step: optimizer is NULL");
     dg_status s = dg_run(opt->g, opt->step);
-    if (s != DG_OK) {
-        char keep[sizeof opt->g->err];
-        memcpy(keep, opt->g->err, sizeof keep);
-        dg_set_error(opt->g, s, "optimizer_step: %s", keep);
-    }
-    return s;
+    return s == DG_OK ? s : dg_error_prefix(opt->g, "optimizer_step");
 }
 
 dg_node *dg_optimizer_step_node(const dg_optimizer *opt) { return opt ? opt->step : NULL; }
@@ -331,15 +347,16 @@ dg_status dg_optimizer_set_lr(dg_optimizer *opt, float lr) {
                             "optimizer_set_lr: lr must be finite and >= 0, "
                             "got %g",
                             lr);
-    opt->lr_state->value[0] = lr;
+    dg_node_data(opt->lr_state)[0] = lr;
     return DG_OK;
 }
 
 float dg_optimizer_lr(const dg_optimizer *opt) {
     if (!opt) return NAN;
-    return (float)dg__schedule_lr(&opt->cfg, opt->lr_state->value[0], opt->step_state->value[0]);
+    return (float)dg__schedule_lr(&opt->cfg, dg_node_data(opt->lr_state)[0],
+                                  dg_node_data(opt->step_state)[0]);
 }
 
 int64_t dg_optimizer_steps(const dg_optimizer *opt) {
-    return opt ? (int64_t)opt->step_state->value[0] : 0;
+    return opt ? (int64_t)dg_node_data(opt->step_state)[0] : 0;
 }

@@ -3,9 +3,8 @@
 #ifndef DG_OPTIM_INTERNAL_H
 #define DG_OPTIM_INTERNAL_H
 
+#include "dagrad/opkit.h"
 #include "dagrad/optim.h"
-
-#include "../ops/kernels.h"
 
 struct dg_optimizer {
     dg_graph *g;
@@ -33,8 +32,8 @@ enum {
 double dg__schedule_lr(const dg_optim_config *c, double base, double t);
 
 /* The update op of an optimizer kind, and the number and names of its per-parameter
- * state tensors (moments). Inputs of an update: param, grad, ctl, previous update (or
- * ctl), then the states. */
+ * state tensors (moments). Inputs of an update: param, grad, ctl, then the states; it
+ * writes the param and the states in place. Attributes: a pointer to the optimizer. */
 const dg_op_def *dg__update_op(dg_optim_kind kind);
 int dg__update_state_count(dg_optim_kind kind);
 const char *dg__update_state_suffix(dg_optim_kind kind, int i);

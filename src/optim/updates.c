@@ -1,7 +1,8 @@
 /* Parameter update ops, one per optimizer kind. Each is a side-effect op: its forward
  * writes the new parameter values and moments in place; its own output is a dummy scalar.
  * Inputs: param p, gradient g, the step's control vector (lr, clip scale, Adam bias
- * corrections), the previous update in the chain (ordering only), then the moments.
+ * corrections), then the moments; the op declares p and the moments as written, so the
+ * planner runs every other reader of them (forward and backward products) first.
  * Before the rule, every gradient element is clamped to [-clip_value, clip_value] (if
  * set), multiplied by the global-norm clip scale, and gets the L2 term wd p (all kinds
  * but AdamW). The rules, as PyTorch's optimizers define them:
@@ -97,27 +98,25 @@ static void rmsprop_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-static dg_status scalar_rule(dg_node *const *in, const dg_attrs *a, dg_shape *out, char *msg,
+static dg_status scalar_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
                              size_t size) {
-    (void)in, (void)a, (void)msg, (void)size;
+    (void)in, (void)n, (void)a, (void)msg, (void)size;
     *out = dg_shape0();
     return DG_OK;
 }
 
+static float *input_data(const dg_node *self, int k) {
+    return k < dg_node_input_count(self) ? dg_node_data(dg_node_input(self, k)) : NULL;
+}
+
 static dg_status run_update(dg_node *self, dg_range_fn fn, int64_t cost) {
-    const dg_optimizer *opt = self->attrs.ptr;
-    const float *ctl = self->inputs[2]->value;
-    update_ctx u = {&opt->cfg,
-                    self->inputs[0]->value,
-                    self->inputs[1]->value,
-                    self->n_inputs > 4 ? self->inputs[4]->value : NULL,
-                    self->n_inputs > 5 ? self->inputs[5]->value : NULL,
-                    ctl[DG_CTL_LR],
-                    ctl[DG_CTL_SCALE],
-                    ctl[DG_CTL_BC1],
-                    ctl[DG_CTL_BC2]};
-    dg__parallel_for(self->inputs[0]->numel, cost, fn, &u);
-    self->value[0] = 0.0f;
+    const dg_optimizer *opt = *(dg_optimizer *const *)dg_node_attrs(self);
+    const float *ctl = input_data(self, 2);
+    update_ctx u = {&opt->cfg,           input_data(self, 0), input_data(self, 1),
+                    input_data(self, 3), input_data(self, 4), ctl[DG_CTL_LR],
+                    ctl[DG_CTL_SCALE],   ctl[DG_CTL_BC1],     ctl[DG_CTL_BC2]};
+    dg_parallel_for(dg_node_numel(dg_node_input(self, 0)), cost, fn, &u);
+    dg_node_data(self)[0] = 0.0f;
     return DG_OK;
 }
 
@@ -128,15 +127,19 @@ static dg_status adam_forward(dg_node *self) { return run_update(self, adam_l2_r
 static dg_status adamw_forward(dg_node *self) { return run_update(self, adamw_range, 18); }
 static dg_status rmsprop_forward(dg_node *self) { return run_update(self, rmsprop_range, 12); }
 
+/* writes: the parameter (input 0) and the moments (inputs 3, 4) */
 #define UPDATE_OP(NAME, N_IN)                                                                      \
-    static const dg_op_def NAME##_op = {"update_" #NAME, N_IN,           DG_OP_SIDE_EFFECT,        \
-                                        scalar_rule,     NAME##_forward, NULL}
-UPDATE_OP(sgd, 4);
-UPDATE_OP(momentum, 5);
-UPDATE_OP(nesterov, 5);
-UPDATE_OP(adam, 6);
-UPDATE_OP(adamw, 6);
-UPDATE_OP(rmsprop, 5);
+    static const dg_op_def NAME##_op = {.name = "update_" #NAME,                                   \
+                                        .n_inputs = N_IN,                                          \
+                                        .writes = 1u | 1u << 3 | 1u << 4,                          \
+                                        .infer_shape = scalar_rule,                                \
+                                        .forward = NAME##_forward}
+UPDATE_OP(sgd, 3);
+UPDATE_OP(momentum, 4);
+UPDATE_OP(nesterov, 4);
+UPDATE_OP(adam, 5);
+UPDATE_OP(adamw, 5);
+UPDATE_OP(rmsprop, 4);
 
 const dg_op_def *dg__update_op(dg_optim_kind kind) {
     switch (kind) {
@@ -152,7 +155,7 @@ const dg_op_def *dg__update_op(dg_optim_kind kind) {
 
 int dg__update_state_count(dg_optim_kind kind) {
     const dg_op_def *op = dg__update_op(kind);
-    return op ? op->n_inputs - 4 : 0;
+    return op ? op->n_inputs - 3 : 0;
 }
 
 const char *dg__update_state_suffix(dg_optim_kind kind, int i) {

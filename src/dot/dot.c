@@ -9,7 +9,6 @@
  * Every user-supplied string (node names, scope names, the title) goes into HTML-like
  * labels through html_text(), which escapes markup characters, turns newlines into <BR/>,
  * drops control characters and replaces invalid UTF-8, so any name gives valid DOT. */
-#include "internal.h"
 #include "dagrad/dot.h"
 
 #include <math.h>
@@ -170,6 +169,7 @@ typedef struct ninfo {
     int names;        /* gradient node: id of the value its label names, or -1 */
     int64_t nan, inf; /* non-finite values held */
     int has_stats;    /* min/mean/max over the finite values */
+    int no_value;     /* 1: never computed; 2: computed, but its memory was reused */
     double min, mean, max;
     int has_gnorm; /* forward node with a gradient node */
     double gnorm;  /* L2 norm of the gradient's values (NaN if they hold NaN/Inf) */
@@ -296,6 +296,9 @@ static const char *kind_word(const dg_node *n) {
 
 static void annotations(dot_ctx *c, const ninfo *in, int white) {
     sbuf *b = c->b;
+    if (c->o->annotate_values && in->no_value)
+        sb_printf(b, "<BR/>%s%s</FONT>", SMALL_ON(white),
+                  in->no_value == 1 ? "not computed" : "not kept (dg_keep to see it)");
     if (c->o->annotate_values && in->has_stats) {
         sb_printf(b, "<BR/>%s", SMALL_ON(white));
         if (in->min == in->max)
@@ -386,7 +389,7 @@ static void emit_node(dot_ctx *c, const dg_node *n) {
     if (small) {
         if (name)
             html_text(b, name, 40);
-        else if (dg_node_numel(n) >= 1 && all_equal(n))
+        else if (dg_node_has_value(n) && dg_node_numel(n) >= 1 && all_equal(n))
             sb_printf(b, "%g", dg_node_data(n)[0]);
         else
             sb_puts(b, "const");
@@ -886,8 +889,12 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
         }
         if (!in->shown) continue;
         if (pass > c.max_pass) c.max_pass = pass;
-        if (o.annotate_values || o.mark_nonfinite) node_stats(x, in);
-        if (pass == 0 && gr && (o.grad_norms || o.grad_heat || o.collapse_scopes))
+        if (!dg_node_has_value(x))
+            in->no_value = dg_node_computed(x) ? 2 : 1;
+        else if (o.annotate_values || o.mark_nonfinite)
+            node_stats(x, in);
+        if (pass == 0 && gr && dg_node_has_value(gr) &&
+            (o.grad_norms || o.grad_heat || o.collapse_scopes))
             in->has_gnorm = 1, in->gnorm = l2_norm(gr);
         if (pass == 0)
             kinds_seen[dg_node_kind_of(x)] = 1;
