@@ -134,8 +134,8 @@ static dg_status collect_slots(dg_graph *g, const char *what, int with_state, sl
 dg_status dg_checkpoint_save(dg_graph *g, const char *path, int with_state) {
     if (!g || !path)
         return dg_set_error(g, DG_ERR_NULL, "checkpoint_save: %s is NULL", g ? "path" : "graph");
-    char what[64 + 256];
-    snprintf(what, sizeof what, "checkpoint_save '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "checkpoint_save", path);
     slot *s;
     int n;
     dg_status st = collect_slots(g, what, with_state, &s, &n);
@@ -386,8 +386,8 @@ dg_status dg_checkpoint_load_mem(dg_graph *g, const void *data, size_t size, int
 dg_status dg_checkpoint_load(dg_graph *g, const char *path, int with_state) {
     if (!g || !path)
         return dg_set_error(g, DG_ERR_NULL, "checkpoint_load: %s is NULL", g ? "path" : "graph");
-    char what[64 + 256];
-    snprintf(what, sizeof what, "checkpoint_load '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "checkpoint_load", path);
     unsigned char *buf;
     size_t size;
     dg_status st = dg__read_file(g, what, path, &buf, &size);

@@ -269,9 +269,9 @@ dg_status dg_idx_load(const char *images_path, const char *labels_path, dg_datas
     if (out) memset(out, 0, sizeof *out);
     if (!images_path || !labels_path || !out)
         return dg_set_error(NULL, DG_ERR_NULL, "idx_load: a pointer argument is NULL");
-    char li[300], ll[300];
-    snprintf(li, sizeof li, "images '%.256s'", images_path);
-    snprintf(ll, sizeof ll, "labels '%.256s'", labels_path);
+    char li[DG__WHAT_SIZE], ll[DG__WHAT_SIZE];
+    dg__what(li, sizeof li, "images", images_path);
+    dg__what(ll, sizeof ll, "labels", labels_path);
     source img, lbl;
     dg_status st = source_open_file(&img, li, images_path);
     if (st != DG_OK) return st;

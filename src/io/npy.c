@@ -218,8 +218,8 @@ dg_status dg_npy_read(const char *path, float **data, dg_shape *shape) {
     if (data) *data = NULL;
     if (!path || !data || !shape)
         return dg_set_error(NULL, DG_ERR_NULL, "npy_read: a pointer argument is NULL");
-    char what[300];
-    snprintf(what, sizeof what, "npy_read '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "npy_read", path);
     return read_path(NULL, what, path, data, shape);
 }
 
@@ -228,8 +228,8 @@ dg_status dg_npy_load(dg_node *node, const char *path) {
         return dg_set_error(dg_node_graph(node), DG_ERR_NULL, "npy_load: %s is NULL",
                             node ? "path" : "node");
     dg_graph *g = dg_node_graph(node);
-    char what[300];
-    snprintf(what, sizeof what, "npy_load '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "npy_load", path);
     /* the next run would overwrite a computed node's values */
     if (dg_node_kind_of(node) == DG_OP_NODE)
         return dg_set_error(g, DG_ERR_ARG, "%s: node %d (op %s) is computed, not a leaf", what,
@@ -254,8 +254,8 @@ dg_status dg_npy_load(dg_node *node, const char *path) {
 
 static dg_status write_npy(dg_graph *g, const char *path, const float *data, dg_shape shape,
                            const char *op) {
-    char what[300];
-    snprintf(what, sizeof what, "%s '%.256s'", op, path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, op, path);
     char sb[64];
     if (dg_shape_numel(shape) < 0)
         return dg_set_error(g, DG_ERR_SHAPE, "%s: invalid shape %s", what,
