@@ -297,6 +297,54 @@ static void test_truncation_and_bit_flips(void) {
     dg_graph_free(a.g);
 }
 
+static void put_u64le(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Rewrites the trailing FNV-1a 64 checksum (docs/FORMATS.md) after a patch. */
+static void fix_checksum(unsigned char *buf, size_t size) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i + 8 < size; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
+    put_u64le(buf + size - 8, h);
+}
+
+/* A dimension of 0 or above 2^40, or too many elements: the message names the tensor, the
+ * dimension and its value, with a correct checksum so only the shape is wrong. */
+static void test_bad_dimensions(void) {
+    char p[256], q[256];
+    model a = build(dg_shape2(3, 4));
+    fill_all(&a, -1, 1);
+    CHECK_OK(dg_checkpoint_save(a.g, path_in_dir("dims.ckpt", p), 0));
+    dg_graph_free(a.g);
+    size_t size;
+    unsigned char *good = slurp(p, &size);
+    CHECK(good != NULL);
+    if (!good) return;
+    /* The first record is fc/W: kind, name length, "fc/W", ndim 2, then its two dims. */
+    const size_t dim0 = 16 + 4 + 4 + 4 + 4;
+    CHECK(good[dim0] == 3 && good[dim0 + 8] == 4);
+    static const struct {
+        uint64_t d0, d1;
+        const char *sub;
+    } bad[] = {
+        {3, 0, "tensor 'fc/W': dimension 1 (counting from 0) is 0, must be 1..2^40 (at byte 40)"},
+        {(1ull << 40) + 1, 4, "tensor 'fc/W': dimension 0 (counting from 0) is 1099511627777"},
+        {3, 1ull << 63, "dimension 1 (counting from 0) is 9223372036854775808"},
+        {1ull << 20, 1ull << 21, "tensor 'fc/W' [1048576,2097152] has more than 2^40 elements"},
+    };
+    unsigned char *buf = malloc(size);
+    for (size_t i = 0; buf && i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(buf, good, size);
+        put_u64le(buf + dim0, bad[i].d0);
+        put_u64le(buf + dim0 + 8, bad[i].d1);
+        fix_checksum(buf, size);
+        spit(path_in_dir("dims_bad.ckpt", q), buf, size);
+        expect_load_error(q, 0, dg_shape2(3, 4), DG_ERR_FORMAT, bad[i].sub, __LINE__);
+    }
+    free(buf);
+    free(good);
+}
+
 /* A save that cannot complete leaves the previous file as it was and no temporary behind. */
 static void test_failed_saves(void) {
     char p[256], q[256];
@@ -347,6 +395,7 @@ int main(void) {
     test_round_trip();
     test_mismatches();
     test_truncation_and_bit_flips();
+    test_bad_dimensions();
     test_failed_saves();
     cleanup();
     return test_summary("test_checkpoint");

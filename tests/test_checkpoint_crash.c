@@ -1,6 +1,8 @@
 /* Nothing lost (POSIX): a process killed with SIGKILL while saving checkpoints over and
  * over leaves a file that loads and holds one complete save; a save that hits a full disk
- * (simulated with RLIMIT_FSIZE) fails cleanly and the previous checkpoint still loads. */
+ * (simulated with RLIMIT_FSIZE) fails cleanly and the previous checkpoint still loads.
+ * Nothing left either: the temporaries of killed saves are removed by the next save to
+ * the same path, while the temporary of a save still running in another process is not. */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
@@ -51,12 +53,24 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-static void remove_temps(void) {
+/* Files in dir other than the checkpoint: temporaries of saves, whatever their names. */
+static int strays(void) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "model.ckpt"))
+            n++;
+    if (d) closedir(d);
+    return n;
+}
+
+static void remove_all(void) {
     DIR *d = opendir(dir);
     struct dirent *e;
     char p[512];
     while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".tmp.")) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
             snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
             remove(p);
         }
@@ -111,12 +125,42 @@ static void test_sigkill_during_saves(void) {
                   v, last);
         if (v > last) advanced++;
         last = v < 0 ? last : v;
-        remove_temps(); /* the killed child's temporary, if it was mid-write */
     }
     /* Each child completed at least one save before it was killed. */
     CHECK_MSG(advanced == 6, "only %d of 6 rounds found a newer save", advanced);
-    printf("sigkill: final version %g after 6 kills\n", last);
+    /* The killed children's temporaries (each child's first save removed those of the
+     * children before it) go with the next save. */
+    int left = strays();
+    CHECK_OK(dg_checkpoint_save(g, path, 0));
+    CHECK_MSG(strays() == 0, "%d temporaries of killed saves are still there", strays());
+    printf("sigkill: final version %g after 6 kills, %d temporaries left, 0 after a save\n", last,
+           left);
     dg_graph_free(g);
+}
+
+/* In a child whose files may not grow past 64 KiB, as on a nearly full disk (writes past
+ * the limit fail with EFBIG instead of raising SIGXFSZ): saves g to `target`, which must
+ * fail and say `want`. Returns the child's exit status: 0 if all was as expected. */
+static int save_on_full_disk(dg_graph *g, dg_node *big, dg_node *small, const char *target,
+                             const char *want) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {65536, 65536};
+        signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+        set_all(big, small, 12);
+        dg_status s = dg_checkpoint_save(g, target, 0);
+        if (s != DG_ERR_IO) _exit(3);
+        if (!strstr(dg_graph_error(g), want)) {
+            fprintf(stderr, "full disk: '%s' lacks '%s'\n", dg_graph_error(g), want);
+            _exit(4);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + status;
 }
 
 static void test_full_disk(void) {
@@ -124,30 +168,84 @@ static void test_full_disk(void) {
     dg_graph *g = model(&big, &small);
     set_all(big, small, 11);
     CHECK_OK(dg_checkpoint_save(g, path, 0));
+    int r = save_on_full_disk(g, big, small, path, "; the existing file is unchanged");
+    CHECK_MSG(r == 0, "full-disk child over a file: status %d", r);
+    CHECK(load_value() == 11.0f);
+    CHECK_MSG(strays() == 0, "a failed save left %d temporary files", strays());
+    /* A first save to a new path: there is no file that could be "unchanged". */
+    char fresh[160];
+    snprintf(fresh, sizeof fresh, "%s/fresh.ckpt", dir);
+    r = save_on_full_disk(g, big, small, fresh, "; no file was created");
+    CHECK_MSG(r == 0, "full-disk child, new file: status %d", r);
+    CHECK(access(fresh, F_OK) != 0);
+    CHECK_MSG(strays() == 0, "a failed save left %d temporary files", strays());
+    dg_graph_free(g);
+}
+
+/* A child saving the 4 MiB model with files limited to 64 KiB is stopped inside its save,
+ * its temporary file partly written: by SIGXFSZ's default action (killed, as by a crash or
+ * an OOM kill), or with `stay` in a handler that reports on `notify` and waits (a save still
+ * running). */
+static int notify = -1;
+static void wait_inside_save(int sig) {
+    (void)sig;
+    if (write(notify, "p", 1) != 1) _exit(5);
+    for (;;) pause();
+}
+
+static pid_t start_cut_save(dg_graph *g, dg_node *big, dg_node *small, int stay) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        /* Child: files may not grow past 64 KiB, as on a nearly full disk; writes past the
-         * limit fail with EFBIG instead of raising SIGXFSZ. */
-        struct rlimit rl = {65536, 65536};
-        signal(SIGXFSZ, SIG_IGN);
-        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
-        set_all(big, small, 12);
-        dg_status s = dg_checkpoint_save(g, path, 0);
-        if (s != DG_ERR_IO) _exit(3);
-        if (!strstr(dg_graph_error(g), "unchanged")) _exit(4);
-        _exit(0);
+        close(fds[0]);
+        notify = fds[1];
+        struct rlimit fsize = {65536, 65536}, core = {0, 0};
+        if (setrlimit(RLIMIT_FSIZE, &fsize) != 0 || setrlimit(RLIMIT_CORE, &core) != 0) _exit(2);
+        signal(SIGXFSZ, stay ? wait_inside_save : SIG_DFL);
+        set_all(big, small, 99);
+        dg_checkpoint_save(g, path, 0);
+        _exit(3); /* not reached: the signal comes first */
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "full-disk child: status %d", status);
-    CHECK(load_value() == 11.0f);
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int temps = 0;
-    while (d && (e = readdir(d))) temps += strstr(e->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    CHECK_MSG(temps == 0, "a failed save left %d temporary files", temps);
+    close(fds[1]);
+    char c;
+    if (pid > 0 && stay) CHECK_MSG(read(fds[0], &c, 1) == 1, "the child did not stop in its save");
+    close(fds[0]);
+    if (pid > 0 && !stay) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ,
+                  "the child was not killed inside its save (status %d)", status);
+    }
+    return pid;
+}
+
+static void test_leftovers_removed(void) {
+    dg_node *big, *small;
+    dg_graph *g = model(&big, &small);
+    set_all(big, small, 20);
+    CHECK_OK(dg_checkpoint_save(g, path, 0));
+    CHECK(strays() == 0);
+    pid_t running = start_cut_save(g, big, small, 1);
+    CHECK_MSG(strays() == 1, "a running save: %d temporaries", strays());
+    start_cut_save(g, big, small, 0);
+    CHECK_MSG(strays() == 2, "a running and a killed save: %d temporaries", strays());
+    CHECK(load_value() == 20.0f);
+    /* The next save removes the killed one's temporary, not the running one's. */
+    set_all(big, small, 21);
+    CHECK_OK(dg_checkpoint_save(g, path, 0));
+    CHECK_MSG(strays() == 1, "after a save: %d temporaries, expected the running save's", strays());
+    CHECK(load_value() == 21.0f);
+    /* Once that process is gone too, its temporary goes with the next save. */
+    if (running > 0) {
+        kill(running, SIGKILL);
+        waitpid(running, NULL, 0);
+    }
+    CHECK(strays() == 1);
+    CHECK_OK(dg_checkpoint_save(g, path, 0));
+    CHECK_MSG(strays() == 0, "after the last save: %d temporaries", strays());
+    CHECK(load_value() == 21.0f);
     dg_graph_free(g);
 }
 
@@ -160,8 +258,8 @@ int main(void) {
     snprintf(path, sizeof path, "%s/model.ckpt", dir);
     test_sigkill_during_saves();
     test_full_disk();
-    remove_temps();
-    remove(path);
+    test_leftovers_removed();
+    remove_all();
     rmdir(dir);
     return test_summary("test_checkpoint_crash");
 }

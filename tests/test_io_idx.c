@@ -16,6 +16,13 @@
 
 static char dir[64];
 
+/* 1 if `path` occurs exactly once in `msg` (zlib's own messages start with the path too,
+ * which the loader's message already names). */
+static int names_once(const char *msg, const char *path) {
+    const char *first = strstr(msg, path);
+    return first && !strstr(first + strlen(path), path);
+}
+
 static const char *in_dir(const char *name) {
     static char buf[8][256];
     static int k;
@@ -228,6 +235,7 @@ static void test_bad_files(void) {
         s = dg_idx_load(in_dir("cut.gz"), in_dir("l.raw"), &d);
         CHECK_MSG(s == DG_ERR_FORMAT, "gzip file cut at %zu: %s (%s)", cut, dg_status_name(s),
                   dg_last_error());
+        CHECK_MSG(names_once(dg_last_error(), in_dir("cut.gz")), "%s", dg_last_error());
     }
     gz[gzn - 6] ^= 0x40; /* inside the CRC-32 of the trailer */
     dg_dataset d;
@@ -236,6 +244,7 @@ static void test_bad_files(void) {
     spit(in_dir("crc.gz"), gz, gzn);
     CHECK(dg_idx_load(in_dir("crc.gz"), in_dir("l.raw"), &d) == DG_ERR_FORMAT);
     CHECK_HAS(dg_last_error(), "gzip");
+    CHECK_MSG(names_once(dg_last_error(), in_dir("crc.gz")), "%s", dg_last_error());
 
     /* Files that cannot be read. */
     CHECK(dg_idx_load(in_dir("nothing"), in_dir("l.raw"), &d) == DG_ERR_IO);

@@ -304,11 +304,8 @@ static void ascii_art(const float *img) {
 }
 
 static const char *class_name(const options *o, int c) {
-    static char digit[2];
-    if (strcmp(o->dataset, "fashion") == 0) return FASHION_NAMES[c];
-    digit[0] = (char)('0' + c);
-    digit[1] = '\0';
-    return digit;
+    static const char *const DIGITS[CLASSES] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    return strcmp(o->dataset, "fashion") == 0 ? FASHION_NAMES[c] : DIGITS[c];
 }
 
 /* Predicts one test image with the evaluation model and prints the result. */

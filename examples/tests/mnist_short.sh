@@ -6,7 +6,10 @@
 # (exit 77) when no training data is present: run scripts/get_mnist.sh first.
 # With a fourth argument "fashion", runs 1 epoch on Debian's Fashion-MNIST instead (bar
 # 80%), skipped when the package dataset-fashion-mnist is not installed.
-# usage: mnist_short.sh MNIST_BINARY SOURCE_DIR WORK_DIR [fashion]
+# With "labels", checks that a prediction names each class by its own name: an untrained
+# model (learning rate 1e-12) predicts test images until one is WRONG, and every
+# "argmax: A (A)   true label: L (L)" line must repeat each digit as its name.
+# usage: mnist_short.sh MNIST_BINARY SOURCE_DIR WORK_DIR [fashion|labels]
 bin="$1" src="$2" work="$3"
 data=""
 if [ "$4" = "fashion" ]; then
@@ -40,6 +43,29 @@ if [ -z "$data" ]; then
     exit 77
 fi
 mkdir -p "$work" || exit 1
+if [ "$4" = "labels" ]; then
+    "$bin" --data "$data" --epochs 1 --lr 1e-12 --no-augment --threads 1 --no-dot --out "$work" \
+        --save "$work/untrained.ckpt" >"$work/untrained.log" 2>&1 || {
+        cat "$work/untrained.log"
+        echo "mnist_labels: training run failed" >&2
+        exit 1
+    }
+    i=0
+    while [ "$i" -lt 20 ]; do
+        line="$("$bin" --data "$data" --predict "$work/untrained.ckpt" --index "$i" --out "$work" \
+            2>&1 | grep 'argmax:')"
+        echo "#$i:$line"
+        if ! printf '%s\n' "$line" |
+            grep -q '^ *argmax: \([0-9]\) (\1) *true label: \([0-9]\) (\2) '; then
+            echo "mnist_labels: test image #$i: a digit is shown with another class's name" >&2
+            exit 1
+        fi
+        case "$line" in *WRONG*) echo "mnist_labels: ok"; exit 0 ;; esac
+        i=$((i + 1))
+    done
+    echo "mnist_labels: no wrong prediction among 20 test images: nothing was checked" >&2
+    exit 1
+fi
 # --no-dot: DOT export is covered by the perceptron test; rendering through Graphviz keeps
 # a process-wide context that LeakSanitizer reports. One thread: the course net's tensors
 # are tiny, and on a busy shared machine OpenMP barriers cost more than they save.

@@ -27,9 +27,14 @@ extern "C" {
  *  by name, with its shape and float32 data, to `path`. A node without a name is saved
  *  as "param#k" (or "state#k"), k being its index among the graph's nodes of that kind
  *  in creation order; two nodes with the same saved name are an error.
- *  The save is atomic: the data go to "<path>.tmp.<pid>", which is flushed, synced and
- *  renamed over `path`; on any failure the temporary file is removed and a previous file
- *  at `path` is left as it was. */
+ *  The save is atomic: the data go to a hidden temporary file of this call's own in the
+ *  same directory (created exclusively, named after the target and ending in ".dgtmp"),
+ *  which is flushed, synced and renamed over `path`; on any failure the temporary file is
+ *  removed and a previous file at `path` is left as it was. Saves to one path from several
+ *  threads or processes each publish a whole file. A save also removes the temporaries
+ *  that killed saves to the same path left behind. An existing file keeps its permission
+ *  bits; one the caller may not write is refused (DG_ERR_IO), as cp refuses it. The
+ *  naming and the rules are in docs/FORMATS.md. */
 dg_status dg_checkpoint_save(dg_graph *g, const char *path, int with_state);
 
 /** Loads a checkpoint written by dg_checkpoint_save into g. The file is read and checked

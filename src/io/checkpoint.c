@@ -134,8 +134,8 @@ static dg_status collect_slots(dg_graph *g, const char *what, int with_state, sl
 dg_status dg_checkpoint_save(dg_graph *g, const char *path, int with_state) {
     if (!g || !path)
         return dg_set_error(g, DG_ERR_NULL, "checkpoint_save: %s is NULL", g ? "path" : "graph");
-    char what[64 + 256];
-    snprintf(what, sizeof what, "checkpoint_save '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "checkpoint_save", path);
     slot *s;
     int n;
     dg_status st = collect_slots(g, what, with_state, &s, &n);
@@ -241,19 +241,24 @@ static dg_status parse(dg_graph *g, const char *what, const unsigned char *buf, 
              pn);
         dg_shape shape = dg_shape0();
         shape.ndim = (int)ndim;
-        int bad_dim = 0;
-        for (uint32_t d = 0; d < ndim; d++) {
+        for (uint32_t d = 0; d < ndim && st == DG_OK; d++) {
             uint64_t v = dg__get_u64le(buf + pos + 8 * d);
-            if (v == 0 || v > ((uint64_t)1 << 40)) bad_dim = 1;
-            shape.dim[d] = bad_dim ? 1 : (int64_t)v;
+            if (v == 0 || v > ((uint64_t)1 << 40))
+                st = dg_set_error(g, DG_ERR_FORMAT,
+                                  "%s: tensor '%s': dimension %u (counting from 0) is %llu, "
+                                  "must be 1..2^40 (at byte %zu)",
+                                  what, pn, d, (unsigned long long)v, pos + 8 * d);
+            shape.dim[d] = (int64_t)v;
         }
+        if (st != DG_OK) break;
         pos += (size_t)ndim * 8;
         int64_t numel = dg_shape_numel(shape);
-        if (bad_dim || numel < 0) {
-            st = dg_set_error(g, DG_ERR_FORMAT, "%s: tensor '%s' has an invalid shape", what, pn);
+        char sb[64];
+        if (numel < 0) {
+            st = dg_set_error(g, DG_ERR_FORMAT, "%s: tensor '%s' %s has more than 2^40 elements",
+                              what, pn, dg_shape_str(shape, sb, sizeof sb));
             break;
         }
-        char sb[64];
         NEED((size_t)numel > (SIZE_MAX - 3) / 4 ? SIZE_MAX : (size_t)numel * 4,
              "%s: truncated at byte %zu: tensor '%s' %s needs %lld bytes of data, %zu remain", what,
              size, pn, dg_shape_str(shape, sb, sizeof sb), (long long)numel * 4, body_end - pos);
@@ -386,8 +391,8 @@ dg_status dg_checkpoint_load_mem(dg_graph *g, const void *data, size_t size, int
 dg_status dg_checkpoint_load(dg_graph *g, const char *path, int with_state) {
     if (!g || !path)
         return dg_set_error(g, DG_ERR_NULL, "checkpoint_load: %s is NULL", g ? "path" : "graph");
-    char what[64 + 256];
-    snprintf(what, sizeof what, "checkpoint_load '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "checkpoint_load", path);
     unsigned char *buf;
     size_t size;
     dg_status st = dg__read_file(g, what, path, &buf, &size);

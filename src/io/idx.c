@@ -16,6 +16,7 @@
  * or a memory buffer, inflated here if it starts with the gzip magic 1f 8b. */
 typedef struct source {
     const char *label; /* "images 'path'" for messages */
+    const char *path;  /* the file's path, NULL for memory */
     gzFile gz;
     const unsigned char *mem;
     size_t mem_size, mem_pos;
@@ -26,6 +27,7 @@ typedef struct source {
 static dg_status source_open_file(source *s, const char *label, const char *path) {
     memset(s, 0, sizeof *s);
     s->label = label;
+    s->path = path;
     errno = 0;
     s->gz = gzopen(path, "rb");
     if (!s->gz)
@@ -48,6 +50,16 @@ static dg_status source_open_mem(source *s, const char *label, const void *data,
     return DG_OK;
 }
 
+/* zlib's message for the file's gzip error, without the "<path>: " zlib puts in front:
+ * the label already names the file. */
+static const char *gz_message(source *s, int *code) {
+    const char *msg = gzerror(s->gz, code);
+    if (!msg) return "?";
+    size_t n = strlen(s->path);
+    if (strncmp(msg, s->path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
+    return msg;
+}
+
 static void source_close(source *s) {
     if (s->gz) gzclose(s->gz);
     if (s->inflating) inflateEnd(&s->zs);
@@ -64,23 +76,22 @@ static dg_status source_read(source *s, unsigned char *out, size_t n, size_t *go
             int r = gzread(s->gz, out + *got, chunk);
             if (r < 0) {
                 int code;
-                const char *msg = gzerror(s->gz, &code);
+                const char *msg = gz_message(s, &code);
                 if (code == Z_ERRNO)
                     return dg_set_error(NULL, DG_ERR_IO, "idx_load: error reading %s: %s", s->label,
                                         strerror(errno));
                 return dg_set_error(NULL, DG_ERR_FORMAT, "idx_load: %s: corrupt gzip data: %s",
-                                    s->label, msg ? msg : "?");
+                                    s->label, msg);
             }
             if (r == 0) break;
             *got += (size_t)r;
         }
         /* A gzip stream cut short reads as a short file plus a pending error. */
         int code;
-        const char *msg = gzerror(s->gz, &code);
+        const char *msg = gz_message(s, &code);
         if (code != Z_OK && code != Z_STREAM_END)
             return dg_set_error(NULL, DG_ERR_FORMAT,
-                                "idx_load: %s: corrupt or truncated gzip data: %s", s->label,
-                                msg ? msg : "?");
+                                "idx_load: %s: corrupt or truncated gzip data: %s", s->label, msg);
         return DG_OK;
     }
     if (!s->inflating) {
@@ -269,9 +280,9 @@ dg_status dg_idx_load(const char *images_path, const char *labels_path, dg_datas
     if (out) memset(out, 0, sizeof *out);
     if (!images_path || !labels_path || !out)
         return dg_set_error(NULL, DG_ERR_NULL, "idx_load: a pointer argument is NULL");
-    char li[300], ll[300];
-    snprintf(li, sizeof li, "images '%.256s'", images_path);
-    snprintf(ll, sizeof ll, "labels '%.256s'", labels_path);
+    char li[DG__WHAT_SIZE], ll[DG__WHAT_SIZE];
+    dg__what(li, sizeof li, "images", images_path);
+    dg__what(ll, sizeof ll, "labels", labels_path);
     source img, lbl;
     dg_status st = source_open_file(&img, li, images_path);
     if (st != DG_OK) return st;

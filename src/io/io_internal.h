@@ -35,17 +35,29 @@ static inline void dg__put_u64le(unsigned char *p, uint64_t v) {
 void dg__floats_from_le(float *out, const unsigned char *in, size_t n);
 void dg__floats_to_le(unsigned char *out, const float *in, size_t n);
 
+/* "<op> '<path>'", the start of every message about a file. A path longer than
+ * DG__WHAT_PATH bytes keeps its start and its end (where the file name is) around "...".
+ * `size` should be at least DG__WHAT_SIZE. */
+#define DG__WHAT_PATH 256
+#define DG__WHAT_SIZE (64 + DG__WHAT_PATH)
+void dg__what(char *buf, size_t size, const char *op, const char *path);
+
 /* Reads a whole file into a malloc'd buffer (*buf is NULL for an empty file). Errors are
- * DG_ERR_IO (or DG_ERR_NOMEM) recorded on g (may be NULL) with `what` as prefix. */
+ * DG_ERR_IO (or DG_ERR_NOMEM) recorded on g (may be NULL) with `what` as prefix, which
+ * names the call and the file (dg__what); the messages do not repeat the path. */
 dg_status dg__read_file(dg_graph *g, const char *what, const char *path, unsigned char **buf,
                         size_t *size);
 
-/* An atomic file write: bytes go to "<path>.tmp.<pid>" and only dg__atomic_commit makes
- * them appear at `path` (fflush, fsync, rename, fsync of the directory). Every byte put
- * also updates `hash` (FNV-1a 64). Write errors are remembered and reported at commit. */
+/* An atomic file write: bytes go to a temporary file created exclusively beside `path`
+ * (".<name>.<target hash>.<host>.<pid>.<unique>.dgtmp", see file.c) and only
+ * dg__atomic_commit makes them appear at `path` (fflush, fsync, rename, fsync of the
+ * directory). Opening refuses a directory or a file the caller may not write, keeps an
+ * existing file's permission bits, and removes temporaries of the same target left by
+ * processes that no longer exist. Every byte put also updates `hash` (FNV-1a 64). Write
+ * errors are remembered and reported at commit. */
 typedef struct dg__atomic_file {
     FILE *f;
-    char *tmp;
+    char *tmp; /* the temporary's path; NULL once renamed or removed */
     const char *path;
     uint64_t hash;
     int err; /* errno of the first failed write, or -1 for a failure without errno */

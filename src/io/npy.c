@@ -57,19 +57,36 @@ static int read_word(cursor *c, const char *word) {
 }
 
 /* A shape tuple: "()", "(5,)", "(2, 3)", a trailing comma allowed. Dimensions above 2^40
- * are rejected while reading, so nothing overflows. */
-static int read_shape(cursor *c, int64_t *dims, int *ndim, int max_dims, int *too_many) {
+ * are rejected while reading, so nothing overflows. Returns NULL, or what is wrong (in
+ * `why` when it names a dimension). */
+static const char *read_shape(cursor *c, int64_t *dims, int *ndim, int max_dims, int *too_many,
+                              char *why, size_t why_size) {
+    static const char *const not_tuple = "'shape' is not a tuple of integers";
     *ndim = 0;
     *too_many = 0;
-    if (!eat(c, '(')) return 0;
+    if (!eat(c, '(')) return not_tuple;
     for (;;) {
-        if (eat(c, ')')) return 1;
+        if (eat(c, ')')) return NULL;
         skip_ws(c);
-        if (c->p >= c->end || *c->p < '0' || *c->p > '9') return 0;
+        const char *start = c->p;
+        if (c->p < c->end && *c->p == '-') c->p++;
+        const char *digits = c->p;
+        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
+        int len = (int)(c->p - start);
+        if (c->p == digits) return not_tuple;
+        if (*start == '-') {
+            snprintf(why, why_size, "dimension %d of 'shape' is negative (%.*s)", *ndim,
+                     len < 24 ? len : 24, start);
+            return why;
+        }
         int64_t v = 0;
-        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-            v = v * 10 + (*c->p++ - '0');
-            if (v > ((int64_t)1 << 40)) return 0;
+        for (const char *d = digits; d < c->p; d++) {
+            v = v * 10 + (*d - '0');
+            if (v > ((int64_t)1 << 40)) {
+                snprintf(why, why_size, "dimension %d of 'shape' is %.*s%s, more than 2^40", *ndim,
+                         len < 24 ? len : 24, start, len > 24 ? "..." : "");
+                return why;
+            }
         }
         if (c->p < c->end && *c->p == 'L') c->p++; /* Python 2 long */
         if (*ndim < max_dims)
@@ -77,9 +94,9 @@ static int read_shape(cursor *c, int64_t *dims, int *ndim, int max_dims, int *to
         else
             *too_many = 1;
         (*ndim)++;
-        if (*ndim > 64) return 0;
-        if (eat(c, ')')) return 1;
-        if (!eat(c, ',')) return 0;
+        if (*ndim > 64) return not_tuple;
+        if (eat(c, ')')) return NULL;
+        if (!eat(c, ',')) return not_tuple;
     }
 }
 
@@ -113,6 +130,7 @@ static dg_status parse(dg_graph *g, const char *what, const unsigned char *buf, 
     int64_t dims[DG_MAX_DIMS];
     int ndim = 0;
     const char *bad = NULL;
+    char why[96];
     if (!eat(&c, '{')) bad = "the header is not a dict";
     while (!bad) {
         if (eat(&c, '}')) break;
@@ -133,8 +151,7 @@ static dg_status parse(dg_graph *g, const char *what, const unsigned char *buf, 
                 bad = "'fortran_order' is not True or False";
         } else if (key_len == 5 && memcmp(key, "shape", 5) == 0 && !have_shape) {
             have_shape = 1;
-            if (!read_shape(&c, dims, &ndim, DG_MAX_DIMS, &too_many))
-                bad = "'shape' is not a tuple of integers";
+            bad = read_shape(&c, dims, &ndim, DG_MAX_DIMS, &too_many, why, sizeof why);
         } else {
             bad = "unexpected or repeated key in the header dict";
         }
@@ -218,8 +235,8 @@ dg_status dg_npy_read(const char *path, float **data, dg_shape *shape) {
     if (data) *data = NULL;
     if (!path || !data || !shape)
         return dg_set_error(NULL, DG_ERR_NULL, "npy_read: a pointer argument is NULL");
-    char what[300];
-    snprintf(what, sizeof what, "npy_read '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "npy_read", path);
     return read_path(NULL, what, path, data, shape);
 }
 
@@ -228,8 +245,8 @@ dg_status dg_npy_load(dg_node *node, const char *path) {
         return dg_set_error(dg_node_graph(node), DG_ERR_NULL, "npy_load: %s is NULL",
                             node ? "path" : "node");
     dg_graph *g = dg_node_graph(node);
-    char what[300];
-    snprintf(what, sizeof what, "npy_load '%.256s'", path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, "npy_load", path);
     /* the next run would overwrite a computed node's values */
     if (dg_node_kind_of(node) == DG_OP_NODE)
         return dg_set_error(g, DG_ERR_ARG, "%s: node %d (op %s) is computed, not a leaf", what,
@@ -254,8 +271,8 @@ dg_status dg_npy_load(dg_node *node, const char *path) {
 
 static dg_status write_npy(dg_graph *g, const char *path, const float *data, dg_shape shape,
                            const char *op) {
-    char what[300];
-    snprintf(what, sizeof what, "%s '%.256s'", op, path);
+    char what[DG__WHAT_SIZE];
+    dg__what(what, sizeof what, op, path);
     char sb[64];
     if (dg_shape_numel(shape) < 0)
         return dg_set_error(g, DG_ERR_SHAPE, "%s: invalid shape %s", what,
