@@ -61,9 +61,9 @@ typedef struct dg_op_def {
      *  planner need not compute or keep that input for this node). Inputs 0..63. */
     uint64_t shape_only;
     /** Bit k set: the kernel writes input k in place (optimizer updates, step counters,
-     *  generator state). Input k must be a leaf (parameter, state or input). Such an op
-     *  yields no gradient, and within a run every other node reading that leaf runs first,
-     *  unless it depends on this op. Inputs 0..63. */
+     *  generator state, running statistics). Input k must be a leaf (parameter, state or
+     *  input) and gets no gradient through this op. Within a run every other node reading
+     *  that leaf runs first, unless it depends on this op. Inputs 0..63. */
     uint64_t writes;
     dg_shape_fn infer_shape; /**< the shape rule (required) */
     /** Computes dg_node_data(self) from the inputs' data (required). May return an error

@@ -717,7 +717,8 @@ dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *input
     for (int i = 0; i < n; i++) {
         dg_node *in = inputs[i];
         node->inputs[i] = in;
-        if (!(i < 64 && (op->shape_only >> i & 1))) rg |= in->requires_grad;
+        /* no gradient flows into an input the op only measures or only overwrites */
+        if (!(i < 64 && ((op->shape_only | op->writes) >> i & 1))) rg |= in->requires_grad;
         if (in->batch_dep) {
             /* inputs inferred for different batch sizes: re-infer at the next run */
             batch = batch == 0 || batch == in->shape_batch ? in->shape_batch : -1;
@@ -725,7 +726,7 @@ dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *input
         }
     }
     node->shape_batch = batch;
-    node->requires_grad = (op->flags & DG_OP_NO_GRAD) || op->writes ? 0 : rg;
+    node->requires_grad = (op->flags & DG_OP_NO_GRAD) ? 0 : rg;
     return node;
 }
 

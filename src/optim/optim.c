@@ -121,6 +121,7 @@ static dg_status prepare_forward(dg_node *self) {
 }
 static const dg_op_def prepare_op = {.name = "optim_prepare",
                                      .n_inputs = DG_VARIADIC,
+                                     .flags = DG_OP_NO_GRAD,
                                      .writes = 1u << 0,
                                      .infer_shape = ctl_rule,
                                      .forward = prepare_forward};

@@ -131,6 +131,7 @@ static dg_status rmsprop_forward(dg_node *self) { return run_update(self, rmspro
 #define UPDATE_OP(NAME, N_IN)                                                                      \
     static const dg_op_def NAME##_op = {.name = "update_" #NAME,                                   \
                                         .n_inputs = N_IN,                                          \
+                                        .flags = DG_OP_NO_GRAD,                                    \
                                         .writes = 1u | 1u << 3 | 1u << 4,                          \
                                         .infer_shape = scalar_rule,                                \
                                         .forward = NAME##_forward}
