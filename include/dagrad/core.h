@@ -232,9 +232,11 @@ typedef struct dg_memory_stats {
     size_t leaf_bytes;    /**< inputs, parameters, constants and state */
     size_t kept_bytes;    /**< op results with buffers of their own (targets, kept nodes,
                                parameter gradients; every result with keep-all) */
-    size_t arena_bytes;   /**< the arena shared by planned intermediate results */
-    size_t planned_bytes; /**< what the intermediates placed in that arena by the latest
-                               plan would take with a buffer each */
+    size_t arena_bytes;     /**< the arena shared by planned intermediate results (the most
+                                 any plan needed so far) */
+    size_t run_arena_bytes; /**< the part of it the latest run's plan needed */
+    size_t planned_bytes;   /**< what the intermediates the latest run placed in the arena
+                                 would take with a buffer each */
 } dg_memory_stats;
 /** Fills *out with the graph's current buffer sizes. */
 dg_status dg_graph_memory(const dg_graph *g, dg_memory_stats *out);

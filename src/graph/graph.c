@@ -488,6 +488,7 @@ dg_status dg_feed(dg_node *node, const float *data, int64_t n) {
         }
         node->value = node->own;
         node->shape_batch = node->shape.dim[0];
+        if (node->shape.dim[0] != old_rows) node->graph->feed_epoch++;
     } else if (n != node->numel) {
         return dg_set_error(node->graph, DG_ERR_SHAPE,
                             "feed: %s has shape %s (%lld elements) but %lld values were given", nm,
@@ -653,6 +654,48 @@ int dg_scope_in_use(const dg_graph *g, const char *path) {
 
 /* ---- applying an op ---- */
 
+/* The batch size the shapes of x's inputs were made for: 0 if none depends on it, -1 if
+ * they disagree (inputs fed different sizes since; the next run re-infers). */
+static int64_t inputs_batch(const dg_node *x) {
+    int64_t b = 0;
+    for (int i = 0; i < x->n_inputs; i++) {
+        const dg_node *in = x->inputs[i];
+        if (!in->batch_dep) continue;
+        if (b == 0)
+            b = in->shape_batch;
+        else if (b != in->shape_batch)
+            return -1;
+    }
+    return b;
+}
+
+/* Re-infers, in creation order, the shapes of every node that depends on a batch input
+ * whose rows changed. A node whose inputs now disagree (one batch input fed, another not
+ * yet) keeps its old shape and is left to the next run. */
+static void refresh_shapes(dg_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        dg_node *x = g->nodes[i];
+        if (x->kind != DG_OP_NODE || !x->batch_dep) continue;
+        int64_t b = inputs_batch(x);
+        if (b == x->shape_batch) continue;
+        dg_shape out = dg_shape0();
+        char msg[8];
+        int64_t numel = -1;
+        if (b > 0 && x->op->infer_shape(x->inputs, x->n_inputs, x->attrs, &out, msg, sizeof msg) ==
+                         DG_OK)
+            numel = dg_shape_numel(out);
+        if (numel < 0) {
+            x->shape_batch = -1;
+            continue;
+        }
+        x->shape = out;
+        for (int d = out.ndim; d < DG_MAX_DIMS; d++) x->shape.dim[d] = 1;
+        x->numel = numel;
+        x->shape_batch = b;
+    }
+    g->shapes_epoch = g->feed_epoch;
+}
+
 dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *inputs,
                   const void *attrs, size_t attrs_size) {
     const char *name = op && op->name ? op->name : "apply";
@@ -695,6 +738,14 @@ dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *input
                                 name, i, inputs[i]->op->name),
                    NULL;
     }
+    /* after a feed changed the batch size, the shapes built on it are brought up to date
+     * before they are used to shape anything new */
+    if (g->shapes_epoch != g->feed_epoch)
+        for (int i = 0; i < n; i++)
+            if (inputs[i]->batch_dep) {
+                refresh_shapes(g);
+                break;
+            }
     dg_shape out = dg_shape0();
     char msg[400] = "";
     dg_status s = op->infer_shape(inputs, n, attrs, &out, msg, sizeof msg);
@@ -713,19 +764,14 @@ dg_node *dg_apply(dg_graph *g, const dg_op_def *op, int n, dg_node *const *input
     node->op = op;
     node->n_inputs = n;
     int rg = 0;
-    int64_t batch = 0;
     for (int i = 0; i < n; i++) {
         dg_node *in = inputs[i];
         node->inputs[i] = in;
         /* no gradient flows into an input the op only measures or only overwrites */
         if (!(i < 64 && ((op->shape_only | op->writes) >> i & 1))) rg |= in->requires_grad;
-        if (in->batch_dep) {
-            /* inputs inferred for different batch sizes: re-infer at the next run */
-            batch = batch == 0 || batch == in->shape_batch ? in->shape_batch : -1;
-            node->batch_dep = 1;
-        }
+        node->batch_dep |= in->batch_dep;
     }
-    node->shape_batch = batch;
+    node->shape_batch = inputs_batch(node);
     node->requires_grad = (op->flags & DG_OP_NO_GRAD) ? 0 : rg;
     return node;
 }

@@ -116,6 +116,9 @@ struct dg_graph {
     int n_grad_log, cap_grad_log;
     int anomaly;
     int keep_all;
+    /* feed_epoch counts changes of a batch input's rows; node shapes were last brought up
+     * to date for shapes_epoch (graph.c) */
+    uint64_t feed_epoch, shapes_epoch;
     dg_plan_order plan_order;
     uint64_t plan_seed;
     /* node names: open-addressing hash of node ids (-1 empty), for dg_graph_find */
@@ -132,6 +135,7 @@ struct dg_graph {
     uint64_t plan_clock;
     float *values;      /* the plan arena (64-byte aligned), shared by all plans */
     int64_t values_cap; /* floats */
+    const dg_layout *last_layout; /* of the latest run (NULL once plans are dropped) */
     dg_node *running;   /* node whose forward is executing (for dg_node_scratch) */
     float *running_scratch;
     int training;

@@ -52,6 +52,7 @@ static void plan_free(dg_plan *p) {
 void dg__plans_clear(dg_graph *g) {
     for (int i = 0; i < g->n_plans; i++) plan_free(g->plans[i]);
     g->n_plans = 0;
+    g->last_layout = NULL;
 }
 
 void dg__layouts_stale(dg_graph *g) {
@@ -82,6 +83,8 @@ static void plan_store(dg_graph *g, dg_plan *p) {
     int lru = 0;
     for (int i = 1; i < g->n_plans; i++)
         if (g->plans[i]->stamp < g->plans[lru]->stamp) lru = i;
+    for (int k = 0; k < g->plans[lru]->n_layouts; k++)
+        if (g->last_layout == &g->plans[lru]->layouts[k]) g->last_layout = NULL;
     plan_free(g->plans[lru]);
     g->plans[lru] = p;
 }
@@ -636,6 +639,7 @@ dg_status dg__plan_layout(dg_graph *g, dg_plan *p, int64_t batch, dg_layout **ou
         }
     if (p->n_layouts == p->cap_layouts) {
         int cap = p->cap_layouts ? 2 * p->cap_layouts : 2;
+        g->last_layout = NULL; /* it may move */
         dg_layout *nl = realloc(p->layouts, (size_t)cap * sizeof *nl);
         if (!nl) return dg_set_error(g, DG_ERR_NOMEM, "run: out of memory");
         p->layouts = nl;

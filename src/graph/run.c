@@ -168,6 +168,7 @@ dg_status dg_run_many(dg_graph *g, int n, dg_node *const *targets) {
         g->values = v;
         g->values_cap = l->arena_floats;
     }
+    g->last_layout = l;
     unsigned mode = dg__fp_enter();
     s = execute(g, p, l);
     dg__fp_set(mode);
@@ -206,11 +207,9 @@ dg_status dg_graph_memory(const dg_graph *g, dg_memory_stats *out) {
             out->leaf_bytes += bytes;
     }
     out->arena_bytes = (size_t)g->values_cap * sizeof(float);
-    const dg_plan *latest = NULL;
-    for (int i = 0; i < g->n_plans; i++)
-        if (!latest || g->plans[i]->stamp > latest->stamp) latest = g->plans[i];
-    if (latest && latest->n_layouts)
-        out->planned_bytes =
-            (size_t)latest->layouts[latest->n_layouts - 1].planned_floats * sizeof(float);
+    if (g->last_layout) {
+        out->run_arena_bytes = (size_t)g->last_layout->arena_floats * sizeof(float);
+        out->planned_bytes = (size_t)g->last_layout->planned_floats * sizeof(float);
+    }
     return DG_OK;
 }
