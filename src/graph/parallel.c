@@ -1,18 +1,32 @@
 /* Parallel loops with a partition that never changes results, the reproducible parallel
- * sum, and the floating-point mode kernels run in.
+ * sum, the thread pool under them, and the floating-point mode kernels run in.
  *
- * Denormals: while a run executes (and inside every parallel region of it) the CPU
+ * The pool. A parallel loop is cut into chunks that the calling thread and the pool's
+ * workers claim from a shared counter; the caller never waits for a worker that has not
+ * started, only for chunks a worker has claimed. On a quiet machine the workers spin
+ * briefly between loops and pick up work within microseconds; on a machine whose other
+ * cores are busy with other processes a worker that is not scheduled simply gets no work,
+ * and the caller finishes the loop alone instead of waiting out a time slice at a barrier
+ * (OpenMP's fork/join did, costing up to 100 times the work of a small model). Which
+ * thread runs a chunk never matters: every index is written by exactly one chunk, and
+ * sums combine fixed blocks in a fixed order, so results are bitwise identical for any
+ * thread count and any scheduling. Loops started while the pool is busy (another thread
+ * running another graph, or a loop nested in a chunk) run on their caller's thread.
+ *
+ * Denormals: while a run executes (and in every chunk of it, on any thread) the CPU
  * flushes subnormal results to zero and treats subnormal inputs as zero (FTZ/DAZ on x86,
  * FZ on ARM64). Subnormals cost tens to hundreds of cycles each on most CPUs, and
  * optimizer moments of gradients that stay at zero decay into them and stay there; flushing
  * changes no result a float32 network can distinguish. The mode of the caller's thread and
- * of OpenMP's worker threads is restored when each run or region ends, so the user's own
- * code never sees it. */
+ * of the workers is restored when each run or chunk ends, so the user's own code never
+ * sees it. */
 #include "internal.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #include <xmmintrin.h>
 #define DG_FP_X86 1
@@ -59,29 +73,135 @@ int dg_threads_for(int64_t work) {
     return max_useful < t ? (int)max_useful : t;
 }
 
+/* ---- the pool ---- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ volatile("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+enum { MAX_WORKERS = 255, CHUNKS_PER_THREAD = 4, SPIN_BEFORE_SLEEP = 4000 };
+
+/* One loop at a time. `generation` is odd while a loop is open: a worker that joins checks it
+ * after counting itself in `active`, so once the caller has closed the loop (made the
+ * generation even) and seen `active` fall to zero, no worker can touch the fields again. */
+static struct pool {
+    atomic_flag busy; /* a caller owns the pool */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    int n_workers; /* threads started so far */
+    atomic_uint_fast64_t generation;
+    atomic_int active;   /* workers inside the open loop */
+    atomic_int sleepers; /* workers waiting on `wake` */
+    /* the open loop */
+    dg_range_fn fn;
+    void *ctx;
+    int64_t n, n_chunks;
+    int helpers; /* workers 0 .. helpers-1 may take part */
+    unsigned fp_mode;
+    atomic_int_fast64_t next; /* next chunk to claim */
+} pool = {
+    .busy = ATOMIC_FLAG_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static _Thread_local int in_chunk; /* loops nested in a chunk run inline */
+
+static void run_chunks(void) {
+    int64_t c;
+    while ((c = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed)) < pool.n_chunks) {
+        int64_t lo = pool.n * c / pool.n_chunks, hi = pool.n * (c + 1) / pool.n_chunks;
+        if (hi > lo) pool.fn(pool.ctx, lo, hi);
+    }
+}
+
+static void *worker_main(void *arg) {
+    int index = (int)(intptr_t)arg;
+    uint_fast64_t seen = 0;
+    in_chunk = 1;
+    for (;;) {
+        uint_fast64_t gen;
+        for (int spin = 0;; spin++) {
+            gen = atomic_load(&pool.generation);
+            if (gen != seen && (gen & 1)) break;
+            if (spin < SPIN_BEFORE_SLEEP) {
+                CPU_RELAX();
+                continue;
+            }
+            pthread_mutex_lock(&pool.mu);
+            atomic_fetch_add(&pool.sleepers, 1);
+            while (atomic_load(&pool.generation) == gen) pthread_cond_wait(&pool.wake, &pool.mu);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            pthread_mutex_unlock(&pool.mu);
+            spin = 0;
+        }
+        seen = gen;
+        atomic_fetch_add(&pool.active, 1);
+        if (atomic_load(&pool.generation) == gen && index < pool.helpers) {
+            unsigned old = dg__fp_get();
+            dg__fp_set(pool.fp_mode);
+            run_chunks();
+            dg__fp_set(old);
+        }
+        atomic_fetch_sub(&pool.active, 1);
+    }
+    return NULL;
+}
+
+/* Starts workers up to `want` (not counting the caller); returns how many exist. */
+static int ensure_workers(int want) {
+    if (want > MAX_WORKERS) want = MAX_WORKERS;
+    while (pool.n_workers < want) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int err = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)pool.n_workers);
+        pthread_attr_destroy(&attr);
+        if (err) break; /* fewer threads, same results */
+        pool.n_workers++;
+    }
+    return pool.n_workers;
+}
+
 void dg_parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
     if (n <= 0) return;
     int nt = dg_threads_for(n * (cost > 0 ? cost : 1));
     if (nt > n) nt = (int)n;
-    if (nt <= 1) {
+    if (nt <= 1 || in_chunk || atomic_flag_test_and_set(&pool.busy)) {
         fn(ctx, 0, n);
         return;
     }
-#ifdef _OPENMP
-    /* the caller's mode (flush or not) holds on every thread of the region */
-    unsigned mode = dg__fp_get();
-#pragma omp parallel num_threads(nt)
-    {
-        unsigned old = dg__fp_get();
-        dg__fp_set(mode);
-        int t = omp_get_thread_num(), team = omp_get_num_threads();
-        int64_t lo = n * t / team, hi = n * (t + 1) / team;
-        if (hi > lo) fn(ctx, lo, hi);
-        dg__fp_set(old);
+    int helpers = ensure_workers(nt - 1);
+    if (helpers > nt - 1) helpers = nt - 1;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n = n;
+    pool.n_chunks = (int64_t)(helpers + 1) * CHUNKS_PER_THREAD < n
+                        ? (int64_t)(helpers + 1) * CHUNKS_PER_THREAD
+                        : n;
+    pool.helpers = helpers;
+    pool.fp_mode = dg__fp_get(); /* the caller's mode (flush or not) holds in every chunk */
+    atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
+    atomic_fetch_add(&pool.generation, 1); /* open (sequentially consistent with the
+                                            * sleepers and active counts) */
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.mu);
     }
-#else
-    fn(ctx, 0, n);
-#endif
+    in_chunk = 1;
+    run_chunks();
+    in_chunk = 0;
+    atomic_fetch_add(&pool.generation, 1); /* closed */
+    /* only workers that joined (and so may hold a chunk) are waited for */
+    for (int spin = 0; atomic_load(&pool.active) > 0; spin++)
+        if (spin < 64)
+            CPU_RELAX();
+        else
+            sched_yield();
+    atomic_flag_clear(&pool.busy);
 }
 
 #define SUM_MAX_BLOCKS 256
