@@ -5,12 +5,12 @@
  * The softmax is fused into the loss (cross-entropy on logits, stable for any logit), so
  * the last dense layer produces logits and prediction applies softmax.
  *
- * Two graphs hold the same model under the same parameter names: one with the training
- * batch and the optimizer attached, one with a larger evaluation batch. Before each
- * evaluation the trained values are copied across by name (40k floats: negligible), so
- * evaluation never touches the optimizer's state. A batch shape is fixed when the graph is
- * built, so training uses floor(N / batch) batches of a fresh shuffle each epoch and
- * evaluation pads its last batch with zeros and ignores the padded rows.
+ * One graph serves training, evaluation and prediction: its inputs have a free batch
+ * dimension (DG_BATCH), so each run takes as many rows as it is fed. Training uses
+ * ceil(N / batch) batches of a fresh shuffle each epoch, the last one partial; evaluation
+ * runs 1,000 images at a time in evaluation mode (dropout off); prediction feeds one image.
+ * The optimizer's nodes are only run by training steps, so evaluating never touches its
+ * state.
  *
  * Data: standard IDX files (raw or gzip'd) from --data, $DG_MNIST_DIR or data/mnist
  * (written by scripts/get_mnist.sh from 10,000 real digits). The official t10k test files
@@ -38,7 +38,7 @@
 
 #define PROG       "mnist"
 #define MAX_HIDDEN 8
-#define EVAL_BATCH 500
+#define EVAL_BATCH 1000
 #define HOLDOUT    1000
 #define CLASSES    10
 
@@ -61,7 +61,6 @@ typedef struct split {
 typedef struct model {
     dg_graph *g;
     dg_node *x, *y, *logits, *probs, *loss;
-    int batch;
 } model;
 
 /* Random affine jitter of training images (see augment_image). */
@@ -195,16 +194,15 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
 
 /* ---- model ---- */
 
-/* Builds the network for a fixed batch size. Layer names are fixed so that parameters
- * match across graphs and checkpoints ("hidden1/W", ..., "output/b"). */
-static int build_model(model *m, const options *o, int batch, uint64_t seed) {
+/* Builds the network on inputs of any batch size. Layer names are fixed so that
+ * checkpoints find their parameters ("hidden1/W", ..., "output/b"). */
+static int build_model(model *m, const options *o, uint64_t seed) {
     memset(m, 0, sizeof *m);
-    m->batch = batch;
     m->g = dg_graph_new(seed);
     if (!m->g) return ex_fail(PROG, NULL, "creating the graph");
     dg_graph *g = m->g;
-    m->x = dg_input(g, "images", dg_shape3(batch, 28, 28));
-    m->y = dg_input(g, "labels", dg_shape1(batch));
+    m->x = dg_input(g, "images", dg_shape3(DG_BATCH, 28, 28));
+    m->y = dg_input(g, "labels", dg_shape1(DG_BATCH));
     dg_node *h = dg_flatten(g, "flatten", m->x);
     if (o->normalize) /* (x - mean) / std: inputs of mean 0 and variance 1 */
         h = dg_scale(g, dg_shift(g, h, -o->pixel_mean), 1.0f / o->pixel_std);
@@ -227,29 +225,6 @@ static int build_model(model *m, const options *o, int batch, uint64_t seed) {
     return 0;
 }
 
-/* Copies every parameter of `from` into the same-named parameter of `to`. */
-static int copy_params(dg_graph *to, dg_graph *from) {
-    int nf = dg_graph_node_count(from), nt = dg_graph_node_count(to);
-    for (int i = 0; i < nt; i++) {
-        dg_node *d = dg_graph_node(to, i);
-        if (dg_node_kind_of(d) != DG_PARAM) continue;
-        dg_node *s = NULL;
-        for (int k = 0; k < nf && !s; k++) {
-            dg_node *c = dg_graph_node(from, k);
-            if (dg_node_kind_of(c) == DG_PARAM && dg_node_name(c) &&
-                strcmp(dg_node_name(c), dg_node_name(d)) == 0)
-                s = c;
-        }
-        if (!s || dg_node_numel(s) != dg_node_numel(d)) {
-            fprintf(stderr, PROG ": internal: parameter %s missing in the training graph\n",
-                    dg_node_name(d));
-            return EX_EXIT_FAIL;
-        }
-        memcpy(dg_node_data(d), dg_node_data(s), sizeof(float) * (size_t)dg_node_numel(d));
-    }
-    return 0;
-}
-
 static int argmax10(const float *v) {
     int best = 0;
     for (int c = 1; c < CLASSES; c++)
@@ -257,22 +232,20 @@ static int argmax10(const float *v) {
     return best;
 }
 
-/* Evaluates mean loss and accuracy over a split with the evaluation model. */
+/* Evaluates mean loss and accuracy over a split, EVAL_BATCH images per run (the last run
+ * takes what is left), in evaluation mode. */
 static int evaluate(model *m, const split *s, double *loss, double *acc) {
-    int64_t px = s->pixels, B = m->batch;
-    float *xb = dg_node_data(m->x), *yb = dg_node_data(m->y);
+    int64_t px = s->pixels;
     double sum_loss = 0;
     int64_t correct = 0;
-    for (int64_t start = 0; start < s->count; start += B) {
-        int64_t n = s->count - start < B ? s->count - start : B;
-        memcpy(xb, s->images + start * px, sizeof(float) * (size_t)(n * px));
-        memcpy(yb, s->labels + start, sizeof(float) * (size_t)n);
-        /* padding rows: zero images, label 0; excluded from the counts below */
-        memset(xb + n * px, 0, sizeof(float) * (size_t)((B - n) * px));
-        memset(yb + n, 0, sizeof(float) * (size_t)(B - n));
-        if (dg_feed(m->x, xb, B * px) != DG_OK || dg_feed(m->y, yb, B) != DG_OK ||
-            dg_run(m->g, m->probs) != DG_OK)
+    dg_set_training(m->g, 0);
+    for (int64_t start = 0; start < s->count; start += EVAL_BATCH) {
+        int64_t n = s->count - start < EVAL_BATCH ? s->count - start : EVAL_BATCH;
+        if (dg_feed(m->x, s->images + start * px, n * px) != DG_OK ||
+            dg_run(m->g, m->probs) != DG_OK) {
+            dg_set_training(m->g, 1);
             return ex_fail(PROG, m->g, "evaluating");
+        }
         const float *p = dg_node_data(m->probs);
         for (int64_t i = 0; i < n; i++) {
             int label = (int)s->labels[start + i];
@@ -281,6 +254,7 @@ static int evaluate(model *m, const split *s, double *loss, double *acc) {
             sum_loss -= log(fmax((double)p[i * CLASSES + label], 1e-30));
         }
     }
+    dg_set_training(m->g, 1);
     *loss = sum_loss / (double)s->count;
     *acc = (double)correct / (double)s->count;
     return 0;
@@ -308,7 +282,7 @@ static const char *class_name(const options *o, int c) {
     return strcmp(o->dataset, "fashion") == 0 ? FASHION_NAMES[c] : DIGITS[c];
 }
 
-/* Predicts one test image with the evaluation model and prints the result. */
+/* Predicts one test image (a batch of one) and prints the result. */
 static int predict_one(model *m, const split *s, const options *o) {
     int64_t idx = o->index;
     if (idx >= s->count) {
@@ -317,12 +291,12 @@ static int predict_one(model *m, const split *s, const options *o) {
         return EX_EXIT_FAIL;
     }
     int64_t px = s->pixels;
-    float *xb = dg_node_data(m->x);
-    memset(xb, 0, sizeof(float) * (size_t)(m->batch * px));
-    memcpy(xb, s->images + idx * px, sizeof(float) * (size_t)px);
-    if (dg_feed(m->x, xb, m->batch * px) != DG_OK || dg_run(m->g, m->probs) != DG_OK)
-        return ex_fail(PROG, m->g, "predicting");
-    const float *p = dg_node_data(m->probs); /* row 0 */
+    dg_set_training(m->g, 0);
+    dg_status st = dg_feed(m->x, s->images + idx * px, px);
+    if (st == DG_OK) st = dg_run(m->g, m->probs);
+    dg_set_training(m->g, 1);
+    if (st != DG_OK) return ex_fail(PROG, m->g, "predicting");
+    const float *p = dg_node_data(m->probs);
     int best = argmax10(p), label = (int)s->labels[idx];
     printf("\nprediction for test image #%lld:\n  probabilities:", (long long)idx);
     for (int c = 0; c < CLASSES; c++)
@@ -479,7 +453,8 @@ static void augment_image(float *dst, const float *src, const augment *a, ex_rng
  *   avg <- decay avg + (1 - decay) p   after every step, starting from the initial p.
  * With decay 0.99 it averages roughly the last 100 steps, which cancels much of the
  * step-to-step noise of Adam at a constant learning rate; evaluation, prediction and the
- * checkpoint use the averages. */
+ * checkpoint use the averages: they are swapped into the parameters for an evaluation and
+ * swapped back for training to go on. */
 #define MAX_PARAMS (2 * (MAX_HIDDEN + 1))
 typedef struct averager {
     int n;
@@ -523,16 +498,15 @@ static void averager_update(averager *a) {
     }
 }
 
-/* Writes the averages into the same-named parameters of `to`. */
-static void averager_store(const averager *a, dg_graph *to) {
-    for (int i = 0; i < dg_graph_node_count(to); i++) {
-        dg_node *d = dg_graph_node(to, i);
-        if (dg_node_kind_of(d) != DG_PARAM || !dg_node_name(d)) continue;
-        for (int k = 0; k < a->n; k++)
-            if (dg_node_name(a->param[k]) &&
-                strcmp(dg_node_name(a->param[k]), dg_node_name(d)) == 0 &&
-                dg_node_numel(a->param[k]) == dg_node_numel(d))
-                memcpy(dg_node_data(d), a->avg[k], sizeof(float) * (size_t)dg_node_numel(d));
+/* Exchanges the averages and the parameters' values. */
+static void averager_swap(averager *a) {
+    for (int i = 0; i < a->n; i++) {
+        float *p = dg_node_data(a->param[i]), *v = a->avg[i];
+        for (int64_t j = 0, n = dg_node_numel(a->param[i]); j < n; j++) {
+            float t = p[j];
+            p[j] = v[j];
+            v[j] = t;
+        }
     }
 }
 
@@ -546,19 +520,15 @@ static int use_augmentation(const options *o, const split *tr) {
     return strcmp(o->dataset, "mnist") == 0 && tr->count < SMALL_TRAIN_SET;
 }
 
-static int train(const options *o, const split *tr, const split *te, model *tm, model *em,
-                 double *final_acc) {
+static int train(const options *o, const split *tr, const split *te, model *tm, double *final_acc) {
     dg_optim_kind kind = DG_ADAM;
     parse_optimizer(o->optimizer, &kind);
     dg_optim_config cfg = dg_optim_defaults(kind);
     if (o->lr > 0) cfg.lr = (float)o->lr;
     if (o->weight_decay >= 0) cfg.weight_decay = (float)o->weight_decay;
-    int64_t B = o->batch, px = tr->pixels, steps = tr->count / B;
-    if (steps < 1) {
-        fprintf(stderr, PROG ": --batch %d is larger than the %lld training images\n", o->batch,
-                (long long)tr->count);
-        return EX_EXIT_FAIL;
-    }
+    /* the last batch of an epoch takes what is left */
+    int64_t B = o->batch < tr->count ? o->batch : tr->count, px = tr->pixels;
+    int64_t steps = (tr->count + B - 1) / B;
     if (strcmp(o->schedule, "cosine") == 0) {
         cfg.schedule = DG_SCHED_COSINE; /* from lr down to 0 at the end of the last epoch */
         cfg.t_max = steps * o->epochs;
@@ -569,9 +539,10 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
     dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
 
-    printf("training: %s lr %g%s, batch %d, %d epochs, %lld steps per epoch%s\n", o->optimizer,
-           (double)cfg.lr, cfg.schedule == DG_SCHED_COSINE ? " (cosine decay to 0)" : "", o->batch,
-           o->epochs, (long long)steps, o->no_shuffle ? "" : ", reshuffled each epoch");
+    printf("training: %s lr %g%s, batch %lld, %d epochs, %lld steps per epoch%s\n", o->optimizer,
+           (double)cfg.lr, cfg.schedule == DG_SCHED_COSINE ? " (cosine decay to 0)" : "",
+           (long long)B, o->epochs, (long long)steps,
+           o->no_shuffle ? "" : ", reshuffled each epoch");
     if (o->warmup > 0 || o->weight_decay >= 0 || o->dropout > 0)
         printf("          warm-up %d steps, weight decay %g, dropout %g\n", o->warmup,
                (double)cfg.weight_decay, o->dropout);
@@ -624,11 +595,12 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
         ex_progress bar;
-        ex_progress_start(&bar, label, steps * B, tty);
+        ex_progress_start(&bar, label, tr->count, tty);
         double t0 = ex_now(), sum_loss = 0;
         int64_t correct = 0;
         for (int64_t s = 0; s < steps && rc == 0; s++) {
-            for (int64_t i = 0; i < B; i++) {
+            int64_t rows = tr->count - s * B < B ? tr->count - s * B : B;
+            for (int64_t i = 0; i < rows; i++) {
                 int64_t k = order[s * B + i];
                 if (e <= o->epochs - clean)
                     augment_image(xb + i * px, tr->images + k * px, &o->aug, &rng);
@@ -636,37 +608,39 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
                     memcpy(xb + i * px, tr->images + k * px, sizeof(float) * (size_t)px);
                 yb[i] = tr->labels[k];
             }
-            if (dg_feed(tm->x, xb, B * px) != DG_OK || dg_feed(tm->y, yb, B) != DG_OK ||
+            if (dg_feed(tm->x, xb, rows * px) != DG_OK || dg_feed(tm->y, yb, rows) != DG_OK ||
                 dg_run_many(tm->g, 3, targets) != DG_OK) {
                 rc = ex_fail(PROG, tm->g, "training step");
                 break;
             }
             /* loss and logits come from the forward pass before this step's update */
-            sum_loss += dg_value(tm->loss);
+            sum_loss += dg_value(tm->loss) * (double)rows;
             if (avg.n) averager_update(&avg);
             const float *lg = dg_node_data(tm->logits);
-            for (int64_t i = 0; i < B; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
-            ex_progress_update(&bar, (s + 1) * B, sum_loss / (double)(s + 1));
+            for (int64_t i = 0; i < rows; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
+            int64_t seen = s * B + rows;
+            ex_progress_update(&bar, seen, sum_loss / (double)seen);
         }
         ex_progress_finish(&bar);
         if (rc) break;
         double secs = ex_now() - t0;
-        if ((rc = copy_params(em->g, tm->g)) != 0) break;
-        if (avg.n) averager_store(&avg, em->g);
-        if ((rc = evaluate(em, te, &te_loss, &te_acc)) != 0) break;
+        if (avg.n) averager_swap(&avg); /* evaluate the averaged weights */
+        rc = evaluate(tm, te, &te_loss, &te_acc);
+        if (avg.n) averager_swap(&avg);
+        if (rc) break;
         ep[e - 1] = e;
-        h_trl[e - 1] = sum_loss / (double)steps;
-        h_tra[e - 1] = (double)correct / (double)(steps * B);
+        h_trl[e - 1] = sum_loss / (double)tr->count;
+        h_tra[e - 1] = (double)correct / (double)tr->count;
         h_tel[e - 1] = te_loss;
         h_tea[e - 1] = te_acc;
         printf("epoch %2d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
                "(%.1f s, %.0f samples/s)\n",
                e, o->epochs, h_trl[e - 1], h_tra[e - 1], te_loss, te_acc, secs,
-               (double)(steps * B) / secs);
+               (double)tr->count / secs);
         fflush(stdout);
     }
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
-    if (rc == 0 && avg.n) averager_store(&avg, tm->g);
+    if (rc == 0 && avg.n) averager_swap(&avg);
     averager_free(&avg);
     if (rc == 0) rc = write_plot(o, o->epochs, ep, h_trl, h_tel, h_tra, h_tea);
     if (rc == 0 && !o->no_dot) rc = write_dot(o, tm);
@@ -807,35 +781,33 @@ int main(int argc, char **argv) {
                (double)o.pixel_mean, (double)o.pixel_std);
     }
 
-    model tm = {0}, em = {0};
-    if (!rc) rc = build_model(&em, &o, EVAL_BATCH, (uint64_t)o.seed);
-    if (!rc) dg_set_training(em.g, 0); /* dropout is the identity when evaluating */
-    if (!rc && !o.predict) rc = build_model(&tm, &o, o.batch, (uint64_t)o.seed);
+    model m = {0};
+    if (!rc) rc = build_model(&m, &o, (uint64_t)o.seed);
     if (!rc && !o.predict) {
         printf("\n");
-        dg_summary(tm.g, stdout);
+        dg_summary(m.g, stdout);
         printf("\n");
     }
     double acc = 0, loss = 0;
     if (!rc && o.predict) {
-        if (dg_checkpoint_load(em.g, o.predict, 0) != DG_OK) {
-            fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(em.g));
+        if (dg_checkpoint_load(m.g, o.predict, 0) != DG_OK) {
+            fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(m.g));
             fprintf(stderr, "  (use the same --hidden and --dataset as when it was saved)\n");
             rc = EX_EXIT_FAIL;
         } else {
             printf("loaded checkpoint %s\n", o.predict);
         }
     } else if (!rc) {
-        rc = train(&o, &tr, &te, &tm, &em, &acc);
+        rc = train(&o, &tr, &te, &m, &acc);
     }
-    if (!rc) rc = evaluate(&em, &te, &loss, &acc);
+    if (!rc) rc = evaluate(&m, &te, &loss, &acc);
     if (!rc)
         printf("\ntest set: loss %.4f, accuracy %.4f (%lld images)\n", loss, acc,
                (long long)te.count);
-    if (!rc) rc = predict_one(&em, &te, &o);
+    if (!rc) rc = predict_one(&m, &te, &o);
     if (!rc && o.save) {
-        if (dg_checkpoint_save(tm.g, o.save, 1) != DG_OK)
-            rc = ex_fail(PROG, tm.g, "saving the checkpoint");
+        if (dg_checkpoint_save(m.g, o.save, 1) != DG_OK)
+            rc = ex_fail(PROG, m.g, "saving the checkpoint");
         else
             printf("saved checkpoint %s\n", o.save);
     }
@@ -844,8 +816,7 @@ int main(int argc, char **argv) {
                 o.expect);
         rc = EX_EXIT_FAIL;
     }
-    dg_graph_free(tm.g);
-    dg_graph_free(em.g);
+    dg_graph_free(m.g);
     dg_dataset_free(&train_set);
     dg_dataset_free(&test_set);
     return rc;
