@@ -5,7 +5,7 @@
  * differences at two sizes, and an optimizer trains it with a partial last batch. Batch
  * inputs fed different numbers of rows are refused with both names and change nothing; so
  * is a fixed-size constant that cannot follow the batch; a feed of a partial row is
- * refused; flatten and dropout follow the batch size. */
+ * refused; flatten and dropout follow the batch size, and the summary shows it as N. */
 #include "test_util.h"
 
 #include <string.h>
@@ -175,6 +175,18 @@ static void flatten_and_dropout_follow(void) {
     dg_node *d = dg_dropout(g, NULL, f, 0.5f);
     dg_node *s = dg_sum_axis(g, d, 1, 0);
     CHECK(s != NULL);
+    /* the summary shows the batch dimension as N */
+    FILE *tf = tmpfile();
+    char text[2048] = "";
+    if (tf) {
+        CHECK_OK(dg_summary(g, tf));
+        rewind(tf);
+        size_t got = fread(text, 1, sizeof text - 1, tf);
+        text[got] = 0;
+        fclose(tf);
+    }
+    CHECK_MSG(strstr(text, "[N,8]") != NULL, "%s", text);
+    CHECK(dg_node_batch_leading(s) && !dg_node_batch_leading(dg_sum(g, s)));
     float data[5 * 8];
     for (int i = 0; i < 40; i++) data[i] = 1.0f;
     for (int rows = 1; rows <= 5; rows += 2) {

@@ -195,6 +195,9 @@ dg_status dg_scope_pop(dg_graph *g);
 int dg_node_has_value(const dg_node *n);
 /** 1 for leaves, and for op results once a run has computed them (kept or not). */
 int dg_node_computed(const dg_node *n);
+/** 1 if the node's leading dimension is the batch size of its graph's DG_BATCH inputs (it
+ *  follows the rows each run is fed), else 0. */
+int dg_node_batch_leading(const dg_node *n);
 
 /* ---- running ---- */
 

@@ -542,6 +542,10 @@ dg_shape dg_node_shape(const dg_node *n) { return n ? n->shape : dg_shape0(); }
 int64_t dg_node_numel(const dg_node *n) { return n ? n->numel : 0; }
 int dg_node_has_value(const dg_node *n) { return n && n->has_value; }
 int dg_node_computed(const dg_node *n) { return n && n->computed; }
+int dg_node_batch_leading(const dg_node *n) {
+    return n && n->batch_dep && n->shape.ndim >= 1 && n->shape_batch > 0 &&
+           n->shape.dim[0] == n->shape_batch;
+}
 float *dg_node_data(const dg_node *n) {
     if (!n) return NULL;
     if (!n->has_value) return not_kept(n, "node_data"), NULL;

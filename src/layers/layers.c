@@ -254,6 +254,13 @@ dg_status dg_summary(const dg_graph *g, FILE *out) {
         snprintf(lname, sizeof lname, "%.*s", (int)rows[r].len, rows[r].scope);
         const char *shape =
             rows[r].out ? dg_shape_str(dg_node_shape(rows[r].out), sb, sizeof sb) : "-";
+        /* a leading dimension that follows the batch reads N, whatever was fed last */
+        if (rows[r].out && dg_node_batch_leading(rows[r].out)) {
+            char tail[sizeof sb - 2];
+            const char *comma = strchr(sb, ',');
+            snprintf(tail, sizeof tail, "%s", comma ? comma : "]");
+            snprintf(sb, sizeof sb, "[N%s", tail);
+        }
         fprintf(out, "%-28s %-24s %12s\n", lname, shape,
                 with_commas(rows[r].params, nb, sizeof nb));
     }
