@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define BATCH  20 /* divides both 60,000 and 10,000 */
+#define BATCH  20
 #define PIXELS 784
 
 /* Index of the largest of n values. */
@@ -40,13 +40,12 @@ int main(int argc, char **argv) {
     int64_t n_train = argc > 2 ? atoll(argv[2]) : train.count;
     int epochs = argc > 3 ? atoi(argv[3]) : 3;
     double min_accuracy = argc > 4 ? atof(argv[4]) : 0.0;
-    if (n_train < BATCH || n_train > train.count) n_train = train.count;
-    n_train -= n_train % BATCH;
+    if (n_train < 1 || n_train > train.count) n_train = train.count;
 
     /* The network: the same builders as the circle, with a softmax cross-entropy loss. */
     dg_graph *g = dg_graph_new(1);
-    dg_node *images = dg_input(g, "images", dg_shape2(BATCH, PIXELS));
-    dg_node *labels = dg_input(g, "labels", dg_shape1(BATCH));
+    dg_node *images = dg_input(g, "images", dg_shape2(DG_BATCH, PIXELS)); /* rows: any */
+    dg_node *labels = dg_input(g, "labels", dg_shape1(DG_BATCH));
     dg_node *h = dg_dense(g, "dense1", images, 50, DG_ACT_RELU);
     h = dg_dense(g, "dense2", h, 20, DG_ACT_RELU);
     dg_node *logits = dg_dense(g, "output", h, 10, DG_ACT_NONE);
@@ -64,31 +63,32 @@ int main(int argc, char **argv) {
     for (int epoch = 1; epoch <= epochs; epoch++) {
         double sum = 0;
         for (int64_t i = 0; i < n_train; i += BATCH) {
-            dg_feed(images, train.images + i * PIXELS, BATCH * PIXELS);
-            dg_feed(labels, train.labels + i, BATCH);
+            int64_t rows = n_train - i < BATCH ? n_train - i : BATCH; /* the last one: the rest */
+            dg_feed(images, train.images + i * PIXELS, rows * PIXELS);
+            dg_feed(labels, train.labels + i, rows);
             if (dg_optimizer_step(opt) != DG_OK) {
                 fprintf(stderr, "mnist: %s\n", dg_graph_error(g));
                 return 1;
             }
-            sum += dg_value(loss);
+            sum += dg_value(loss) * (double)rows;
         }
-        printf("epoch %d: mean training loss %.4f over %lld images\n", epoch,
-               sum / (double)(n_train / BATCH), (long long)n_train);
+        printf("epoch %d: mean training loss %.4f over %lld images\n", epoch, sum / (double)n_train,
+               (long long)n_train);
     }
 
     /* Evaluation: running `logits` computes only the forward pass, not the loss, the
      * gradients or the update, so no labels are needed. */
     dg_set_training(g, 0);
     int correct = 0;
-    for (int64_t i = 0; i < test.count; i += BATCH) {
-        dg_feed(images, test.images + i * PIXELS, BATCH * PIXELS);
+    for (int64_t i = 0; i < test.count; i += 1000) {
+        int64_t rows = test.count - i < 1000 ? test.count - i : 1000;
+        dg_feed(images, test.images + i * PIXELS, rows * PIXELS);
         if (dg_run(g, logits) != DG_OK) {
             fprintf(stderr, "mnist: %s\n", dg_graph_error(g));
             return 1;
         }
         const float *z = dg_node_data(logits);
-        for (int r = 0; r < BATCH; r++)
-            correct += argmax(z + 10 * r, 10) == (int)test.labels[i + r];
+        for (int r = 0; r < rows; r++) correct += argmax(z + 10 * r, 10) == (int)test.labels[i + r];
     }
     double accuracy = 100.0 * correct / (double)test.count;
     printf("test accuracy: %.2f%%\n", accuracy);

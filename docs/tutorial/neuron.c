@@ -45,8 +45,8 @@ int main(void) {
     const float x0[3] = {1.0f, 2.0f, 3.0f}, y0 = 1.0f;
     if (dg_feed(x, x0, 3) != DG_OK || dg_feed(y, &y0, 1) != DG_OK) return fail(g, "feeding");
 
-    dg_node *outputs[2] = {p, loss};
-    if (dg_run_many(g, 2, outputs) != DG_OK) return fail(g, "running");
+    dg_node *outputs[3] = {z, p, loss}; /* the values to read afterwards */
+    if (dg_run_many(g, 3, outputs) != DG_OK) return fail(g, "running");
     printf("z = %.4f  p = %.4f  loss = %.4f\n", dg_value(z), dg_value(p), dg_value(loss));
 
     /* part 3: gradients are nodes of the same graph */

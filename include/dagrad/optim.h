@@ -78,8 +78,9 @@ dg_optim_config dg_optim_defaults(dg_optim_kind kind);
 typedef struct dg_optimizer dg_optimizer;
 
 /** Builds the gradient of scalar `loss` (dg_backward, so dg_grad works afterwards) and the
- *  update of every parameter that receives a gradient from it. Returns NULL on error
- *  (graph error set, graph left as it was). Owned by the graph. */
+ *  update of every parameter that receives a gradient from it; the loss keeps its value
+ *  after each step (dg_keep), so dg_value(loss) reads it. Returns NULL on error (graph
+ *  error set, graph left as it was). Owned by the graph. */
 dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config *cfg);
 /** One training step: runs forward, backward and the update with the current inputs.
  *  Returns the status of that dg_run (DG_ERR_NULL for a NULL optimizer); a run that fails

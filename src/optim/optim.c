@@ -319,6 +319,8 @@ dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config
     if (s == DG_OK) {
         /* the gradients of this loss: their pass is the one of the loss's own gradient */
         s = build(o, m.nodes, dg_node_backward_pass(dg_grad(loss)));
+        /* the loss stays readable after each step (dg_value(loss)) */
+        if (s == DG_OK) s = dg_keep(loss);
         if (s == DG_OK) s = dg_graph_attach(g, o, free);
     }
     if (s != DG_OK) {
