@@ -78,6 +78,7 @@ typedef struct options {
     const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out;
     double lr, expect, dropout, weight_decay, ema;
     int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment, no_augment, warmup;
+    int anomaly;
     int widths[MAX_HIDDEN], depth, normalize;
     augment aug;
     float pixel_mean, pixel_std; /* of the training images, for --normalize */
@@ -520,6 +521,20 @@ static int use_augmentation(const options *o, const split *tr) {
     return strcmp(o->dataset, "mnist") == 0 && tr->count < SMALL_TRAIN_SET;
 }
 
+/* Far above ln 10, the loss of guessing: a run whose epoch averages this much diverged. */
+#define DIVERGED_LOSS 50.0
+
+static void diverged_help(const options *o) {
+    dg_optim_kind kind = DG_ADAM;
+    parse_optimizer(o->optimizer, &kind);
+    double def = (double)dg_optim_defaults(kind).lr;
+    fprintf(stderr, "  lower the learning rate (--lr %g; %s's default is %g)%s\n",
+            o->lr > 0 ? o->lr : def, o->optimizer, def,
+            o->anomaly ? ""
+                       : ", or run with --anomaly to stop at the first op that produces an "
+                         "infinity or NaN");
+}
+
 static int train(const options *o, const split *tr, const split *te, model *tm, double *final_acc) {
     dg_optim_kind kind = DG_ADAM;
     parse_optimizer(o->optimizer, &kind);
@@ -610,7 +625,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             }
             if (dg_feed(tm->x, xb, rows * px) != DG_OK || dg_feed(tm->y, yb, rows) != DG_OK ||
                 dg_run_many(tm->g, 3, targets) != DG_OK) {
+                ex_progress_finish(&bar);
                 rc = ex_fail(PROG, tm->g, "training step");
+                if (dg_graph_status(tm->g) == DG_ERR_NONFINITE) diverged_help(o);
                 break;
             }
             /* loss and logits come from the forward pass before this step's update */
@@ -638,6 +655,15 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
                e, o->epochs, h_trl[e - 1], h_tra[e - 1], te_loss, te_acc, secs,
                (double)tr->count / secs);
         fflush(stdout);
+        /* a model guessing uniformly has loss ln 10 = 2.30; far above it, training diverged */
+        if (!(h_trl[e - 1] < DIVERGED_LOSS)) {
+            fprintf(stderr,
+                    PROG ": training diverged: the mean loss of epoch %d is %g, far above the "
+                         "%.2f of guessing uniformly among %d classes\n",
+                    e, h_trl[e - 1], log((double)CLASSES), CLASSES);
+            diverged_help(o);
+            rc = EX_EXIT_FAIL;
+        }
     }
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
     if (rc == 0 && avg.n) averager_swap(&avg);
@@ -731,6 +757,9 @@ int main(int argc, char **argv) {
         {"--out", EX_ARG_STRING, &o.out, "DIR", "directory for the plot and graph (default out)",
          NULL, 0, 0},
         {"--no-dot", EX_ARG_FLAG, &o.no_dot, NULL, "skip writing the DOT graph", NULL, 0, 0},
+        {"--anomaly", EX_ARG_FLAG, &o.anomaly, NULL,
+         "check every result for NaN/Inf and stop at the first op that makes one (slower)", NULL, 0,
+         0},
         {"--expect-accuracy", EX_ARG_FLOAT, &o.expect, "A",
          "exit with status 1 if the final test accuracy is below A (for tests)", NULL, 0, 1},
     };
@@ -783,6 +812,7 @@ int main(int argc, char **argv) {
 
     model m = {0};
     if (!rc) rc = build_model(&m, &o, (uint64_t)o.seed);
+    if (!rc && o.anomaly) dg_set_anomaly_mode(m.g, 1);
     if (!rc && !o.predict) {
         printf("\n");
         dg_summary(m.g, stdout);

@@ -66,6 +66,19 @@ if [ "$4" = "labels" ]; then
     echo "mnist_labels: no wrong prediction among 20 test images: nothing was checked" >&2
     exit 1
 fi
+if [ "$4" = "diverge" ]; then
+    # lr 10 for Adam: the loss explodes; the example must say so and fail, not report 10%
+    "$bin" --data "$data" --epochs 3 --lr 10 --no-augment --threads 1 --no-dot --out "$work" \
+        >"$work/diverge.log" 2>&1
+    rc=$?
+    cat "$work/diverge.log"
+    [ "$rc" -eq 1 ] || { echo "mnist_diverge: status $rc, expected 1" >&2; exit 1; }
+    grep -q "training diverged" "$work/diverge.log" && grep -q -- "--anomaly" "$work/diverge.log" ||
+        { echo "mnist_diverge: no divergence message" >&2; exit 1; }
+    grep -q "epoch  2/3" "$work/diverge.log" && { echo "mnist_diverge: went on training" >&2; exit 1; }
+    echo "mnist_diverge: ok"
+    exit 0
+fi
 # --no-dot: DOT export is covered by the perceptron test; rendering through Graphviz keeps
 # a process-wide context that LeakSanitizer reports. One thread: the course net's tensors
 # are tiny, and on a busy shared machine OpenMP barriers cost more than they save.

@@ -84,12 +84,13 @@ typedef struct dg_optimizer dg_optimizer;
 dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config *cfg);
 /** One training step: runs forward, backward and the update with the current inputs.
  *  Returns the status of that dg_run (DG_ERR_NULL for a NULL optimizer); a run that fails
- *  before the update (an unfed input, a bad label, an anomaly) leaves the parameters as
- *  they were.
+ *  before the update (an unfed input, a bad label, an anomaly, a loss that is not finite:
+ *  DG_ERR_NONFINITE) leaves the parameters, moments and step count as they were.
  *  Afterwards dg_value(dg_optimizer_step_node(opt)) is the loss before the update. */
 dg_status dg_optimizer_step(dg_optimizer *opt);
-/** The node whose run performs one step (for dg_run_many with other targets: nodes run in
- *  creation order, so a target created after the optimizer sees the updated parameters). */
+/** The node whose run performs one step. Run with other targets (dg_run_many), every other
+ *  node that reads a parameter runs before the parameter's update, whenever it was built,
+ *  so it sees the values from before the step. */
 dg_node *dg_optimizer_step_node(const dg_optimizer *opt);
 /** Sets the base learning rate (takes effect at the next step; the schedule and warm-up
  *  still apply on top of it). DG_ERR_ARG if lr is negative or not finite. */

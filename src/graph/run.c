@@ -37,6 +37,15 @@ static int64_t first_nonfinite(const float *v, int64_t n) {
     return -1;
 }
 
+/* 1 if every input of x that it reads, other than `skip`, holds only finite values. */
+static int inputs_finite(const dg_node *x, int skip) {
+    for (int k = 0; k < x->n_inputs; k++) {
+        if (k == skip || (k < 64 && (x->op->shape_only >> k & 1))) continue;
+        if (first_nonfinite(x->inputs[k]->value, x->inputs[k]->numel) >= 0) return 0;
+    }
+    return 1;
+}
+
 static dg_status report_anomaly(dg_graph *g, dg_node *x, int64_t at) {
     char sb[64], bad[128] = "";
     size_t used = 0;
@@ -56,6 +65,33 @@ static dg_status report_anomaly(dg_graph *g, dg_node *x, int64_t at) {
                         dg_shape_str(x->shape, sb, sizeof sb),
                         x->backward_pass ? ", in backward" : "", (double)x->value[at],
                         (long long)at, used ? bad : "none");
+}
+
+/* Anomaly mode after node x ran: its result, or for an op that writes leaves in place
+ * (an optimizer update), the leaves it wrote. */
+static dg_status check_anomaly(dg_graph *g, dg_node *x) {
+    if (!x->op->writes) {
+        int64_t at = first_nonfinite(x->value, x->numel);
+        return at >= 0 ? report_anomaly(g, x, at) : DG_OK;
+    }
+    for (int k = 0; k < x->n_inputs && k < 64; k++) {
+        if (!(x->op->writes >> k & 1)) continue;
+        dg_node *leaf = x->inputs[k];
+        int64_t at = first_nonfinite(leaf->value, leaf->numel);
+        if (at < 0) continue;
+        char sb[64];
+        return dg_set_error(g, DG_ERR_NONFINITE,
+                            "anomaly: node %d (op %s%s%s) wrote %g into element %lld of %s%s%s "
+                            "(node %d, shape %s); its other inputs were %s",
+                            x->id, x->scope ? x->scope : "", x->scope ? "/" : "", x->op->name,
+                            (double)leaf->value[at], (long long)at, leaf->name ? "'" : "",
+                            leaf->name ? leaf->name : "an unnamed leaf", leaf->name ? "'" : "",
+                            leaf->id, dg_shape_str(leaf->shape, sb, sizeof sb),
+                            inputs_finite(x, k) ? "finite (the update itself overflowed: a "
+                                                  "learning rate too large?)"
+                                                : "already non-finite");
+    }
+    return DG_OK;
 }
 
 static const char *label(const dg_node *x, char *buf, size_t size) {
@@ -113,10 +149,7 @@ static dg_status execute(dg_graph *g, const dg_plan *p, const dg_layout *l) {
                 dg_set_error(g, s, "run: op %s failed at node %d", x->op->name, x->id);
             break;
         }
-        if (g->anomaly && !x->op->writes) {
-            int64_t at = first_nonfinite(x->value, x->numel);
-            if (at >= 0) s = report_anomaly(g, x, at);
-        }
+        if (g->anomaly) s = check_anomaly(g, x);
         if (l->scratch[i] >= 0) POISON(g->running_scratch, x->op->scratch_bytes(x) / sizeof(float));
         for (int k = l->free_start[i]; k < l->free_start[i + 1]; k++)
             POISON(arena + l->free_lo[k], l->free_hi[k] - l->free_lo[k]);
