@@ -82,6 +82,21 @@ typedef struct dg_optimizer dg_optimizer;
  *  after each step (dg_keep), so dg_value(loss) reads it. Returns NULL on error (graph
  *  error set, graph left as it was). Owned by the graph. */
 dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config *cfg);
+
+/** Ways to take part in building an optimizer (all optional). */
+typedef struct dg_optim_hooks {
+    /** Called once, after the gradients are built and before the updates: may replace
+     *  grads[i] (the gradient of params[i]) by another node of the same shape built in g,
+     *  which the clipping and the update of params[i] then use. For gradient averaging
+     *  across processes (the MPI layer), noise, custom clipping. Returns DG_OK or an error,
+     *  which makes the optimizer's construction fail and roll back. */
+    dg_status (*gradients)(void *ctx, dg_graph *g, int n, dg_node *const *params, dg_node **grads);
+    void *ctx; /**< passed to the hooks */
+} dg_optim_hooks;
+
+/** dg_optimizer_new with hooks (NULL: none). */
+dg_optimizer *dg_optimizer_new_ex(dg_graph *g, dg_node *loss, const dg_optim_config *cfg,
+                                  const dg_optim_hooks *hooks);
 /** One training step: runs forward, backward and the update with the current inputs.
  *  Returns the status of that dg_run (DG_ERR_NULL for a NULL optimizer); a run that fails
  *  before the update (an unfed input, a bad label, an anomaly, a loss that is not finite:

@@ -232,8 +232,10 @@ static int trained(const dg_node *p, int pass) {
     return dg_node_kind_of(p) == DG_PARAM && gr && dg_node_backward_pass(gr) == pass;
 }
 
-/* Builds the state, prepare, update and step nodes over the first n_before nodes. */
-static dg_status build(dg_optimizer *o, int n_before, int pass) {
+/* Builds the state, prepare, update and step nodes for the parameters among the first
+ * n_before nodes that got a gradient in backward pass `pass`; `hooks` may replace those
+ * gradients first. */
+static dg_status build(dg_optimizer *o, int n_before, int pass, const dg_optim_hooks *hooks) {
     dg_graph *g = o->g;
     const dg_optim_config *c = &o->cfg;
     char nm[600];
@@ -250,28 +252,44 @@ static dg_status build(dg_optimizer *o, int n_before, int pass) {
                             "optimizer_new: the loss (node %d) depends on no parameter "
                             "(dg_param) through differentiable ops",
                             dg_node_id(o->loss));
-    /* inputs of the variadic nodes: the gradients, then the updates */
-    dg_node **list = malloc(((size_t)o->n_params + 4) * sizeof *list);
-    if (!list) return dg_set_error(g, DG_ERR_NOMEM, "optimizer_new: out of memory");
-    const dg_optimizer *self = o;
+    /* the parameters, their gradients, and the inputs of the variadic step node */
+    size_t n = (size_t)o->n_params;
+    dg_node **params = malloc(n * sizeof *params), **grads = malloc(n * sizeof *grads);
+    dg_node **list = malloc((n + 4) * sizeof *list);
     dg_status s = DG_OK;
+    if (!params || !grads || !list) {
+        s = dg_set_error(g, DG_ERR_NOMEM, "optimizer_new: out of memory");
+        goto done;
+    }
+    for (int pi = 0, k = 0; pi < n_before; pi++) {
+        dg_node *p = dg_graph_node(g, pi);
+        if (trained(p, pass)) params[k] = p, grads[k++] = dg_grad(p);
+    }
+    if (hooks && hooks->gradients) {
+        s = hooks->gradients(hooks->ctx, g, o->n_params, params, grads);
+        for (int k = 0; s == DG_OK && k < o->n_params; k++)
+            if (!grads[k] || dg_node_graph(grads[k]) != g ||
+                !dg_shape_equal(dg_node_shape(grads[k]), dg_node_shape(params[k])))
+                s = dg_set_error(g, DG_ERR_ARG,
+                                 "optimizer_new: the gradients hook returned no gradient of "
+                                 "parameter %d's shape in this graph",
+                                 k);
+        if (s != DG_OK) goto done;
+    }
+    const dg_optimizer *self = o;
     dg_node *pin[4] = {o->step_state, o->lr_state, o->loss, NULL};
     int n_pin = 3;
-    if (c->clip_norm > 0.0f) {
-        int k = 0;
-        for (int pi = 0; pi < n_before; pi++)
-            if (trained(dg_graph_node(g, pi), pass)) list[k++] = dg_grad(dg_graph_node(g, pi));
-        if (!(pin[n_pin++] = dg_apply(g, &sumsq_op, k, list, &self, sizeof self))) goto fail;
-    }
+    if (c->clip_norm > 0.0f &&
+        !(pin[n_pin++] = dg_apply(g, &sumsq_op, o->n_params, grads, &self, sizeof self)))
+        goto fail;
     if (!(o->ctl = dg_apply(g, &prepare_op, n_pin, pin, &self, sizeof self))) goto fail;
 
     const dg_op_def *op = dg__update_op(c->kind);
     int ns = dg__update_state_count(c->kind), k = 0;
     list[k++] = o->loss;
-    for (int pi = 0; pi < n_before; pi++) {
-        dg_node *p = dg_graph_node(g, pi);
-        if (!trained(p, pass)) continue;
-        dg_node *in[5] = {p, dg_grad(p), o->ctl};
+    for (int i = 0; i < o->n_params; i++) {
+        dg_node *p = params[i];
+        dg_node *in[5] = {p, grads[i], o->ctl};
         for (int j = 0; j < ns; j++) {
             char pn[32];
             if (!dg_node_name(p)) snprintf(pn, sizeof pn, "param%d", dg_node_id(p));
@@ -284,14 +302,22 @@ static dg_status build(dg_optimizer *o, int n_before, int pass) {
     if (!(o->step = dg_apply(g, &step_op, k, list, NULL, 0))) goto fail;
     snprintf(nm, sizeof nm, "%s/train_step", o->name);
     s = dg_node_set_name(o->step, nm);
+    goto done;
+fail:
+    s = dg_graph_status(g);
+done:
+    free(params);
+    free(grads);
     free(list);
     return s;
-fail:
-    free(list);
-    return dg_graph_status(g);
 }
 
 dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config *cfg) {
+    return dg_optimizer_new_ex(g, loss, cfg, NULL);
+}
+
+dg_optimizer *dg_optimizer_new_ex(dg_graph *g, dg_node *loss, const dg_optim_config *cfg,
+                                  const dg_optim_hooks *hooks) {
     if (!g) return dg_set_error(NULL, DG_ERR_NULL, "optimizer_new: graph is NULL"), NULL;
     if (!loss) return dg_set_error(g, DG_ERR_NULL, "optimizer_new: loss is NULL"), NULL;
     if (!cfg) return dg_set_error(g, DG_ERR_NULL, "optimizer_new: config is NULL"), NULL;
@@ -318,7 +344,7 @@ dg_optimizer *dg_optimizer_new(dg_graph *g, dg_node *loss, const dg_optim_config
     dg_status s = dg_backward(g, loss);
     if (s == DG_OK) {
         /* the gradients of this loss: their pass is the one of the loss's own gradient */
-        s = build(o, m.nodes, dg_node_backward_pass(dg_grad(loss)));
+        s = build(o, m.nodes, dg_node_backward_pass(dg_grad(loss)), hooks);
         /* the loss stays readable after each step (dg_value(loss)) */
         if (s == DG_OK) s = dg_keep(loss);
         if (s == DG_OK) s = dg_graph_attach(g, o, free);
