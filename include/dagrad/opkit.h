@@ -43,6 +43,26 @@ enum {
     DG_OP_VIEW = 1u << 2,
 };
 
+/** Type of one field of an op's attribute struct (dg_attr_field). */
+typedef enum dg_attr_type {
+    DG_ATTR_INT,   /**< C `int` */
+    DG_ATTR_INT64, /**< `int64_t` */
+    DG_ATTR_FLOAT, /**< `float` */
+    DG_ATTR_SHAPE, /**< `dg_shape` */
+} dg_attr_type;
+
+/** Describes one field of an op's attribute struct by name, so that tools which do not know
+ *  the struct (the ONNX exporter, printers) can read an op's parameters with
+ *  dg_node_attr_int, dg_node_attr_float and dg_node_attr_shape. An op lists its fields in
+ *  dg_op_def.attr_fields, ended by an entry whose name is NULL:
+ *  `{"trans_a", DG_ATTR_INT, offsetof(matmul_attrs, trans_a), 1}`. */
+typedef struct dg_attr_field {
+    const char *name;  /**< what the parameter is called ("slope", "stride"); NULL ends a list */
+    dg_attr_type type; /**< the C type of each element */
+    size_t offset;     /**< offsetof the field in the attribute struct */
+    int count;         /**< elements: 2 for `int stride[2]`; 0 counts as 1 */
+} dg_attr_field;
+
 /** Computes the output shape from the inputs' shapes and the attributes, or writes a
  *  message (without the op name; it is prefixed) into msg and returns an error status.
  *  Called when a node is created and again whenever a run changes the batch size. */
@@ -79,6 +99,9 @@ typedef struct dg_op_def {
     /** Optional: bytes of temporary memory forward needs (im2col buffers, ...), given the
      *  node's current shapes. The plan reserves them; dg_node_scratch returns them. */
     size_t (*scratch_bytes)(const dg_node *self);
+    /** Optional: the fields of the attribute struct by name and type, ended by an entry
+     *  whose name is NULL (see dg_attr_field). Lets exporters read the op's parameters. */
+    const dg_attr_field *attr_fields;
 } dg_op_def;
 
 /** Creates a node applying `op` to `inputs`. Checks the inputs (non-NULL, same graph,
@@ -94,6 +117,18 @@ void *dg_node_attrs(const dg_node *n);
 size_t dg_node_attrs_size(const dg_node *n);
 /** The op of an op node, or NULL for leaves. */
 const dg_op_def *dg_node_op(const dg_node *n);
+/** The field `name` of the node's op's attr_fields, or NULL (leaves, ops without such
+ *  a field). */
+const dg_attr_field *dg_node_attr_field(const dg_node *n, const char *name);
+/** Reads element `index` of the integer attribute `name` (DG_ATTR_INT or DG_ATTR_INT64) of
+ *  op node n into *out. DG_ERR_ARG, with a message naming the node, its op and the attribute,
+ *  when the op describes no such field, it has another type or index is out of range;
+ *  DG_ERR_STATE when the op's description lies outside the node's attributes. */
+dg_status dg_node_attr_int(const dg_node *n, const char *name, int index, int64_t *out);
+/** Reads element `index` of the DG_ATTR_FLOAT attribute `name`; errors as dg_node_attr_int. */
+dg_status dg_node_attr_float(const dg_node *n, const char *name, int index, float *out);
+/** Reads the DG_ATTR_SHAPE attribute `name`; errors as dg_node_attr_int. */
+dg_status dg_node_attr_shape(const dg_node *n, const char *name, dg_shape *out);
 /** During forward: the op's scratch memory (scratch_bytes(self) bytes, 64-byte aligned);
  *  NULL outside forward or when the op asked for none. */
 void *dg_node_scratch(const dg_node *self);

@@ -13,6 +13,7 @@
 #include "layer_internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #define COUNTER_LIMIT 16777216.0f /* 2^24: past it float increments would stall */
@@ -43,6 +44,9 @@ typedef struct mask_attrs {
     int frozen; /* keep the last mask drawn (the mask node is then kept) */
     int drawn;  /* the kept buffer holds a training mask */
 } mask_attrs;
+
+static const dg_attr_field mask_fields[] = {{"rate", DG_ATTR_FLOAT, offsetof(mask_attrs, rate), 1},
+                                            {NULL, DG_ATTR_INT, 0, 0}};
 
 /* inputs: x (for its shape only), rng state [3] (written) */
 static dg_status mask_forward(dg_node *self) {
@@ -88,7 +92,8 @@ static const dg_op_def mask_op = {.name = "dropout_mask",
                                   .shape_only = 1u << 0,
                                   .writes = 1u << 1,
                                   .infer_shape = mask_rule,
-                                  .forward = mask_forward};
+                                  .forward = mask_forward,
+                                  .attr_fields = mask_fields};
 
 dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate) {
     if (!dg__check_input(g, "dropout", x)) return NULL;

@@ -11,6 +11,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 static dg_status same_shapes_rule(dg_node *const *in, int n, const void *a, dg_shape *out,
@@ -163,6 +164,9 @@ typedef struct one_hot_attrs {
     int64_t classes;
 } one_hot_attrs;
 
+static const dg_attr_field one_hot_fields[] = {
+    {"classes", DG_ATTR_INT64, offsetof(one_hot_attrs, classes), 1}, {NULL, DG_ATTR_INT, 0, 0}};
+
 static dg_status one_hot_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
                               char *msg, size_t size) {
     (void)n;
@@ -193,7 +197,8 @@ static const dg_op_def one_hot_op = {.name = "one_hot",
                                      .n_inputs = 1,
                                      .flags = DG_OP_NO_GRAD,
                                      .infer_shape = one_hot_rule,
-                                     .forward = one_hot_forward};
+                                     .forward = one_hot_forward,
+                                     .attr_fields = one_hot_fields};
 dg_node *dg_one_hot(dg_graph *g, dg_node *labels, int64_t classes) {
     one_hot_attrs a = {classes};
     return dg__apply1(g, &one_hot_op, labels, &a, sizeof a);

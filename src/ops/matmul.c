@@ -7,12 +7,18 @@
  * The kernel (dg_gemm) lives in gemm.c. */
 #include "kernels.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* Which operands are transposed. */
 typedef struct matmul_attrs {
     int trans_a, trans_b;
 } matmul_attrs;
+
+static const dg_attr_field matmul_fields[] = {
+    {"trans_a", DG_ATTR_INT, offsetof(matmul_attrs, trans_a), 1},
+    {"trans_b", DG_ATTR_INT, offsetof(matmul_attrs, trans_b), 1},
+    {NULL, DG_ATTR_INT, 0, 0}};
 
 static dg_status matmul_rule(dg_node *const *in, int n_in, const void *attrs, dg_shape *out,
                              char *msg, size_t size) {
@@ -67,7 +73,8 @@ static const dg_op_def matmul_op = {.name = "matmul",
                                     .n_inputs = 2,
                                     .infer_shape = matmul_rule,
                                     .forward = matmul_forward,
-                                    .backward = matmul_backward};
+                                    .backward = matmul_backward,
+                                    .attr_fields = matmul_fields};
 
 dg_node *dg_matmul_t(dg_graph *g, dg_node *a, dg_node *b, int trans_a, int trans_b) {
     matmul_attrs at = {trans_a != 0, trans_b != 0};

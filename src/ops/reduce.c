@@ -11,6 +11,7 @@
  * depend on the thread count. */
 #include "kernels.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,9 @@
 typedef struct shape_attrs {
     dg_shape shape;
 } shape_attrs;
+
+static const dg_attr_field shape_fields[] = {
+    {"shape", DG_ATTR_SHAPE, offsetof(shape_attrs, shape), 1}, {NULL, DG_ATTR_INT, 0, 0}};
 
 static dg_status sum_to_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out, char *msg,
                              size_t size) {
@@ -67,13 +71,15 @@ static const dg_op_def sum_to_op = {.name = "sum_to",
                                     .n_inputs = 1,
                                     .infer_shape = sum_to_rule,
                                     .forward = sum_to_forward,
-                                    .backward = sum_to_backward};
+                                    .backward = sum_to_backward,
+                                    .attr_fields = shape_fields};
 
 static const dg_op_def broadcast_to_op = {.name = "broadcast_to",
                                           .n_inputs = 1,
                                           .infer_shape = broadcast_to_rule,
                                           .forward = broadcast_to_forward,
-                                          .backward = broadcast_to_backward};
+                                          .backward = broadcast_to_backward,
+                                          .attr_fields = shape_fields};
 
 dg_node *dg_sum_to(dg_graph *g, dg_node *x, dg_shape shape) {
     shape_attrs a = {shape};
@@ -99,6 +105,11 @@ typedef struct axis_attrs {
     int axis; /* resolved, 0 .. rank-1 */
     int keepdims;
 } axis_attrs;
+
+static const dg_attr_field axis_fields[] = {
+    {"axis", DG_ATTR_INT, offsetof(axis_attrs, axis), 1},
+    {"keepdims", DG_ATTR_INT, offsetof(axis_attrs, keepdims), 1},
+    {NULL, DG_ATTR_INT, 0, 0}};
 
 /* x's shape with the axis set to 1 (keepdims) or removed. */
 static dg_shape reduced_shape(dg_shape x, const axis_attrs *a) {
@@ -174,14 +185,16 @@ static const dg_op_def sum_axis_op = {.name = "sum_axis",
                                       .n_inputs = 1,
                                       .infer_shape = sum_axis_rule,
                                       .forward = sum_axis_forward,
-                                      .backward = sum_axis_backward};
+                                      .backward = sum_axis_backward,
+                                      .attr_fields = axis_fields};
 
 static const dg_op_def expand_axis_op = {.name = "expand_axis",
                                          .n_inputs = 2,
                                          .shape_only = 1u << 1,
                                          .infer_shape = expand_axis_rule,
                                          .forward = expand_axis_forward,
-                                         .backward = expand_axis_backward};
+                                         .backward = expand_axis_backward,
+                                         .attr_fields = axis_fields};
 
 static dg_node *expand_axis(dg_graph *g, dg_node *d, dg_node *like, const axis_attrs *a) {
     dg_node *in[2] = {d, like};
@@ -235,6 +248,9 @@ typedef struct size_attrs {
     int axis; /* -1: all elements */
 } size_attrs;
 
+static const dg_attr_field size_fields[] = {{"axis", DG_ATTR_INT, offsetof(size_attrs, axis), 1},
+                                            {NULL, DG_ATTR_INT, 0, 0}};
+
 static dg_status scalar_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out, char *msg,
                              size_t size) {
     (void)n;
@@ -268,7 +284,8 @@ static const dg_op_def dim_of_op = {.name = "dim_of",
                                     .flags = DG_OP_NO_GRAD,
                                     .shape_only = 1u << 0,
                                     .infer_shape = scalar_rule,
-                                    .forward = size_forward};
+                                    .forward = size_forward,
+                                    .attr_fields = size_fields};
 
 dg_node *dg_numel_of(dg_graph *g, dg_node *x) {
     size_attrs a = {-1};

@@ -7,12 +7,16 @@
  * copies only when the output was given a buffer of its own (a kept result). */
 #include "kernels.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 typedef struct reshape_attrs {
     dg_shape shape; /* may hold one -1 */
 } reshape_attrs;
+
+static const dg_attr_field reshape_fields[] = {
+    {"shape", DG_ATTR_SHAPE, offsetof(reshape_attrs, shape), 1}, {NULL, DG_ATTR_INT, 0, 0}};
 
 static dg_status reshape_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
                               char *msg, size_t size) {
@@ -71,7 +75,8 @@ static const dg_op_def reshape_op = {.name = "reshape",
                                      .flags = DG_OP_VIEW,
                                      .infer_shape = reshape_rule,
                                      .forward = reshape_forward,
-                                     .backward = reshape_backward};
+                                     .backward = reshape_backward,
+                                     .attr_fields = reshape_fields};
 
 static const dg_op_def reshape_like_op = {.name = "reshape_like",
                                           .n_inputs = 2,

@@ -4,11 +4,21 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 
 /* The one number some of these ops take (scale, shift, exponent, slope). */
 typedef struct unary_attrs {
     float p;
 } unary_attrs;
+
+/* The number under the name each op gives it (dg_node_attr_float). */
+#define P_FIELD(NAME)                                                                              \
+    static const dg_attr_field NAME##_fields[] = {                                                 \
+        {#NAME, DG_ATTR_FLOAT, offsetof(unary_attrs, p), 1}, {NULL, DG_ATTR_FLOAT, 0, 0}}
+P_FIELD(factor);
+P_FIELD(offset);
+P_FIELD(exponent);
+P_FIELD(slope);
 
 static float attr_p(const dg_node *self) { return ((const unary_attrs *)self->attrs)->p; }
 
@@ -32,13 +42,14 @@ static float attr_p(const dg_node *self) { return ((const unary_attrs *)self->at
         return DG_OK;                                                                              \
     }
 
-#define DG_UNARY_OP(NAME, FLAGS, BACKWARD)                                                         \
+#define DG_UNARY_OP(NAME, FLAGS, BACKWARD, FIELDS)                                                 \
     static const dg_op_def NAME##_op = {.name = #NAME,                                             \
                                         .n_inputs = 1,                                             \
                                         .flags = (FLAGS) | DG_OP_INPLACE,                          \
                                         .infer_shape = dg_rule_same_shape,                         \
                                         .forward = NAME##_forward,                                 \
-                                        .backward = BACKWARD}
+                                        .backward = BACKWARD,                                      \
+                                        .attr_fields = FIELDS}
 
 #define OK_OR_FAIL(expr) ((expr) ? DG_OK : dg_graph_status(g))
 
@@ -53,7 +64,7 @@ static dg_status neg_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     (void)self;
     return OK_OR_FAIL(dx[0] = dg_neg(g, dy));
 }
-DG_UNARY_OP(neg, 0, neg_backward);
+DG_UNARY_OP(neg, 0, neg_backward, NULL);
 dg_node *dg_neg(dg_graph *g, dg_node *x) { return unary(g, &neg_op, x, 0); }
 
 /* y = s x:  dx = s dy */
@@ -61,7 +72,7 @@ DG_UNARY_KERNEL(scale, v *p)
 static dg_status scale_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_scale(g, dy, attr_p(self)));
 }
-DG_UNARY_OP(scale, 0, scale_backward);
+DG_UNARY_OP(scale, 0, scale_backward, factor_fields);
 dg_node *dg_scale(dg_graph *g, dg_node *x, float s) { return unary(g, &scale_op, x, s); }
 
 /* y = x + c:  dx = dy */
@@ -71,7 +82,7 @@ static dg_status shift_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node
     dx[0] = dy;
     return DG_OK;
 }
-DG_UNARY_OP(shift, 0, shift_backward);
+DG_UNARY_OP(shift, 0, shift_backward, offset_fields);
 dg_node *dg_shift(dg_graph *g, dg_node *x, float c) { return unary(g, &shift_op, x, c); }
 
 /* y = e^x:  dx = dy y */
@@ -79,7 +90,7 @@ DG_UNARY_KERNEL(exp, expf(v))
 static dg_status exp_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, self));
 }
-DG_UNARY_OP(exp, 0, exp_backward);
+DG_UNARY_OP(exp, 0, exp_backward, NULL);
 dg_node *dg_exp(dg_graph *g, dg_node *x) { return unary(g, &exp_op, x, 0); }
 
 /* y = ln x:  dx = dy / x */
@@ -87,7 +98,7 @@ DG_UNARY_KERNEL(log, logf(v))
 static dg_status log_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_div(g, dy, self->inputs[0]));
 }
-DG_UNARY_OP(log, 0, log_backward);
+DG_UNARY_OP(log, 0, log_backward, NULL);
 dg_node *dg_log(dg_graph *g, dg_node *x) { return unary(g, &log_op, x, 0); }
 
 /* y = sqrt x:  dx = dy / (2 y) */
@@ -95,7 +106,7 @@ DG_UNARY_KERNEL(sqrt, sqrtf(v))
 static dg_status sqrt_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_div(g, dg_scale(g, dy, 0.5f), self));
 }
-DG_UNARY_OP(sqrt, 0, sqrt_backward);
+DG_UNARY_OP(sqrt, 0, sqrt_backward, NULL);
 dg_node *dg_sqrt(dg_graph *g, dg_node *x) { return unary(g, &sqrt_op, x, 0); }
 
 /* y = x^p:  dx = dy p x^(p-1) */
@@ -108,17 +119,17 @@ static dg_status pow_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node *
     dg_node *local = p == 2.0f ? dg_scale(g, x, 2.0f) : dg_scale(g, dg_pow(g, x, p - 1.0f), p);
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, local));
 }
-DG_UNARY_OP(pow, 0, pow_backward);
+DG_UNARY_OP(pow, 0, pow_backward, exponent_fields);
 dg_node *dg_pow(dg_graph *g, dg_node *x, float p) { return unary(g, &pow_op, x, p); }
 
 /* step: 1 where x > 0, else p. Piecewise constant: no gradient flows through. */
 DG_UNARY_KERNEL(step, v > 0.0f ? 1.0f : p)
-DG_UNARY_OP(step, DG_OP_NO_GRAD, NULL);
+DG_UNARY_OP(step, DG_OP_NO_GRAD, NULL, slope_fields);
 dg_node *dg_step(dg_graph *g, dg_node *x, float slope) { return unary(g, &step_op, x, slope); }
 
 /* sign: -1, 0, 1. Piecewise constant. */
 DG_UNARY_KERNEL(sign, (float)((v > 0.0f) - (v < 0.0f)))
-DG_UNARY_OP(sign, DG_OP_NO_GRAD, NULL);
+DG_UNARY_OP(sign, DG_OP_NO_GRAD, NULL, NULL);
 dg_node *dg_sign(dg_graph *g, dg_node *x) { return unary(g, &sign_op, x, 0); }
 
 /* y = |x|:  dx = dy sign(x) */
@@ -126,7 +137,7 @@ DG_UNARY_KERNEL(abs, fabsf(v))
 static dg_status abs_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_sign(g, self->inputs[0])));
 }
-DG_UNARY_OP(abs, 0, abs_backward);
+DG_UNARY_OP(abs, 0, abs_backward, NULL);
 dg_node *dg_abs(dg_graph *g, dg_node *x) { return unary(g, &abs_op, x, 0); }
 
 /* y = max(x, 0):  dx = dy step(y)  (y > 0 exactly where x > 0; reading y instead of x
@@ -135,7 +146,7 @@ DG_UNARY_KERNEL(relu, v > 0.0f ? v : 0.0f)
 static dg_status relu_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self, 0.0f)));
 }
-DG_UNARY_OP(relu, 0, relu_backward);
+DG_UNARY_OP(relu, 0, relu_backward, NULL);
 dg_node *dg_relu(dg_graph *g, dg_node *x) { return unary(g, &relu_op, x, 0); }
 
 /* y = x if x > 0 else p x:  dx = dy step(x, p) */
@@ -143,7 +154,7 @@ DG_UNARY_KERNEL(leaky_relu, v > 0.0f ? v : p * v)
 static dg_status leaky_relu_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_step(g, self->inputs[0], attr_p(self))));
 }
-DG_UNARY_OP(leaky_relu, 0, leaky_relu_backward);
+DG_UNARY_OP(leaky_relu, 0, leaky_relu_backward, slope_fields);
 dg_node *dg_leaky_relu(dg_graph *g, dg_node *x, float slope) {
     return unary(g, &leaky_relu_op, x, slope);
 }
@@ -154,7 +165,7 @@ static dg_status sigmoid_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_no
     dg_node *one_minus_y = dg_shift(g, dg_neg(g, self), 1.0f);
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_mul(g, self, one_minus_y)));
 }
-DG_UNARY_OP(sigmoid, 0, sigmoid_backward);
+DG_UNARY_OP(sigmoid, 0, sigmoid_backward, NULL);
 dg_node *dg_sigmoid(dg_graph *g, dg_node *x) { return unary(g, &sigmoid_op, x, 0); }
 
 /* y = tanh x:  dx = dy (1 - y^2) */
@@ -163,5 +174,5 @@ static dg_status tanh_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node 
     dg_node *one_minus_y2 = dg_shift(g, dg_neg(g, dg_mul(g, self, self)), 1.0f);
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, one_minus_y2));
 }
-DG_UNARY_OP(tanh, 0, tanh_backward);
+DG_UNARY_OP(tanh, 0, tanh_backward, NULL);
 dg_node *dg_tanh(dg_graph *g, dg_node *x) { return unary(g, &tanh_op, x, 0); }
