@@ -10,5 +10,6 @@
 #include "dagrad/optim.h"
 #include "dagrad/io.h"
 #include "dagrad/dot.h"
+#include "dagrad/onnx.h"
 
 #endif

@@ -1,0 +1,418 @@
+/* The ONNX forms of dagrad's ops: one row per op with how it is written (through the same
+ * writer calls a custom exporter uses, reading the op's parameters by name with
+ * dg_node_attr_*) and how the ONNX op is read back (through the public builders). Adding an
+ * op's ONNX form is one row here, plus its two functions when it is not a one-to-one match.
+ *
+ *   dagrad                      ONNX (ai.onnx, opset 13 semantics, the same through 21)
+ *   matmul(a, b; ta, tb)        MatMul(a, b), or Gemm(a, b; transA, transB) when transposed
+ *   add(matmul(a, b), c)        Gemm(a, b, c) when c broadcasts to the product, rank <= 2,
+ *                               and nothing else reads the product
+ *   add sub mul div             Add Sub Mul Div (both broadcast NumPy style)
+ *   neg exp log sqrt abs        Neg Exp Log Sqrt Abs
+ *   relu sigmoid tanh           Relu Sigmoid Tanh
+ *   leaky_relu(x; slope)        LeakyRelu(x; alpha)
+ *   scale shift pow (x; p)      Mul Add Pow (x, Constant p)
+ *   softmax log_softmax         Softmax LogSoftmax (axis -1)
+ *   reshape(x; shape)           Reshape(x, shape as an INT64 initializer)
+ *   transpose(x)                Transpose(x; perm swapping the last two axes)
+ * Read only: Flatten, Identity and Dropout (both the identity). */
+#include "onnx_internal.h"
+
+#include "dagrad/ops.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- writing ---- */
+
+static const char *in_name(dg_onnx_writer *w, const dg_node *n, int i) {
+    return dg_onnx_name(w, dg_node_input(n, i));
+}
+
+/* One ONNX node of the row's type reading the node's inputs. */
+static dg_status ex_same(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    const ox_op_form *f = ctx;
+    const char *in[2];
+    int k = dg_node_input_count(n);
+    if (k > 2)
+        return dg_set_error(dg_node_graph(n), DG_ERR_STATE, "%s has %d inputs", f->dg_name, k);
+    for (int i = 0; i < k; i++)
+        if (!(in[i] = in_name(w, n, i))) return dg_graph_status(dg_node_graph(n));
+    return dg_onnx_add_node(w, f->onnx_type, k, in, NULL);
+}
+
+static int is_matmul(const dg_node *n) { return strcmp(dg_node_op_name(n), "matmul") == 0; }
+
+/* Which input of `add` is a matmul to fold into a Gemm with the other as its bias, or -1:
+ * both written by the table, the product read by nothing else, and the bias broadcasting to
+ * the product's shape from rank 2 at most (Gemm's unidirectional broadcast of C). */
+static int gemm_bias_input(const dg_onnx_writer *w, const dg_node *add) {
+    if (!add || strcmp(dg_node_op_name(add), "add") != 0 || !ox_builtin(w, add)) return -1;
+    for (int k = 0; k < 2; k++) {
+        dg_node *mm = dg_node_input(add, k), *c = dg_node_input(add, 1 - k);
+        if (dg_node_kind_of(mm) != DG_OP_NODE || !is_matmul(mm) || !ox_builtin(w, mm) ||
+            ox_consumers(w, mm) != 1 || ox_is_output(w, mm) || c == mm)
+            continue;
+        if (dg_node_shape(c).ndim <= 2 && dg_shape_equal(dg_node_shape(add), dg_node_shape(mm)))
+            return k;
+    }
+    return -1;
+}
+
+static dg_status transposes(const dg_node *mm, int64_t *ta, int64_t *tb) {
+    dg_status s = dg_node_attr_int(mm, "trans_a", 0, ta);
+    return s == DG_OK ? dg_node_attr_int(mm, "trans_b", 0, tb) : s;
+}
+
+/* Gemm(a, b[, c]) with transA/transB where set. */
+static dg_status write_gemm(dg_onnx_writer *w, const dg_node *mm, const dg_node *bias) {
+    int64_t ta, tb;
+    dg_status s = transposes(mm, &ta, &tb);
+    if (s != DG_OK) return s;
+    const char *in[3] = {in_name(w, mm, 0), in_name(w, mm, 1), bias ? dg_onnx_name(w, bias) : ""};
+    if (!in[0] || !in[1] || !in[2]) return dg_graph_status(dg_node_graph(mm));
+    s = dg_onnx_add_node(w, "Gemm", bias ? 3 : 2, in, NULL);
+    if (s == DG_OK && ta) s = dg_onnx_attr_int(w, "transA", 1);
+    if (s == DG_OK && tb) s = dg_onnx_attr_int(w, "transB", 1);
+    return s;
+}
+
+static dg_status ex_matmul(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    dg_node *reader = ox_sole_consumer(w, n);
+    if (reader && gemm_bias_input(w, reader) >= 0 &&
+        dg_node_input(reader, gemm_bias_input(w, reader)) == n) {
+        ox_fuse(w, n); /* the add writes it */
+        return DG_OK;
+    }
+    int64_t ta, tb;
+    dg_status s = transposes(n, &ta, &tb);
+    if (s != DG_OK) return s;
+    if (ta || tb) return write_gemm(w, n, NULL);
+    const char *in[2] = {in_name(w, n, 0), in_name(w, n, 1)};
+    if (!in[0] || !in[1]) return dg_graph_status(dg_node_graph(n));
+    return dg_onnx_add_node(w, "MatMul", 2, in, NULL);
+}
+
+static dg_status ex_add(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    int k = gemm_bias_input(w, n);
+    if (k < 0) return ex_same(w, n, ctx);
+    return write_gemm(w, dg_node_input(n, k), dg_node_input(n, 1 - k));
+}
+
+/* x op Constant(p): scale, shift and pow. */
+static dg_status with_constant(dg_onnx_writer *w, const dg_node *n, const char *attr,
+                               const char *type) {
+    float p;
+    dg_status s = dg_node_attr_float(n, attr, 0, &p);
+    if (s != DG_OK) return s;
+    const char *in[2] = {in_name(w, n, 0), dg_onnx_constant(w, attr, dg_shape0(), &p)};
+    if (!in[0] || !in[1]) return dg_graph_status(dg_node_graph(n));
+    return dg_onnx_add_node(w, type, 2, in, NULL);
+}
+static dg_status ex_scale(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    return with_constant(w, n, "factor", "Mul");
+}
+static dg_status ex_shift(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    return with_constant(w, n, "offset", "Add");
+}
+static dg_status ex_pow(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    return with_constant(w, n, "exponent", "Pow");
+}
+
+static dg_status ex_leaky_relu(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    float slope;
+    dg_status s = dg_node_attr_float(n, "slope", 0, &slope);
+    if (s == DG_OK) s = ex_same(w, n, ctx);
+    return s == DG_OK ? dg_onnx_attr_float(w, "alpha", slope) : s;
+}
+
+static dg_status ex_softmax(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    dg_status s = ex_same(w, n, ctx);
+    return s == DG_OK ? dg_onnx_attr_int(w, "axis", -1) : s;
+}
+
+static dg_status ex_reshape(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    dg_shape t;
+    dg_status s = dg_node_attr_shape(n, "shape", &t);
+    if (s != DG_OK) return s;
+    int64_t dims[DG_MAX_DIMS];
+    for (int i = 0; i < t.ndim; i++) dims[i] = t.dim[i]; /* -1 stays: the batch follows */
+    const char *in[2] = {in_name(w, n, 0), dg_onnx_int64s(w, "shape", t.ndim, dims)};
+    if (!in[0] || !in[1]) return dg_graph_status(dg_node_graph(n));
+    return dg_onnx_add_node(w, "Reshape", 2, in, NULL);
+}
+
+static dg_status ex_transpose(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    dg_status s = ex_same(w, n, ctx);
+    int r = dg_node_shape(n).ndim;
+    int64_t perm[DG_MAX_DIMS];
+    for (int i = 0; i < r; i++) perm[i] = i;
+    perm[r - 2] = r - 1, perm[r - 1] = r - 2;
+    return s == DG_OK ? dg_onnx_attr_ints(w, "perm", r, perm) : s;
+}
+
+/* ---- reading ---- */
+
+static dg_status done(ox_importer *im, const ox_node *n, dg_node *y) {
+    if (!y)
+        return ox_fail(im, n, dg_graph_status(ox_graph_of(im)), "%s",
+                       dg_graph_error(ox_graph_of(im)));
+    return ox_set_output(im, n, 0, y);
+}
+
+static dg_status only(ox_importer *im, const ox_node *n, const char *a, const char *b,
+                      const char *c, const char *d) {
+    const char *known[] = {a, b, c, d, NULL};
+    return ox_only_attrs(im, n, known);
+}
+
+static dg_status im_unary(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    dg_status s = only(im, n, NULL, NULL, NULL, NULL);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0);
+    return x ? done(im, n, f->unary(ox_graph_of(im), x)) : dg_graph_status(ox_graph_of(im));
+}
+
+static dg_status im_binary(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    dg_status s = only(im, n, NULL, NULL, NULL, NULL);
+    if (s != DG_OK) return s;
+    dg_node *a = ox_input(im, n, 0), *b = a ? ox_input(im, n, 1) : NULL;
+    return b ? done(im, n, f->binary(ox_graph_of(im), a, b)) : dg_graph_status(ox_graph_of(im));
+}
+
+static dg_status im_matmul(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_status s = only(im, n, NULL, NULL, NULL, NULL);
+    if (s != DG_OK) return s;
+    dg_node *a = ox_input(im, n, 0), *b = a ? ox_input(im, n, 1) : NULL;
+    if (!b) return dg_graph_status(ox_graph_of(im));
+    dg_shape sa = dg_node_shape(a), sb = dg_node_shape(b);
+    if (sa.ndim != 2 || sb.ndim != 2) {
+        char s1[64], s2[64];
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED, "%s x %s: only 2-D operands are supported",
+                       dg_shape_str(sa, s1, sizeof s1), dg_shape_str(sb, s2, sizeof s2));
+    }
+    return done(im, n, dg_matmul(ox_graph_of(im), a, b));
+}
+
+/* Y = alpha op(A) op(B) + beta C */
+static dg_status im_gemm(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_graph *g = ox_graph_of(im);
+    int64_t ta, tb;
+    float alpha, beta;
+    dg_status s = only(im, n, "alpha", "beta", "transA", "transB");
+    if (s == DG_OK) s = ox_attr_int(im, n, "transA", 0, &ta);
+    if (s == DG_OK) s = ox_attr_int(im, n, "transB", 0, &tb);
+    if (s == DG_OK) s = ox_attr_float(im, n, "alpha", 1.0f, &alpha);
+    if (s == DG_OK) s = ox_attr_float(im, n, "beta", 1.0f, &beta);
+    if (s != DG_OK) return s;
+    if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
+        return ox_fail(im, n, DG_ERR_FORMAT, "transA and transB must be 0 or 1, got %lld and %lld",
+                       (long long)ta, (long long)tb);
+    dg_node *a = ox_input(im, n, 0), *b = a ? ox_input(im, n, 1) : NULL;
+    if (!b) return dg_graph_status(g);
+    dg_node *y = dg_matmul_t(g, a, b, (int)ta, (int)tb);
+    if (y && alpha != 1.0f) y = dg_scale(g, y, alpha);
+    if (y && ox_has_input(n, 2)) {
+        dg_node *c = ox_input(im, n, 2);
+        if (!c) return dg_graph_status(g);
+        if (beta != 1.0f) c = dg_scale(g, c, beta);
+        y = dg_add(g, y, c);
+    }
+    return done(im, n, y);
+}
+
+static dg_status im_pow(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_status s = only(im, n, NULL, NULL, NULL, NULL);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0);
+    const ox_tensor *t = x ? ox_static_input(im, n, 1, "the exponent") : NULL;
+    int64_t count = 0;
+    const float *p = t ? ox_tensor_floats(im, n, t, &count) : NULL;
+    if (!p) return dg_graph_status(ox_graph_of(im));
+    if (count != 1)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "the exponent has %lld values; dagrad's pow "
+                       "takes one",
+                       (long long)count);
+    return done(im, n, dg_pow(ox_graph_of(im), x, p[0]));
+}
+
+static dg_status im_leaky_relu(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    float alpha;
+    dg_status s = only(im, n, "alpha", NULL, NULL, NULL);
+    if (s == DG_OK) s = ox_attr_float(im, n, "alpha", 0.01f, &alpha);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0);
+    return x ? done(im, n, dg_leaky_relu(ox_graph_of(im), x, alpha))
+             : dg_graph_status(ox_graph_of(im));
+}
+
+/* Softmax and LogSoftmax over the last axis (opset 13: axis -1 by default). */
+static dg_status im_softmax(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    int64_t axis;
+    dg_status s = only(im, n, "axis", NULL, NULL, NULL);
+    if (s == DG_OK) s = ox_attr_int(im, n, "axis", -1, &axis);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0);
+    if (!x) return dg_graph_status(ox_graph_of(im));
+    int r = dg_node_shape(x).ndim;
+    if (axis != -1 && axis != r - 1)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "axis %lld of a rank-%d input: dagrad normalises over the last axis only",
+                       (long long)axis, r);
+    return done(im, n, f->unary(ox_graph_of(im), x));
+}
+
+/* The dagrad shape for ONNX's shape tensor: 0 copies the input's dimension (allowzero 0), -1
+ * is inferred; a copied leading batch dimension becomes -1 so that it follows the batch. */
+static dg_status im_reshape(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    int64_t allowzero;
+    dg_status s = only(im, n, "allowzero", NULL, NULL, NULL);
+    if (s == DG_OK) s = ox_attr_int(im, n, "allowzero", 0, &allowzero);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0);
+    const ox_tensor *t = x ? ox_static_input(im, n, 1, "the shape") : NULL;
+    int64_t count = 0;
+    const int64_t *v = t ? ox_tensor_ints(im, n, t, &count) : NULL;
+    if (!v) return dg_graph_status(ox_graph_of(im));
+    if (count > DG_MAX_DIMS)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "a target shape of %lld dimensions (dagrad "
+                       "has at most %d)",
+                       (long long)count, DG_MAX_DIMS);
+    dg_shape xs = dg_node_shape(x), out = {(int)count, {0}};
+    int infer = -1;
+    for (int i = 0; i < (int)count; i++) {
+        int64_t d = v[i];
+        if (d == 0 && !allowzero) {
+            if (i >= xs.ndim)
+                return ox_fail(im, n, DG_ERR_SHAPE,
+                               "shape[%d] is 0 (copy) but the input has "
+                               "rank %d",
+                               i, xs.ndim);
+            d = i == 0 && dg_node_batch_leading(x) ? -1 : xs.dim[i];
+        }
+        if (d == -1) {
+            if (infer >= 0)
+                return ox_fail(im, n, DG_ERR_SHAPE,
+                               "the target shape has two inferred "
+                               "dimensions");
+            infer = i;
+        } else if (d < 1) {
+            return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                           "shape[%d] is %lld (dagrad has no empty "
+                           "or negative dimensions)",
+                           i, (long long)d);
+        }
+        out.dim[i] = d;
+    }
+    return done(im, n, dg_reshape(ox_graph_of(im), x, out));
+}
+
+/* [d0 .. d(axis-1)] and [d(axis) ..] flattened to two dimensions. */
+static dg_status im_flatten(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    int64_t axis;
+    dg_status s = only(im, n, "axis", NULL, NULL, NULL);
+    if (s == DG_OK) s = ox_attr_int(im, n, "axis", 1, &axis);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0);
+    if (!x) return dg_graph_status(ox_graph_of(im));
+    dg_shape xs = dg_node_shape(x);
+    if (axis < -xs.ndim || axis > xs.ndim)
+        return ox_fail(im, n, DG_ERR_FORMAT, "axis %lld is out of range for rank %d",
+                       (long long)axis, xs.ndim);
+    if (axis < 0) axis += xs.ndim;
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < xs.ndim; i++) *(i < axis ? &outer : &inner) *= xs.dim[i];
+    int batch = dg_node_batch_leading(x);
+    dg_shape out = dg_shape2(outer, inner);
+    if (batch) out = axis >= 1 ? dg_shape2(-1, inner) : dg_shape2(1, -1);
+    return done(im, n, dg_reshape(ox_graph_of(im), x, out));
+}
+
+static dg_status im_transpose(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_status s = only(im, n, "perm", NULL, NULL, NULL);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0);
+    if (!x) return dg_graph_status(ox_graph_of(im));
+    int r = dg_node_shape(x).ndim, count;
+    int64_t perm[DG_MAX_DIMS + 1];
+    if ((s = ox_attr_ints(im, n, "perm", perm, DG_MAX_DIMS + 1, &count)) != DG_OK) return s;
+    if (count < 0) { /* default: reverse the axes */
+        count = r;
+        for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
+    }
+    if (count != r)
+        return ox_fail(im, n, DG_ERR_SHAPE, "perm has %d entries for a rank-%d input", count, r);
+    int identity = 1, swap_last = r >= 2;
+    for (int i = 0; i < r; i++) {
+        identity &= perm[i] == i;
+        swap_last &= perm[i] == (i == r - 2 ? r - 1 : i == r - 1 ? r - 2 : i);
+    }
+    if (identity) return ox_set_output(im, n, 0, x);
+    if (!swap_last)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "perm does not swap the last two axes only (dagrad's transpose)");
+    return done(im, n, dg_transpose(ox_graph_of(im), x));
+}
+
+static dg_status im_identity(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_status s = only(im, n, NULL, NULL, NULL, NULL);
+    dg_node *x = s == DG_OK ? ox_input(im, n, 0) : NULL;
+    return x ? ox_set_output(im, n, 0, x) : dg_graph_status(ox_graph_of(im));
+}
+
+/* Inference: the identity. A ratio or training_mode input is not read; the mask output is
+ * not available. */
+static dg_status im_dropout(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_status s = only(im, n, "seed", NULL, NULL, NULL);
+    dg_node *x = s == DG_OK ? ox_input(im, n, 0) : NULL;
+    if (!x) return dg_graph_status(ox_graph_of(im));
+    s = ox_set_output(im, n, 0, x);
+    if (s == DG_OK && n->n_out > 1)
+        s = ox_set_unavailable(im, n, 1, "Dropout's mask (dagrad imports models for inference)");
+    return s;
+}
+
+const ox_op_form ox_op_forms[] = {
+    {"matmul", ex_matmul, "MatMul", im_matmul, NULL, NULL},
+    {NULL, NULL, "Gemm", im_gemm, NULL, NULL},
+    {"add", ex_add, "Add", im_binary, NULL, dg_add},
+    {"sub", ex_same, "Sub", im_binary, NULL, dg_sub},
+    {"mul", ex_same, "Mul", im_binary, NULL, dg_mul},
+    {"div", ex_same, "Div", im_binary, NULL, dg_div},
+    {"neg", ex_same, "Neg", im_unary, dg_neg, NULL},
+    {"exp", ex_same, "Exp", im_unary, dg_exp, NULL},
+    {"log", ex_same, "Log", im_unary, dg_log, NULL},
+    {"sqrt", ex_same, "Sqrt", im_unary, dg_sqrt, NULL},
+    {"abs", ex_same, "Abs", im_unary, dg_abs, NULL},
+    {"relu", ex_same, "Relu", im_unary, dg_relu, NULL},
+    {"sigmoid", ex_same, "Sigmoid", im_unary, dg_sigmoid, NULL},
+    {"tanh", ex_same, "Tanh", im_unary, dg_tanh, NULL},
+    {"leaky_relu", ex_leaky_relu, "LeakyRelu", im_leaky_relu, NULL, NULL},
+    {"scale", ex_scale, NULL, NULL, NULL, NULL},
+    {"shift", ex_shift, NULL, NULL, NULL, NULL},
+    {"pow", ex_pow, "Pow", im_pow, NULL, NULL},
+    {"softmax", ex_softmax, "Softmax", im_softmax, dg_softmax, NULL},
+    {"log_softmax", ex_softmax, "LogSoftmax", im_softmax, dg_log_softmax, NULL},
+    {"reshape", ex_reshape, "Reshape", im_reshape, NULL, NULL},
+    {NULL, NULL, "Flatten", im_flatten, NULL, NULL},
+    {"transpose", ex_transpose, "Transpose", im_transpose, NULL, NULL},
+    {NULL, NULL, "Identity", im_identity, NULL, NULL},
+    {NULL, NULL, "Dropout", im_dropout, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
