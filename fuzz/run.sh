@@ -12,11 +12,11 @@ build=${2:-$root/build-fuzz}
 jobs=${DG_FUZZ_JOBS:-2}
 
 CC=${CC:-clang} cmake -S "$root/fuzz" -B "$build" >/dev/null
-cmake --build "$build" -j"$jobs" --target fuzz_idx fuzz_checkpoint fuzz_npy
+cmake --build "$build" -j"$jobs" --target fuzz_idx fuzz_checkpoint fuzz_npy fuzz_onnx
 
 mkdir -p "$build/artifacts"
 status=0
-for t in idx checkpoint npy; do
+for t in idx checkpoint npy onnx; do
   # Work on a copy: new inputs the fuzzer finds stay out of the committed corpus.
   work="$build/corpus-$t"
   mkdir -p "$work"

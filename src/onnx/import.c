@@ -45,6 +45,7 @@ struct ox_importer {
     int n_vals, cap_vals;
     int cur; /* index of the ONNX node being built, -1 outside nodes */
     int64_t input_budget;
+    int64_t max_value; /* elements per batch row of any value built */
 };
 
 dg_graph *ox_graph_of(ox_importer *im) { return im->g; }
@@ -305,7 +306,7 @@ dg_status ox_attr_ints(ox_importer *im, const ox_node *n, const char *name, int6
     if (a->n_ints > cap)
         return ox_fail(im, n, DG_ERR_UNSUPPORTED, "attribute '%s' has %d values (at most %d)", name,
                        a->n_ints, cap);
-    memcpy(out, a->ints, (size_t)a->n_ints * sizeof *out);
+    if (a->n_ints) memcpy(out, a->ints, (size_t)a->n_ints * sizeof *out);
     *count = a->n_ints;
     return DG_OK;
 }
@@ -435,10 +436,22 @@ static dg_status import_node(ox_importer *im, const ox_node *n) {
     char *scope = scope_of(im, n->name);
     if (scope && dg_scope_push(im->g, scope) != DG_OK)
         return ox_fail(im, n, dg_graph_status(im->g), "%s", dg_graph_error(im->g));
-    int before = im->n_vals;
+    int before = im->n_vals, first = dg_graph_node_count(im->g);
     dg_status s = constant ? import_constant(im, n) : f->import_fn(im, n, f);
     if (scope) dg_scope_pop(im->g);
     if (s != DG_OK) return s;
+    /* graphs are built at one row per batch input: what a run needs per row */
+    for (int i = first; i < dg_graph_node_count(im->g); i++) {
+        dg_node *x = dg_graph_node(im->g, i);
+        if (dg_node_numel(x) > im->max_value) {
+            char sb[64];
+            return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                           "makes a value of %lld elements %s (per batch row), more than "
+                           "dg_onnx_load_options.max_value_elements (%lld)",
+                           (long long)dg_node_numel(x),
+                           dg_shape_str(dg_node_shape(x), sb, sizeof sb), (long long)im->max_value);
+        }
+    }
     /* every named output must now be defined (the table sets what dagrad can compute) */
     for (int i = 0; i < n->n_out; i++) {
         if (!n->out[i][0]) continue;
@@ -622,6 +635,8 @@ static dg_status load(dg_graph *g, const char *what, const unsigned char *data, 
     im.cur = -1;
     im.input_budget =
         opts && opts->max_input_elements > 0 ? opts->max_input_elements : (int64_t)1 << 26;
+    im.max_value =
+        opts && opts->max_value_elements > 0 ? opts->max_value_elements : (int64_t)1 << 28;
     arena.limit = 0; /* what the import adds is bounded by the parsed model */
     dg_mark mark = dg_graph_mark(g);
     s = build(&im, out);

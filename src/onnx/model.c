@@ -263,6 +263,7 @@ static void take_fixed32(const field *f, float *out, int64_t *k) {
         memcpy(&out[(*k)++], &u, 4);
         return;
     }
+    if (f->len < 4) return;
     dg__floats_from_le(out + *k, f->data, f->len / 4);
     *k += (int64_t)(f->len / 4);
 }

@@ -291,30 +291,42 @@ static dg_status im_reshape(ox_importer *im, const ox_node *n, const ox_op_form 
                        "has at most %d)",
                        (long long)count, DG_MAX_DIMS);
     dg_shape xs = dg_node_shape(x), out = {(int)count, {0}};
-    int infer = -1;
+    int infer = -1, batch = 0;
     for (int i = 0; i < (int)count; i++) {
         int64_t d = v[i];
         if (d == 0 && !allowzero) {
             if (i >= xs.ndim)
                 return ox_fail(im, n, DG_ERR_SHAPE,
-                               "shape[%d] is 0 (copy) but the input has "
-                               "rank %d",
-                               i, xs.ndim);
-            d = i == 0 && dg_node_batch_leading(x) ? -1 : xs.dim[i];
+                               "shape[%d] is 0 (copy) but the input has rank %d", i, xs.ndim);
+            batch |= i == 0 && dg_node_batch_leading(x);
+            d = xs.dim[i];
         }
         if (d == -1) {
             if (infer >= 0)
-                return ox_fail(im, n, DG_ERR_SHAPE,
-                               "the target shape has two inferred "
-                               "dimensions");
+                return ox_fail(im, n, DG_ERR_SHAPE, "the target shape has two inferred dimensions");
             infer = i;
         } else if (d < 1) {
             return ox_fail(im, n, DG_ERR_UNSUPPORTED,
-                           "shape[%d] is %lld (dagrad has no empty "
-                           "or negative dimensions)",
-                           i, (long long)d);
+                           "shape[%d] is %lld (dagrad has no empty or negative dimensions)", i,
+                           (long long)d);
         }
         out.dim[i] = d;
+    }
+    if (batch) {
+        /* the copied batch dimension follows the batch: dagrad infers it (-1), and a -1
+         * elsewhere is worked out from the input's size per batch row */
+        if (infer > 0) {
+            int64_t row = 1, known = 1;
+            for (int i = 1; i < xs.ndim; i++) row *= xs.dim[i];
+            for (int i = 1; i < out.ndim; i++) known *= i == infer ? 1 : out.dim[i];
+            if (row % known)
+                return ox_fail(im, n, DG_ERR_SHAPE,
+                               "cannot infer shape[%d]: %lld values per batch row do not divide "
+                               "by %lld",
+                               infer, (long long)row, (long long)known);
+            out.dim[infer] = row / known;
+        }
+        out.dim[0] = -1;
     }
     return done(im, n, dg_reshape(ox_graph_of(im), x, out));
 }
