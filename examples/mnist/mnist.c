@@ -76,6 +76,7 @@ typedef struct augment {
 
 typedef struct options {
     const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out;
+    const char *export_onnx;
     double lr, expect, dropout, weight_decay, ema;
     int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment, no_augment, warmup;
     int anomaly;
@@ -750,6 +751,9 @@ int main(int argc, char **argv) {
          "augmentation: mirror left-right half the time (default 1 for fashion, 0 for digits)",
          NULL, 0, 1},
         {"--save", EX_ARG_STRING, &o.save, "FILE", "save a checkpoint after training", NULL, 0, 0},
+        {"--export", EX_ARG_STRING, &o.export_onnx, "FILE",
+         "write the trained model as ONNX (images -> probabilities, logits; see docs/ONNX.md)",
+         NULL, 0, 0},
         {"--predict", EX_ARG_STRING, &o.predict, "FILE",
          "load a checkpoint and predict, without training", NULL, 0, 0},
         {"--index", EX_ARG_INT, &o.index, "I", "test image to predict (default 200)", NULL, 0,
@@ -840,6 +844,14 @@ int main(int argc, char **argv) {
             rc = ex_fail(PROG, m.g, "saving the checkpoint");
         else
             printf("saved checkpoint %s\n", o.save);
+    }
+    if (!rc && o.export_onnx) {
+        dg_node *outs[2] = {m.probs, m.logits};
+        if (dg_onnx_save(m.g, o.export_onnx, 1, &m.x, 2, outs, NULL) != DG_OK)
+            rc = ex_fail(PROG, m.g, "exporting the model as ONNX");
+        else
+            printf("exported ONNX model %s (input 'images', outputs 'probabilities', 'logits')\n",
+                   o.export_onnx);
     }
     if (!rc && o.expect >= 0 && acc < o.expect) {
         fprintf(stderr, PROG ": test accuracy %.4f is below --expect-accuracy %.4f\n", acc,

@@ -13,3 +13,9 @@ foreach(mode checker ort torch)
                    ${CMAKE_CURRENT_BINARY_DIR}/onnx_${mode})
   set_tests_properties(onnx_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
 endforeach()
+if(DG_BUILD_EXAMPLES) # examples/mnist --export
+  add_test(NAME onnx_example
+           COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/peers.sh example $<TARGET_FILE:onnx_peer>
+                   ${CMAKE_CURRENT_BINARY_DIR}/onnx_example $<TARGET_FILE:mnist>)
+  set_tests_properties(onnx_example PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()

@@ -2,6 +2,7 @@
 # The ONNX peer tests (CTest onnx_checker, onnx_ort, onnx_torch): dagrad's ONNX files read by
 # other programs, other programs' files read by dagrad.
 #   peers.sh checker|ort|torch ONNX_PEER WORK_DIR
+#   peers.sh example ONNX_PEER WORK_DIR MNIST_BINARY
 #   checker  the ONNX checker (python3-onnx, full_check) accepts every file dagrad exports:
 #            the course MLP and one model per op form
 #   ort      ONNX Runtime (npm onnxruntime-node) runs those files; its outputs match dagrad's
@@ -10,6 +11,8 @@
 #            PyTorch's outputs within 1e-5; dagrad trains each one more epoch, exports it
 #            again, and ONNX Runtime runs that file with dagrad's results (checked when it and
 #            the checker are available)
+#   example  examples/mnist --export writes a model that dagrad loads and runs (and the
+#            checker accepts, when present); needs the MNIST training files
 # Exit 77 (CTest: skipped) when the peer a mode needs is missing, saying which. Data: MNIST
 # from $DG_MNIST_DIR (synthetic digits without it). ONNX Runtime is looked for in
 # $DG_ORT_DIR/node_modules, then <repo>/data/onnxruntime/node_modules
@@ -123,8 +126,24 @@ torch)
     fi
     [ -z "$missing" ] || skip "PyTorch's models loaded, matched and trained; no $missing to read the retrained files"
     ;;
+example)
+    data=${DG_MNIST_DIR:-$root/data/mnist}
+    [ -f "$data/train-images-idx3-ubyte" ] || [ -f "$data/train-images-idx3-ubyte.gz" ] ||
+        skip "no MNIST training files (scripts/get_mnist.sh, or set DG_MNIST_DIR)"
+    "$4" --data "$data" --epochs 1 --no-augment --threads 1 --no-dot --out "$work" \
+        --export "$work/course.onnx" >"$work/example.log" 2>&1 || {
+        cat "$work/example.log"
+        die "examples/mnist --export"
+    }
+    grep "exported ONNX model" "$work/example.log" || die "no export message"
+    "$peer" run "$work/course.onnx" "$work/test_images.npy" "$work/course.dagrad" ||
+        die "dagrad could not load and run the example's model"
+    if py=$(find_python onnx); then
+        "$py" "$here/check_models.py" "$work/course.onnx" || die "the checker refused it"
+    fi
+    ;;
 *)
-    echo "usage: peers.sh checker|ort|torch ONNX_PEER WORK_DIR" >&2
+    echo "usage: peers.sh checker|ort|torch|example ONNX_PEER WORK_DIR [MNIST_BINARY]" >&2
     exit 2
     ;;
 esac
