@@ -572,11 +572,12 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
     dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
 
-    printf("training: %s lr %g%s, batch %d, %d epochs, %lld steps per epoch%s\n", o->optimizer,
-           (double)cfg.lr, cfg.schedule == DG_SCHED_COSINE ? " (cosine decay to 0)" : "", o->batch,
-           o->epochs, (long long)steps, o->no_shuffle ? "" : ", reshuffled each epoch");
-    if (o->warmup > 0 || o->weight_decay >= 0 || o->dropout > 0)
-        printf("          warm-up %d steps, weight decay %g, dropout %g\n", o->warmup,
+    printf("training: %s lr %g, batch %d, %d epoch%s x %lld steps%s\n", o->optimizer,
+           (double)cfg.lr, o->batch, o->epochs, o->epochs == 1 ? "" : "s", (long long)steps,
+           o->no_shuffle ? "" : ", reshuffled");
+    if (cfg.schedule == DG_SCHED_COSINE || o->warmup > 0 || o->weight_decay >= 0 || o->dropout > 0)
+        printf("          %swarm-up %d steps, weight decay %g, dropout %g\n",
+               cfg.schedule == DG_SCHED_COSINE ? "lr decays to 0 (cosine), " : "", o->warmup,
                (double)cfg.weight_decay, o->dropout);
     int aug = use_augmentation(o, tr);
     /* The last epochs on the images as they are let the net settle on undistorted digits. */
@@ -584,14 +585,14 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     if (clean > o->epochs) clean = o->epochs;
     if (aug) {
         printf("augmentation: on%s\n",
-               o->augment ? ""
-                          : " (default for a small training set; --no-augment for the plain "
-                            "course run)");
-        printf("  random shift <= %g px, rotation <= %g deg, scale 1 +- %g, shear <= %g, "
-               "elastic <= %g px%s;\n",
+               o->augment ? "" : " (the default for small sets; --no-augment: plain course run)");
+        printf("  random shift <= %g px, rotation <= %g deg, scale 1 +- %g, shear <= %g,\n"
+               "  elastic <= %g px%s;\n",
                o->aug.shift, o->aug.rotate, o->aug.scale, o->aug.shear, o->aug.elastic,
                o->aug.flip ? ", left-right flips" : "");
-        if (clean < o->epochs)
+        if (clean == 0)
+            printf("  every epoch distorted\n");
+        else if (clean < o->epochs)
             printf("  epochs 1-%d distorted, the last %d as they are\n", o->epochs - clean, clean);
         else
             printf("  but no epoch is distorted (--aug-clean %d)\n", clean);
@@ -603,9 +604,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     averager avg;
     if (averager_init(&avg, tm->g, decay) != 0) return EX_EXIT_FAIL;
     if (decay > 0)
-        printf("weight averaging: test results use an exponential moving average of the "
-               "weights (decay %g)\n",
-               decay);
+        printf("weight averaging: tests use a moving average of the weights (decay %g)\n", decay);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
     double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
     float *xb = malloc(sizeof(float) * (size_t)(B * px)), *yb = malloc(sizeof(float) * (size_t)B);
@@ -620,14 +619,15 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     for (int64_t i = 0; i < tr->count; i++) order[i] = i;
     ex_rng rng;
     ex_rng_seed(&rng, (uint64_t)o->seed);
-    int tty = ex_stdout_is_tty(), rc = 0;
-    double te_loss = 0, te_acc = 0;
+    int rc = 0;
+    double te_loss = 0, te_acc = 0, t_run = ex_now();
+    ex_progress bar;
+    ex_progress_begin(&bar, steps * B * o->epochs, ex_stdout_is_tty());
     for (int e = 1; e <= o->epochs && rc == 0; e++) {
         if (!o->no_shuffle) ex_shuffle(&rng, order, tr->count);
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
-        ex_progress bar;
-        ex_progress_start(&bar, label, steps * B, tty);
+        ex_progress_epoch(&bar, label, steps * B);
         double t0 = ex_now(), sum_loss = 0;
         int64_t correct = 0;
         for (int64_t s = 0; s < steps && rc == 0; s++) {
@@ -649,7 +649,8 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             if (avg.n) averager_update(&avg);
             const float *lg = dg_node_data(tm->logits);
             for (int64_t i = 0; i < B; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
-            ex_progress_update(&bar, (s + 1) * B, sum_loss / (double)(s + 1));
+            ex_progress_update(&bar, (s + 1) * B, sum_loss / (double)(s + 1),
+                               (double)correct / (double)((s + 1) * B));
         }
         ex_progress_finish(&bar);
         if (rc) break;
@@ -662,12 +663,15 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         h_tra[e - 1] = (double)correct / (double)(steps * B);
         h_tel[e - 1] = te_loss;
         h_tea[e - 1] = te_acc;
-        printf("epoch %2d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-               "(%.1f s, %.0f samples/s)\n",
-               e, o->epochs, h_trl[e - 1], h_tra[e - 1], te_loss, te_acc, secs,
-               (double)(steps * B) / secs);
+        /* under 80 columns up to 100 epochs; the speed is in the run's last line */
+        printf("epoch %2d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.1f s\n", e,
+               o->epochs, h_trl[e - 1], h_tra[e - 1], te_loss, te_acc, secs);
         fflush(stdout);
     }
+    t_run = ex_now() - t_run;
+    if (rc == 0)
+        printf("%d epochs in %.1f s with the evaluations: %.0f training images/s\n", o->epochs,
+               t_run, (double)(steps * B) * o->epochs / t_run);
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
     if (rc == 0 && avg.n) averager_store(&avg, tm->g);
     averager_free(&avg);
