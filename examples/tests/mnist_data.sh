@@ -1,0 +1,57 @@
+#!/bin/sh
+# examples/mnist says exactly what is wrong with its data, on tiny IDX files made here:
+#   - DG_MNIST_DIR naming a missing directory is an error, not a silent switch to data/mnist;
+#   - a t10k images file without its labels file is named as such (not "no t10k files"),
+#     and a split of the training images is held out instead;
+#   - a training images file without its labels file is named as such;
+#   - the tutorial's MNIST program (optional third argument), given training files without
+#     a test set, is skipped (77) saying it needs the t10k files and where they come from.
+# usage: mnist_data.sh MNIST_BINARY WORK_DIR [TUTORIAL_MNIST_BINARY]
+bin="$1" work="$2" tutorial="$3"
+rm -rf "$work" && mkdir -p "$work/half-test" "$work/half-train" || exit 1
+fail=0
+
+# idx_images FILE N / idx_labels FILE N: N blank 28x28 images, or labels 0, 1, ..., 9, 0, ...
+byte() { printf '%b' "\\0$(printf %o "$1")"; }
+be32() { byte $(($1 >> 24 & 255)); byte $(($1 >> 16 & 255)); byte $(($1 >> 8 & 255)); byte $(($1 & 255)); }
+idx_images() { { printf '\000\000\010\003'; be32 "$2"; be32 28; be32 28
+    head -c $(($2 * 784)) /dev/zero; } >"$1"; }
+idx_labels() { { printf '\000\000\010\001'; be32 "$2"; i=0
+    while [ "$i" -lt "$2" ]; do byte $((i % 10)); i=$((i + 1)); done; } >"$1"; }
+
+# check NAME STATUS REGEX -- COMMAND...: status and a matching output line
+check() {
+    name="$1" want="$2" re="$3"
+    shift 4
+    out=$("$@" 2>&1)
+    got=$?
+    printf '%s\n' "$out" | sed -n '1,6s/^/    /p'
+    if [ "$got" != "$want" ]; then
+        echo "mnist_data: $name: exit status $got, expected $want" >&2
+        fail=1
+    fi
+    if ! printf '%s\n' "$out" | grep -Eq -- "$re"; then
+        echo "mnist_data: $name: no output line matches '$re'" >&2
+        fail=1
+    fi
+}
+
+idx_images "$work/half-test/train-images-idx3-ubyte" 40
+idx_labels "$work/half-test/train-labels-idx1-ubyte" 40
+idx_images "$work/half-test/t10k-images-idx3-ubyte" 10
+idx_images "$work/half-train/train-images-idx3-ubyte" 40
+
+check "DG_MNIST_DIR missing" 1 "DG_MNIST_DIR is set to '$work/missing', which is not a directory" \
+    -- env DG_MNIST_DIR="$work/missing" "$bin" --epochs 1 --no-dot --out "$work/out"
+check "t10k labels missing" 0 "no t10k-labels-idx1-ubyte\[\.gz\] there \(only the t10k images\)" \
+    -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --index 0 --no-dot --out "$work/out"
+check "held out instead" 0 "the last 8 training images are held out as the test set" \
+    -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --index 0 --no-dot --out "$work/out"
+check "train labels missing" 1 "has train-images-idx3-ubyte\[\.gz\] but no train-labels" \
+    -- "$bin" --data "$work/half-train" --epochs 1 --no-dot --out "$work/out"
+if [ -n "$tutorial" ]; then
+    check "tutorial without t10k" 77 "needs the official t10k test files" \
+        -- "$tutorial" "$work/half-test" 40 1
+fi
+[ "$fail" -eq 0 ] && echo "mnist_data: ok"
+exit "$fail"
