@@ -56,6 +56,7 @@ static const char *FASHION_NAMES[CLASSES] = {"T-shirt/top", "Trouser",   "Pullov
 typedef struct split {
     const float *images, *labels;
     int64_t count, pixels;
+    const char *name; /* what it is, for the plot: "the 10000 t10k images" */
 } split;
 
 typedef struct model {
@@ -194,8 +195,10 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
             fprintf(stderr, PROG ": %s\n", dg_last_error());
             return EX_EXIT_FAIL;
         }
-        *tr = (split){train->images, train->labels, train->count, px};
-        *te = (split){test->images, test->labels, test->count, px};
+        static char name[64];
+        snprintf(name, sizeof name, "the %lld t10k test images", (long long)test->count);
+        *tr = (split){train->images, train->labels, train->count, px, "the training images"};
+        *te = (split){test->images, test->labels, test->count, px, name};
         printf("data: %lld training and %lld test (t10k) images from %s", (long long)train->count,
                (long long)test->count, dir);
         if (test_dir != dir) printf("\n      (the test images from %s)", test_dir);
@@ -208,8 +211,10 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
             return EX_EXIT_FAIL;
         }
         int64_t n = train->count - hold;
-        *tr = (split){train->images, train->labels, n, px};
-        *te = (split){train->images + n * px, train->labels + n, hold, px};
+        static char name[64];
+        snprintf(name, sizeof name, "the last %lld training images, held out", (long long)hold);
+        *tr = (split){train->images, train->labels, n, px, "the training images"};
+        *te = (split){train->images + n * px, train->labels + n, hold, px, name};
         /* Half a test set is as good as none, but say which half is missing. */
         int bits = idx_files(dir, "t10k");
         printf("data: %lld training images from %s\n", (long long)train->count, dir);
@@ -369,8 +374,11 @@ static int predict_one(model *m, const split *s, const options *o) {
     return 0;
 }
 
-static int write_plot(const options *o, int epochs, const double *ep, const double *tr_loss,
-                      const double *te_loss, const double *tr_acc, const double *te_acc) {
+/* The loss and accuracy curves, with the epochs trained on distorted images shaded, the
+ * test set named and the use of averaged weights said (legend and caption). */
+static int write_plot(const options *o, const split *te, int distorted, double ema,
+                      const double *ep, const double *tr_loss, const double *te_loss,
+                      const double *tr_acc, const double *te_acc) {
     static ex_panel panels[2];
     memset(panels, 0, sizeof panels);
     panels[0].title = "Loss per epoch";
@@ -380,18 +388,36 @@ static int write_plot(const options *o, int epochs, const double *ep, const doub
     panels[1].xlabel = "epoch";
     panels[1].ylabel = "accuracy";
     panels[1].legend = EX_LEGEND_BOTTOM_RIGHT; /* accuracy rises towards the top right */
-    ex_series *s;
-    s = ex_panel_add(&panels[0], "train (running mean)", ep, tr_loss, epochs);
-    s->markers = 1;
-    s = ex_panel_add(&panels[0], "test", ep, te_loss, epochs);
-    s->markers = 1;
-    s = ex_panel_add(&panels[1], "train (during epoch)", ep, tr_acc, epochs);
-    s->markers = 1;
-    s = ex_panel_add(&panels[1], "test", ep, te_acc, epochs);
-    s->markers = 1;
+    const char *test = ema > 0 ? "test (averaged weights)" : "test";
+    int epochs = o->epochs;
+    for (int k = 0; k < 2; k++) {
+        ex_series *s = ex_panel_add(&panels[k], k ? "train (during epoch)" : "train (running mean)",
+                                    ep, k ? tr_acc : tr_loss, epochs);
+        s->markers = 1;
+        s = ex_panel_add(&panels[k], test, ep, k ? te_acc : te_loss, epochs);
+        s->markers = 1;
+        /* each epoch's point sits at its end; its band spans the epoch before it */
+        if (distorted > 0)
+            ex_panel_band(&panels[k], 0, distorted + 0.5, "trained on distorted images");
+    }
+    char averaged[128] = "", epochs_text[32], shaded[192] = "", caption[512];
+    if (ema > 0)
+        snprintf(averaged, sizeof averaged,
+                 "; its curves use an exponential moving average of the weights (decay %g)", ema);
+    if (distorted == epochs)
+        snprintf(epochs_text, sizeof epochs_text, "every epoch");
+    else if (distorted > 1)
+        snprintf(epochs_text, sizeof epochs_text, "epochs 1-%d", distorted);
+    else
+        snprintf(epochs_text, sizeof epochs_text, "epoch 1");
+    if (distorted > 0)
+        snprintf(shaded, sizeof shaded,
+                 "\nShaded: %s, trained on randomly distorted images (augmentation)%s.",
+                 epochs_text, distorted < epochs ? "; the rest on the images as they are" : "");
+    snprintf(caption, sizeof caption, "Test set: %s%s.%s", te->name, averaged, shaded);
     char path[4096];
     ex_path(path, sizeof path, o->out, "mnist_training.svg");
-    if (ex_svg_write(path, panels, 2, 560, 400) != 0) return EX_EXIT_FAIL;
+    if (ex_svg_write_captioned(path, panels, 2, 560, 400, caption) != 0) return EX_EXIT_FAIL;
     printf("wrote %s\n", path);
     return 0;
 }
@@ -708,7 +734,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
     if (rc == 0 && avg.n) averager_store(&avg, tm->g);
     averager_free(&avg);
-    if (rc == 0) rc = write_plot(o, o->epochs, ep, h_trl, h_tel, h_tra, h_tea);
+    if (rc == 0) rc = write_plot(o, te, o->epochs - clean, decay, ep, h_trl, h_tel, h_tra, h_tea);
     if (rc == 0 && !o->no_dot) rc = write_dot(o, tm);
     *final_acc = te_acc;
     free(order), free(hist), free(xb), free(yb);

@@ -4,6 +4,8 @@
 #   - a t10k images file without its labels file is named as such (not "no t10k files"),
 #     and a split of the training images is held out instead;
 #   - a training images file without its labels file is named as such;
+#   - the training-curve SVG shades the epochs trained on distorted images, names the test
+#     set and says when the test curves use averaged weights, and says none of it otherwise;
 #   - the tutorial's MNIST program (optional third argument), given training files without
 #     a test set, is skipped (77) saying it needs the t10k files and where they come from.
 # usage: mnist_data.sh MNIST_BINARY WORK_DIR [TUTORIAL_MNIST_BINARY]
@@ -49,6 +51,28 @@ check "held out instead" 0 "the last 8 training images are held out as the test 
     -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --index 0 --no-dot --out "$work/out"
 check "train labels missing" 1 "has train-images-idx3-ubyte\[\.gz\] but no train-labels" \
     -- "$bin" --data "$work/half-train" --epochs 1 --no-dot --out "$work/out"
+# svg_has NAME FILE REGEX...: each REGEX (a leading ! means: none) against the SVG
+svg_has() {
+    name="$1" file="$2"
+    shift 2
+    for re in "$@"; do
+        case "$re" in
+        !*) ! grep -Eq -- "${re#!}" "$file" ;;
+        *) grep -Eq -- "$re" "$file" ;;
+        esac || { echo "mnist_data: $name: $file fails '$re'" >&2; fail=1; }
+    done
+}
+check "plot, augmented" 0 "epochs 1-2 distorted, the last 1 as they are" \
+    -- "$bin" --data "$work/half-test" --epochs 3 --aug-clean 1 --augment --ema 0.9 --batch 4 \
+    --index 0 --no-dot --out "$work/plot-aug"
+svg_has "plot, augmented" "$work/plot-aug/mnist_training.svg" ">test \(averaged weights\)<" \
+    ">trained on distorted images<" "Shaded: epochs 1-2, trained on randomly distorted images" \
+    "Test set: the last 8 training images, held out; its curves use an exponential moving average"
+check "plot, plain" 0 "augmentation: off" \
+    -- "$bin" --data "$work/half-test" --epochs 2 --no-augment --batch 4 --index 0 --no-dot \
+    --out "$work/plot"
+svg_has "plot, plain" "$work/plot/mnist_training.svg" ">test<" "Test set: the last 8 training images" \
+    "!distorted" "!averag"
 if [ -n "$tutorial" ]; then
     check "tutorial without t10k" 77 "needs the official t10k test files" \
         -- "$tutorial" "$work/half-test" 40 1
