@@ -741,6 +741,70 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     return rc;
 }
 
+/* ---- checkpoint metadata ---- */
+
+/* What a checkpoint cannot tell by itself: the data set it was trained on (a digit model
+ * loads fine under --dataset fashion and names garments) and the options that shape the
+ * evaluation graph. Kept in the sidecar "<checkpoint>.meta" (ex_meta_write). */
+enum { META_KEYS = 3 };
+static const char *const META_NAMES[META_KEYS] = {"dataset", "hidden", "normalize"};
+static const char *const META_OPTIONS[META_KEYS] = {"--dataset", "--hidden", "--normalize"};
+
+static void meta_values(const options *o, char values[META_KEYS][128]) {
+    snprintf(values[0], 128, "%s", o->dataset);
+    values[1][0] = '\0';
+    for (int i = 0; i < o->depth; i++) {
+        size_t n = strlen(values[1]);
+        snprintf(values[1] + n, 128 - n, "%s%d", i ? "," : "", o->widths[i]);
+    }
+    snprintf(values[2], 128, "%s", o->normalize ? "yes" : "no");
+}
+
+static int save_meta(const options *o) {
+    char values[META_KEYS][128];
+    meta_values(o, values);
+    const char *v[META_KEYS] = {values[0], values[1], values[2]};
+    return ex_meta_write(o->save, META_NAMES, v, META_KEYS);
+}
+
+/* Before --predict loads a checkpoint: it must exist, and its sidecar (when there is one)
+ * must agree with this run's options. Returns 0 or an exit code. */
+static int check_checkpoint(const options *o) {
+    if (!ex_file_exists(o->predict)) {
+        fprintf(stderr, PROG ": --predict: no checkpoint file '%s' (train one with --save %s)\n",
+                o->predict, o->predict);
+        return EX_EXIT_FAIL;
+    }
+    char want[META_KEYS][128], got[128];
+    meta_values(o, want);
+    int rc = 0;
+    for (int k = 0; k < META_KEYS; k++) {
+        int found = ex_meta_get(o->predict, META_NAMES[k], got, sizeof got);
+        if (found < 0) {
+            printf("note: no %s.meta beside the checkpoint, so its data set and layers are not "
+                   "checked\n",
+                   o->predict);
+            return 0;
+        }
+        if (found == 0 || strcmp(got, want[k]) == 0) continue;
+        if (k == 0)
+            fprintf(stderr,
+                    PROG ": %s was trained on --dataset %s, not %s: its predictions would name "
+                         "the wrong classes\n  (pass --dataset %s)\n",
+                    o->predict, got, want[k], got);
+        else if (k == 1)
+            fprintf(stderr,
+                    PROG ": %s was trained with --hidden %s, not %s\n  (pass --hidden %s)\n",
+                    o->predict, got, want[k], got);
+        else
+            fprintf(stderr, PROG ": %s was trained %s %s\n  (%s)\n", o->predict,
+                    strcmp(got, "yes") == 0 ? "with" : "without", META_OPTIONS[k],
+                    strcmp(got, "yes") == 0 ? "pass it here too" : "leave it out");
+        rc = EX_EXIT_FAIL;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     options o = {.dataset = "mnist",
                  .hidden = "50,20",
@@ -837,6 +901,11 @@ int main(int argc, char **argv) {
                 MAX_HIDDEN, o.hidden);
         return EX_EXIT_USAGE;
     }
+    if (o.predict && o.save) {
+        fprintf(stderr,
+                PROG ": --predict does not train, so --save would have nothing new to save\n");
+        return EX_EXIT_USAGE;
+    }
     if (o.augment && o.no_augment) {
         fprintf(stderr, PROG ": --augment and --no-augment contradict each other\n");
         return EX_EXIT_USAGE;
@@ -860,7 +929,15 @@ int main(int argc, char **argv) {
         dg_dataset_free(&test_set);
         return rc;
     }
-    if (ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
+    /* Unwritable outputs are found before training, not after it. */
+    if (ex_check_out_dir(PROG, o.out) != 0) rc = EX_EXIT_FAIL;
+    if (!rc && o.save) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o.save);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        if (ex_check_out_dir(PROG, slash ? (dir[0] ? dir : "/") : ".") != 0) rc = EX_EXIT_FAIL;
+    }
     if (!rc && o.normalize) {
         double sum = 0, sum2 = 0;
         int64_t n = tr.count * tr.pixels;
@@ -884,11 +961,14 @@ int main(int argc, char **argv) {
     }
     double acc = 0, loss = 0;
     if (!rc && o.predict) {
-        if (dg_checkpoint_load(em.g, o.predict, 0) != DG_OK) {
+        rc = check_checkpoint(&o);
+        dg_status st = rc ? DG_OK : dg_checkpoint_load(em.g, o.predict, 0);
+        if (st != DG_OK) {
             fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(em.g));
-            fprintf(stderr, "  (use the same --hidden and --dataset as when it was saved)\n");
+            if (st == DG_ERR_SHAPE) /* the layers differ, not the file */
+                fprintf(stderr, "  (use the same --hidden and --dataset as when it was saved)\n");
             rc = EX_EXIT_FAIL;
-        } else {
+        } else if (!rc) {
             printf("loaded checkpoint %s\n", o.predict);
         }
     } else if (!rc) {
@@ -902,8 +982,10 @@ int main(int argc, char **argv) {
     if (!rc && o.save) {
         if (dg_checkpoint_save(tm.g, o.save, 1) != DG_OK)
             rc = ex_fail(PROG, tm.g, "saving the checkpoint");
+        else if (save_meta(&o) != 0)
+            rc = EX_EXIT_FAIL;
         else
-            printf("saved checkpoint %s\n", o.save);
+            printf("saved checkpoint %s (and %s.meta)\n", o.save, o.save);
     }
     if (!rc && o.expect >= 0 && acc < o.expect) {
         fprintf(stderr, PROG ": test accuracy %.4f is below --expect-accuracy %.4f\n", acc,

@@ -6,6 +6,9 @@
 #   - a training images file without its labels file is named as such;
 #   - the training-curve SVG shades the epochs trained on distorted images, names the test
 #     set and says when the test curves use averaged weights, and says none of it otherwise;
+#   - checkpoints remember their data set and layers (a sidecar), --predict refuses a
+#     mismatch and calls a missing file missing; unwritable outputs stop a run before it
+#     trains;
 #   - the tutorial's MNIST program (optional third argument), given training files without
 #     a test set, is skipped (77) saying it needs the t10k files and where they come from.
 # usage: mnist_data.sh MNIST_BINARY WORK_DIR [TUTORIAL_MNIST_BINARY]
@@ -21,10 +24,18 @@ idx_images() { { printf '\000\000\010\003'; be32 "$2"; be32 28; be32 28
 idx_labels() { { printf '\000\000\010\001'; be32 "$2"; i=0
     while [ "$i" -lt "$2" ]; do byte $((i % 10)); i=$((i + 1)); done; } >"$1"; }
 
-# check NAME STATUS REGEX -- COMMAND...: status and a matching output line
+# check NAME STATUS REGEX... -- COMMAND...: the status, and for each REGEX a matching
+# output line (a leading ! means: no line may match)
 check() {
-    name="$1" want="$2" re="$3"
-    shift 4
+    name="$1" want="$2"
+    shift 2
+    res=""
+    while [ "$1" != "--" ]; do
+        res="$res$1
+"
+        shift
+    done
+    shift
     out=$("$@" 2>&1)
     got=$?
     printf '%s\n' "$out" | sed -n '1,6s/^/    /p'
@@ -32,10 +43,13 @@ check() {
         echo "mnist_data: $name: exit status $got, expected $want" >&2
         fail=1
     fi
-    if ! printf '%s\n' "$out" | grep -Eq -- "$re"; then
-        echo "mnist_data: $name: no output line matches '$re'" >&2
-        fail=1
-    fi
+    printf '%s' "$res" >"$work/regexes"
+    while IFS= read -r re; do
+        case "$re" in
+        !*) ! printf '%s\n' "$out" | grep -Eq -- "${re#!}" ;;
+        *) printf '%s\n' "$out" | grep -Eq -- "$re" ;;
+        esac || { echo "mnist_data: $name: output fails '$re'" >&2; fail=1; }
+    done <"$work/regexes"
 }
 
 idx_images "$work/half-test/train-images-idx3-ubyte" 40
@@ -51,6 +65,29 @@ check "held out instead" 0 "the last 8 training images are held out as the test 
     -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --index 0 --no-dot --out "$work/out"
 check "train labels missing" 1 "has train-images-idx3-ubyte\[\.gz\] but no train-labels" \
     -- "$bin" --data "$work/half-train" --epochs 1 --no-dot --out "$work/out"
+# Checkpoints: the sidecar records the data set and layers; --predict refuses a mismatch
+# with a message naming it, and a missing file is called missing, not a layer mismatch.
+ck="$work/ckpt/m.ckpt"
+check "save" 0 "saved checkpoint .*m\.ckpt \(and .*m\.ckpt\.meta\)" \
+    -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --index 0 --no-dot --out "$work/ckpt" \
+    --save "$ck"
+check "predict, other data set" 1 "m\.ckpt was trained on --dataset mnist, not fashion" \
+    "!^argmax" -- "$bin" --data "$work/half-test" --dataset fashion --index 0 --out "$work/ckpt" \
+    --predict "$ck"
+check "predict, other layers" 1 "m\.ckpt was trained with --hidden 50,20, not 30" \
+    -- "$bin" --data "$work/half-test" --hidden 30 --index 0 --out "$work/ckpt" --predict "$ck"
+check "predict, no file" 1 "--predict: no checkpoint file '$work/ckpt/none\.ckpt'" \
+    "!use the same --hidden" \
+    -- "$bin" --data "$work/half-test" --index 0 --out "$work/ckpt" --predict "$work/ckpt/none.ckpt"
+check "predict, same options" 0 "^loaded checkpoint" "argmax" \
+    -- "$bin" --data "$work/half-test" --index 0 --out "$work/ckpt" --predict "$ck"
+# Outputs that cannot be written are found before training starts.
+check "unwritable --out" 1 "cannot write in '/proc/nope'" "!^epoch" \
+    -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --no-dot --out /proc/nope
+check "unwritable --save" 1 "cannot write in '/proc/nope'" "!^epoch" \
+    -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --no-dot --out "$work/ckpt" \
+    --save /proc/nope/m.ckpt
+
 # svg_has NAME FILE REGEX...: each REGEX (a leading ! means: none) against the SVG
 svg_has() {
     name="$1" file="$2"
