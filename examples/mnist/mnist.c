@@ -199,10 +199,9 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
         snprintf(name, sizeof name, "the %lld t10k test images", (long long)test->count);
         *tr = (split){train->images, train->labels, train->count, px, "the training images"};
         *te = (split){test->images, test->labels, test->count, px, name};
-        printf("data: %lld training and %lld test (t10k) images from %s", (long long)train->count,
-               (long long)test->count, dir);
-        if (test_dir != dir) printf("\n      (the test images from %s)", test_dir);
-        printf("\n");
+        printf("data: %lld training and %lld test (t10k) images\n      from %s\n",
+               (long long)train->count, (long long)test->count, dir);
+        if (test_dir != dir) printf("      (the test images from %s)\n", test_dir);
     } else {
         int64_t hold = train->count > 2 * HOLDOUT ? HOLDOUT : train->count / 5;
         if (hold < 1 || train->count - hold < 1) {
