@@ -91,6 +91,7 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
         yhi += pad;
     }
     double xs = nice_step(xhi - xlo, 6), ys = nice_step(yhi - ylo, 5);
+    if (p->x_integer && xs < 1) xs = 1; /* no "epoch 1.5" */
     if (!p->fixed_y) { /* extend to whole ticks so the frame ends on a labelled line */
         ylo = floor(ylo / ys + 1e-9) * ys;
         yhi = ceil(yhi / ys - 1e-9) * ys;

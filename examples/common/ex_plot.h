@@ -34,7 +34,8 @@ typedef struct ex_panel {
     int nseries;
     ex_band bands[EX_PLOT_MAX_BANDS];
     int nbands;
-    int fixed_y; /**< 1: use [ymin, ymax] instead of the data's range */
+    int fixed_y;   /**< 1: use [ymin, ymax] instead of the data's range */
+    int x_integer; /**< 1: x ticks at whole numbers only (epochs) */
     double ymin, ymax;
     int legend; /**< where the legend goes: EX_LEGEND_TOP_RIGHT (0), ..._TOP_LEFT, ..._BOTTOM_RIGHT
                  */

@@ -387,6 +387,7 @@ static int write_plot(const options *o, const split *te, int distorted, double e
     panels[1].xlabel = "epoch";
     panels[1].ylabel = "accuracy";
     panels[1].legend = EX_LEGEND_BOTTOM_RIGHT; /* accuracy rises towards the top right */
+    panels[0].x_integer = panels[1].x_integer = 1;
     const char *test = ema > 0 ? "test (averaged weights)" : "test";
     int epochs = o->epochs;
     for (int k = 0; k < 2; k++) {
