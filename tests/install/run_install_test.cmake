@@ -70,12 +70,13 @@ unset(ENV{LD_LIBRARY_PATH})
 run_step("run consumer_pc_shared without LD_LIBRARY_PATH" ${WORK_DIR}/consumer_pc_shared)
 message(STATUS "  ${STEP_OUTPUT}")
 
-# Static: the same flags with --static, linking the archive itself rather than the .so, so
-# Libs.private / Requires.private must name everything libdagrad.a needs (OpenMP, zlib, m).
+# Static, as the README says: the same flags with --static and -ldagrad replaced by
+# -l:libdagrad.a, linking the archive itself rather than the .so, so Libs.private must name
+# everything libdagrad.a needs (OpenMP, zlib, Graphviz, m).
 run_step("pkg-config --static --cflags --libs dagrad" ${PKG_CONFIG} --static --cflags --libs
   dagrad)
 separate_arguments(pc_static UNIX_COMMAND "${STEP_OUTPUT}")
-list(TRANSFORM pc_static REPLACE "^-ldagrad$" "${libdir}/libdagrad.a")
+list(TRANSFORM pc_static REPLACE "^-ldagrad$" "-l:libdagrad.a")
 run_step("cc consumer.c $(pkg-config --static ...)" ${C_COMPILER} -std=c11 -Wall -Wextra
   -pedantic -Werror ${extra} ${SOURCE_DIR}/tests/install/consumer.c ${pc_static}
   -o ${WORK_DIR}/consumer_pc_static)
