@@ -790,8 +790,8 @@ static int check_checkpoint(const options *o) {
         if (found == 0 || strcmp(got, want[k]) == 0) continue;
         if (k == 0)
             fprintf(stderr,
-                    PROG ": %s was trained on --dataset %s, not %s: its predictions would name "
-                         "the wrong classes\n  (pass --dataset %s)\n",
+                    PROG ": %s was trained on --dataset %s, not %s:\n"
+                         "  its predictions would name the wrong classes (pass --dataset %s)\n",
                     o->predict, got, want[k], got);
         else if (k == 1)
             fprintf(stderr,

@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
     dg_read(W, w, FEATURES);
     dg_read(B, &b, 1);
     dg_read(out, o, ROWS);
-    printf("\nlearned W = [%.6f, %.6f, %.6f]^T   B = %.6f   final loss %.6f\n", w[0], w[1], w[2], b,
+    printf("\nlearned W = [%.6f, %.6f, %.6f]^T   B = %.6f\nfinal loss %.6f\n", w[0], w[1], w[2], b,
            dg_value(loss));
     if (w[0] == 0 && w[1] == 0 && w[2] == 0 && b == 0) {
         /* Nothing moved: every gradient was exactly zero from the first step on. */
@@ -163,7 +163,7 @@ int main(int argc, char **argv) {
     dot.title = "perceptron: forward pass, backward pass and SGD update";
     if (dg_dot_write(g, ex_path(path, sizeof path, out_dir, "perceptron.dot"), &dot) != DG_OK)
         return ex_fail("perceptron", g, "writing the DOT graph");
-    printf("wrote %s (render: dot -Tsvg %s -o perceptron.svg)\n", path, path);
+    printf("wrote %s\n  (render it with: dot -Tsvg %s -o perceptron.svg)\n", path, path);
 
     dg_graph_free(g);
     return EX_EXIT_OK;

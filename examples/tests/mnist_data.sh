@@ -74,7 +74,7 @@ ck="$work/ckpt/m.ckpt"
 check "save" 0 "saved checkpoint .*m\.ckpt \(and .*m\.ckpt\.meta\)" \
     -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --index 0 --no-dot --out "$work/ckpt" \
     --save "$ck"
-check "predict, other data set" 1 "m\.ckpt was trained on --dataset mnist, not fashion" \
+check "predict, other data set" 1 "m\.ckpt was trained on --dataset mnist, not fashion:" \
     "!^argmax" -- "$bin" --data "$work/half-test" --dataset fashion --index 0 --out "$work/ckpt" \
     --predict "$ck"
 check "predict, other layers" 1 "m\.ckpt was trained with --hidden 50,20, not 30" \
