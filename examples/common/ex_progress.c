@@ -137,11 +137,12 @@ void ex_progress_update(ex_progress *p, int64_t done, double loss, double acc) {
     double elapsed = now - p->t_start, run_elapsed = now - p->t_run_start;
     f.rate = elapsed > 0 ? (double)done / elapsed : 0;
     f.eta = f.rate > 0 ? (double)(p->total - done) / f.rate : -1;
-    /* The run's rate includes whatever happens between epochs (evaluation), which the
-     * remaining epochs will spend too. */
-    int64_t run_done = p->run_done + done;
+    /* The rest of this epoch, then the epochs after it at the run's rate so far, which
+     * includes whatever happens between epochs (evaluation): never less than f.eta. */
+    int64_t run_done = p->run_done + done, later = p->run_total - p->run_done - p->total;
     double run_rate = run_elapsed > 0 ? (double)run_done / run_elapsed : 0;
-    f.eta_run = run_rate > 0 ? (double)(p->run_total - run_done) / run_rate : -1;
+    f.eta_run =
+        run_rate > 0 && f.eta >= 0 ? f.eta + (double)(later > 0 ? later : 0) / run_rate : -1;
     if (p->run_total <= p->total) f.eta_run = -1; /* a single epoch: the same as f.eta */
     char line[512];
     int cols = ex_terminal_columns();
