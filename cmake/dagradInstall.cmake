@@ -24,14 +24,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/dagrad DESTINATION ${CMAKE_INSTA
 set(DG_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/dagrad)
 install(EXPORT dagradTargets NAMESPACE dagrad:: FILE dagradTargets.cmake
   DESTINATION ${DG_CMAKE_DIR})
-set(DG_PC_REQUIRES_PRIVATE "")
 set(DG_NEEDS_ZLIB OFF)
 if(TARGET ZLIB::ZLIB)
-  set(DG_PC_REQUIRES_PRIVATE "zlib")
   set(DG_NEEDS_ZLIB ON)
-endif()
-if(DG_HAVE_GRAPHVIZ)
-  string(APPEND DG_PC_REQUIRES_PRIVATE " libgvc") # static users link Graphviz too
 endif()
 # The libraries link OpenMP::OpenMP_C and ZLIB::ZLIB publicly, so the package config must
 # find them again (find_dependency) before loading the exported targets.
@@ -43,8 +38,31 @@ install(FILES ${PROJECT_BINARY_DIR}/dagradConfig.cmake
   ${PROJECT_BINARY_DIR}/dagradConfigVersion.cmake DESTINATION ${DG_CMAKE_DIR})
 
 # pkg-config: the prefix is ${pcfiledir} followed by as many ".." as <libdir>/pkgconfig
-# has components. Static users need the private flags (pkg-config --static).
+# has components. Static users need the private flags (pkg-config --static): OpenMP, zlib,
+# Graphviz and libm as plain linker flags. Requires.private would make every pkg-config
+# call fail where zlib.pc or libgvc.pc is missing, and would add Graphviz's include
+# directory to every user's Cflags.
 file(RELATIVE_PATH DG_PC_TO_PREFIX /root/${CMAKE_INSTALL_LIBDIR}/pkgconfig /root)
-set(DG_PC_OPENMP_FLAGS "${OpenMP_C_FLAGS}")
+option(DG_PC_RPATH "dagrad.pc: link programs with an rpath to the installed library" ON)
+set(DG_PC_RPATH_FLAG "")
+if(DG_PC_RPATH)
+  set(DG_PC_RPATH_FLAG " -Wl,-rpath,\${libdir}")
+endif()
+set(DG_PC_LIBS_PRIVATE "${OpenMP_C_FLAGS}")
+if(DG_NEEDS_ZLIB)
+  string(APPEND DG_PC_LIBS_PRIVATE " -lz")
+endif()
+if(DG_HAVE_GRAPHVIZ)
+  foreach(dir ${DG_GVC_LIBRARY_DIRS})
+    if(NOT dir IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
+      string(APPEND DG_PC_LIBS_PRIVATE " -L${dir}")
+    endif()
+  endforeach()
+  foreach(lib ${DG_GVC_LIBRARIES}) # gvc, cgraph, cdt
+    string(APPEND DG_PC_LIBS_PRIVATE " -l${lib}")
+  endforeach()
+endif()
+string(APPEND DG_PC_LIBS_PRIVATE " -lm")
+string(STRIP "${DG_PC_LIBS_PRIVATE}" DG_PC_LIBS_PRIVATE)
 configure_file(${PROJECT_SOURCE_DIR}/dagrad.pc.in ${PROJECT_BINARY_DIR}/dagrad.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/dagrad.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

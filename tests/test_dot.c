@@ -659,6 +659,77 @@ static void test_docs_examples(void) {
     dg_graph_free(g);
 }
 
+/* Issue 17's pictures: an optimizer's nodes in their own "update" cluster, its state
+ * collapsed into the updates unless asked for, nodes never run say "not computed", nodes
+ * whose memory the plan reused say "not kept", batch dimensions read N, the legend is one
+ * row. */
+static void test_update_cluster_and_values(void) {
+    mlp m = build_mlp();
+    dg_node *probs = dg_softmax(m.g, m.loss ? dg_node_input(m.loss, 0) : NULL);
+    dg_optim_config c = dg_optim_defaults(DG_ADAM);
+    dg_optimizer *opt = dg_optimizer_new(m.g, m.loss, &c);
+    CHECK(opt && probs);
+    if (!opt || !probs) {
+        dg_graph_free(m.g);
+        return;
+    }
+    CHECK_OK(dg_optimizer_step(opt));
+    dg_dot_options o = dg_dot_defaults();
+    o.loss = m.loss;
+    o.annotate_values = 1;
+    char path[1100];
+    path_for(path, sizeof path, "update_cluster.dot");
+    CHECK_OK(dg_dot_write(m.g, path, &o));
+    if (have_dot) CHECK(graphviz_parses(path));
+    char *text = dg_dot_string(m.g, &o);
+    CHECK(text != NULL);
+    if (text) {
+        const char *upd = strstr(text, "subgraph cluster_update");
+        CHECK(upd != NULL);
+        /* every update op is inside that cluster, and names what it writes */
+        char buf[2048];
+        int updates = 0;
+        for (int i = 0; i < dg_graph_node_count(m.g); i++) {
+            dg_node *x = dg_graph_node(m.g, i);
+            if (strncmp(dg_node_op_name(x), "update_", 7) != 0) continue;
+            updates++;
+            const char *line = node_line(text, x, buf, sizeof buf);
+            CHECK(upd && strstr(upd, line) != NULL && line[0]);
+            CHECK_MSG(strstr(line, "+ 2 state tensors") != NULL, "%s", line);
+        }
+        CHECK(updates == 4);
+        CHECK(strstr(text, "cylinder") == NULL || strstr(text, "cylinder") < upd);
+        /* the softmax was never run; the matmul's memory was reused */
+        CHECK_MSG(strstr(node_line(text, probs, buf, sizeof buf), "not computed") != NULL, "%s",
+                  buf);
+        dg_node *mm = dg_node_input(dg_node_input(dg_node_input(m.loss, 0), 0), 0);
+        CHECK_MSG(strstr(node_line(text, mm, buf, sizeof buf), "not kept") != NULL, "%s", buf);
+        CHECK(strstr(text, "{ rank=same; legend_0;") != NULL);
+        free(text);
+    }
+    /* expanded: the moments are drawn as state */
+    o.show_optimizer_state = 1;
+    text = dg_dot_string(m.g, &o);
+    int cylinders = 0;
+    for (const char *p = text; p && (p = strstr(p, "shape=cylinder")); p++) cylinders++;
+    CHECK_MSG(cylinders == 2 * 4 + 2 + 1, "%d state nodes drawn", cylinders);
+    free(text);
+    dg_graph_free(m.g);
+    /* a batch input's leading dimension reads N */
+    dg_graph *g = dg_graph_new(1);
+    dg_node *x = dg_input(g, "x", dg_shape2(DG_BATCH, 3));
+    dg_node *r = dg_relu(g, x);
+    float v[6] = {0};
+    dg_feed(x, v, 6);
+    CHECK_OK(dg_run(g, r));
+    o = dg_dot_defaults();
+    text = dg_dot_string(g, &o);
+    char buf[2048];
+    CHECK_MSG(text && strstr(node_line(text, r, buf, sizeof buf), "[N,3]") != NULL, "%s", buf);
+    free(text);
+    dg_graph_free(g);
+}
+
 int main(void) {
     const char *bin = getenv("DG_BINARY_DIR");
     snprintf(out_dir, sizeof out_dir, "%s/tests/dot_out", bin ? bin : ".");
@@ -676,5 +747,6 @@ int main(void) {
     test_hostile_names();
     test_errors_and_render();
     test_docs_examples();
+    test_update_cluster_and_values();
     return test_summary("test_dot");
 }

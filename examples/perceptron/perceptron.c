@@ -67,6 +67,8 @@ int main(int argc, char **argv) {
         return EX_EXIT_USAGE;
     }
     if (proper && !lr_given) lr = 1.0;
+    /* The DOT graph is written after training; find out now if it cannot be. */
+    if (ex_check_out_dir("perceptron", out_dir) != 0) return EX_EXIT_FAIL;
 
     float y_data[ROWS];
     for (int i = 0; i < ROWS; i++) y_data[i] = (float)(labels[i] - '0');
@@ -98,7 +100,7 @@ int main(int argc, char **argv) {
     dg_optimizer *opt = dg_optimizer_new(g, loss, &cfg);
     if (!opt) return ex_fail("perceptron", g, "building the optimizer");
 
-    printf("perceptron: %s, %s, SGD lr %g, %d full-batch epochs, labels %s\n",
+    printf("perceptron: %s, %s,\n            SGD lr %g, %d full-batch epochs, labels %s\n",
            proper ? "proper: out = sigmoid(XW+B)" : "course: out = act(XW+B)",
            proper ? "BCE" : "BCE with out as the logit", lr, epochs, labels);
     if (!proper) printf("activation: %s\n", act);
@@ -116,8 +118,19 @@ int main(int argc, char **argv) {
     dg_read(W, w, FEATURES);
     dg_read(B, &b, 1);
     dg_read(out, o, ROWS);
-    printf("\nlearned W = [%.6f, %.6f, %.6f]^T   B = %.6f   final loss %.6f\n", w[0], w[1], w[2], b,
+    printf("\nlearned W = [%.6f, %.6f, %.6f]^T   B = %.6f\nfinal loss %.6f\n", w[0], w[1], w[2], b,
            dg_value(loss));
+    if (w[0] == 0 && w[1] == 0 && w[2] == 0 && b == 0) {
+        /* Nothing moved: every gradient was exactly zero from the first step on. */
+        if (!proper && strcmp(act, "relu") == 0)
+            printf("note: W and B never moved from zero. With them at zero every row has\n"
+                   "      z = XW + B = 0, and relu has slope 0 there (relu'(0) = 0 here, as in\n"
+                   "      most libraries), so no gradient reaches W or B: the unit is dead from\n"
+                   "      the start and the loss stays at ln 2 = 0.693. Start from non-zero\n"
+                   "      weights, or use --activation tanh, sigmoid or none.\n");
+        else
+            printf("note: W and B never moved from zero: every gradient was zero.\n");
+    }
 
     /* Prediction, as in the course: the neuron's output read as a yes-probability and
      * rounded (out > 0.5). The course's loss, though, reads sigmoid(out) as P(yes); tanh
@@ -148,10 +161,9 @@ int main(int argc, char **argv) {
     dot.grad_norms = 1;
     dot.annotate_values = 1;
     dot.title = "perceptron: forward pass, backward pass and SGD update";
-    if (ex_mkdir_p(out_dir) != 0) return EX_EXIT_FAIL;
     if (dg_dot_write(g, ex_path(path, sizeof path, out_dir, "perceptron.dot"), &dot) != DG_OK)
         return ex_fail("perceptron", g, "writing the DOT graph");
-    printf("wrote %s (render: dot -Tsvg %s -o perceptron.svg)\n", path, path);
+    printf("wrote %s\n  (render it with: dot -Tsvg %s -o perceptron.svg)\n", path, path);
 
     dg_graph_free(g);
     return EX_EXIT_OK;

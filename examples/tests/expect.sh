@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs an example and checks how it ended: exact exit status and, for each REGEX given,
-# a line of its output (stdout and stderr together) matching it (grep -E).
+# a line of its output (stdout and stderr together) matching it (grep -E); a REGEX that
+# starts with ! must match no line.
 # usage: expect.sh STATUS [REGEX ...] -- COMMAND [ARGS ...]
 want="$1"
 shift
@@ -23,10 +24,18 @@ fi
 i=1
 while [ "$i" -le "$n" ]; do
     eval "re=\$re_$i"
-    if ! printf '%s\n' "$out" | grep -Eq -- "$re"; then
-        echo "expect.sh: no output line matches '$re'" >&2
-        fail=1
-    fi
+    case "$re" in
+    !*)
+        if printf '%s\n' "$out" | grep -Eq -- "${re#!}"; then
+            echo "expect.sh: an output line matches '${re#!}', which none should" >&2
+            fail=1
+        fi ;;
+    *)
+        if ! printf '%s\n' "$out" | grep -Eq -- "$re"; then
+            echo "expect.sh: no output line matches '$re'" >&2
+            fail=1
+        fi ;;
+    esac
     i=$((i + 1))
 done
 exit "$fail"

@@ -231,7 +231,7 @@ int main(int argc, char **argv) {
                            "and sin(x) on [-3, 3].",
                            args, (int)(sizeof args / sizeof args[0]));
     if (pr != 0) return pr > 0 ? EX_EXIT_OK : EX_EXIT_USAGE;
-    if (ex_mkdir_p(out) != 0) return EX_EXIT_FAIL;
+    if (ex_check_out_dir("universal_approximation", out) != 0) return EX_EXIT_FAIL;
 
     grid gr = {points, -3.0, 3.0, NULL, NULL};
     gr.x = malloc(sizeof(double) * (size_t)points);

@@ -99,8 +99,9 @@ int main(int argc, char **argv) {
                    attempt == 1 ? "" : "s");
             return EX_EXIT_OK;
         }
-        printf("  %d/4 correct: stuck in a local minimum; re-initialising\n\n", correct);
+        printf("  %d/4 correct: stuck in a local minimum%s\n", correct,
+               attempt < restarts ? "; re-initialising\n" : "");
     }
-    printf("\nno start out of %d reached 4/4\n", restarts + 1);
+    printf("\nno start out of %d reached 4/4 (--restarts %d)\n", restarts + 1, restarts);
     return EX_EXIT_FAIL;
 }

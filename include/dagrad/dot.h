@@ -52,6 +52,11 @@ typedef struct dg_dot_options {
     int legend;
     /** 1: draw constants (such as the seed "ones" of a backward) small. Default 1. */
     int small_consts;
+    /** An optimizer's nodes (its updates, the step, the learning-rate state) are drawn in
+     *  their own "update" cluster. 0: the state tensors its updates write (Adam's moments,
+     *  the step count) are not drawn, each update's label counts them instead; 1: draw them
+     *  as state cylinders too. Default 0. */
+    int show_optimizer_state;
     /** Graphviz rankdir: "TB" (default), "LR", "BT" or "RL". NULL means "TB". */
     const char *rankdir;
     /** Title drawn above the graph, or NULL. Any text is escaped. Default NULL. */

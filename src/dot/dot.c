@@ -10,6 +10,7 @@
  * labels through html_text(), which escapes markup characters, turns newlines into <BR/>,
  * drops control characters and replaces invalid UTF-8, so any name gives valid DOT. */
 #include "dagrad/dot.h"
+#include "dagrad/opkit.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -154,6 +155,7 @@ dg_dot_options dg_dot_defaults(void) {
     o.cluster_scopes = 1;
     o.legend = 1;
     o.small_consts = 1;
+    o.show_optimizer_state = 0;
     return o;
 }
 
@@ -170,6 +172,8 @@ typedef struct ninfo {
     int64_t nan, inf; /* non-finite values held */
     int has_stats;    /* min/mean/max over the finite values */
     int no_value;     /* 1: never computed; 2: computed, but its memory was reused */
+    int update;       /* part of an optimizer's update (drawn in the "update" cluster) */
+    int hidden_state; /* written state collapsed into the update that writes it */
     double min, mean, max;
     int has_gnorm; /* forward node with a gradient node */
     double gnorm;  /* L2 norm of the gradient's values (NaN if they hold NaN/Inf) */
@@ -192,7 +196,8 @@ typedef struct dot_ctx {
     box *boxes;
     int n_boxes;
     int cluster_id;
-    int max_pass; /* highest pass among shown nodes */
+    int max_pass;   /* highest pass among shown nodes */
+    int any_update; /* an optimizer's update is drawn */
 } dot_ctx;
 
 static void node_stats(const dg_node *n, ninfo *in) {
@@ -258,12 +263,22 @@ static double heat_t(const dg_dot_options *o, double norm) {
 
 /* ---- labels ---- */
 
-static void shape_text(sbuf *b, dg_shape s) {
+/* "[N,784]": a leading dimension that follows the batch reads N (the shapes of the
+ * latest run would otherwise mix the batch sizes of training and evaluation). */
+static void shape_text(sbuf *b, const dg_node *n) {
     char buf[96];
-    if (s.ndim == 0)
+    dg_shape s = dg_node_shape(n);
+    if (s.ndim == 0) {
         sb_puts(b, "scalar");
-    else
-        sb_puts(b, dg_shape_str(s, buf, sizeof buf));
+        return;
+    }
+    dg_shape_str(s, buf, sizeof buf);
+    if (dg_node_batch_leading(n)) {
+        const char *comma = strchr(buf, ',');
+        sb_printf(b, "[N%s", comma ? comma : "]");
+    } else {
+        sb_puts(b, buf);
+    }
 }
 
 /* How a gradient node names what it is the gradient of: the target's name, "∇(…)" for a
@@ -335,6 +350,31 @@ static int all_equal(const dg_node *n) {
     return 1;
 }
 
+/* For an op that writes leaves in place: "writes fc1/W, and 2 state tensors (m, v)" when
+ * the state it writes is collapsed into it. */
+static void writes_text(const dot_ctx *c, const dg_node *n, int white) {
+    const dg_op_def *op = dg_node_op(n);
+    if (!op || !op->writes) return;
+    int hidden = 0;
+    sbuf *b = c->b;
+    sb_printf(b, "<BR/>%swrites ", SMALL_ON(white));
+    for (int k = 0, shown = 0; k < dg_node_input_count(n) && k < 64; k++) {
+        const dg_node *leaf = dg_node_input(n, k);
+        if (!(op->writes >> k & 1)) continue;
+        if (c->info[dg_node_id(leaf)].hidden_state) {
+            hidden++;
+            continue;
+        }
+        if (shown++) sb_puts(b, ", ");
+        if (dg_node_name(leaf))
+            html_text(b, dg_node_name(leaf), 40);
+        else
+            sb_printf(b, "#%d", dg_node_id(leaf));
+    }
+    if (hidden) sb_printf(b, " + %d state tensor%s", hidden, hidden == 1 ? "" : "s");
+    sb_puts(b, "</FONT>");
+}
+
 /* One node statement: shape and colours say what the node is, the label what it holds. */
 static void emit_node(dot_ctx *c, const dg_node *n) {
     sbuf *b = c->b;
@@ -365,6 +405,7 @@ static void emit_node(dot_ctx *c, const dg_node *n) {
         if (is_grad) pen = 2;
         if (kind == DG_CONST) fill = "#FFF4E6", line = "#F08C00";
     }
+    if (in->update && kind == DG_OP_NODE) fill = "#EBFBEE", line = "#2F9E44";
     if (is_loss)
         shape = "doubleoctagon", style = "filled", fill = "#FFE066", line = "#E67700", pen = 2;
     if (o->grad_heat && pass == 0 && !is_loss) {
@@ -394,7 +435,7 @@ static void emit_node(dot_ctx *c, const dg_node *n) {
         else
             sb_puts(b, "const");
         sb_puts(b, " ");
-        shape_text(b, dg_node_shape(n));
+        shape_text(b, n);
     } else {
         if (is_grad) {
             sb_puts(b, "<B>&#8711; ");
@@ -411,8 +452,9 @@ static void emit_node(dot_ctx *c, const dg_node *n) {
             }
             sb_printf(b, "<BR/>%s", SMALL_ON(white));
         }
-        shape_text(b, dg_node_shape(n));
+        shape_text(b, n);
         sb_printf(b, " &#183; #%d</FONT>", dg_node_id(n));
+        writes_text(c, n, white);
     }
     annotations(c, in, white);
     sb_puts(b, ">];\n");
@@ -437,7 +479,7 @@ static void emit_scope(dot_ctx *c, int pass, const char *path, int depth) {
     int last = depth >= MAX_CLUSTER_DEPTH;
     for (int i = 0; i < n; i++) {
         const dg_node *x = dg_graph_node(g, i);
-        if (!c->info[i].shown || dg_node_backward_pass(x) != pass) continue;
+        if (!c->info[i].shown || c->info[i].update || dg_node_backward_pass(x) != pass) continue;
         const char *s = c->o->cluster_scopes ? dg_node_scope(x) : NULL;
         if ((!path && !s) || (path && s && (last ? in_scope(s, path, k) : !strcmp(s, path))))
             emit_node(c, x);
@@ -450,7 +492,8 @@ static void emit_scope(dot_ctx *c, int pass, const char *path, int depth) {
     for (int i = 0; i < n; i++) {
         const dg_node *x = dg_graph_node(g, i);
         const char *s = dg_node_scope(x);
-        if (!c->info[i].shown || dg_node_backward_pass(x) != pass || !s) continue;
+        if (!c->info[i].shown || c->info[i].update || dg_node_backward_pass(x) != pass || !s)
+            continue;
         if (path && !(in_scope(s, path, k) && s[k] == '/')) continue;
         const char *start = path ? s + k + 1 : s;
         const char *slash = strchr(start, '/');
@@ -524,7 +567,7 @@ static void assign_boxes(dot_ctx *c) {
         const dg_node *x = dg_graph_node(g, i);
         ninfo *in = &c->info[i];
         in->box = -1;
-        if (!in->shown) continue;
+        if (!in->shown || in->update) continue;
         int pass = dg_node_backward_pass(x);
         const char *s = dg_node_scope(x);
         const char *from = NULL; /* top-level layer name */
@@ -599,10 +642,10 @@ static void emit_box(dot_ctx *c, int k) {
             else
                 sb_printf(b, "param #%d", i);
             sb_puts(b, " ");
-            shape_text(b, dg_node_shape(x));
+            shape_text(b, x);
         }
         sb_puts(b, "<BR/>out ");
-        shape_text(b, dg_node_shape(dg_graph_node(g, bx->last)));
+        shape_text(b, dg_graph_node(g, bx->last));
         if (o->grad_norms && bx->has_gnorm)
             sb_printf(b, "<BR/>&#8214;&#8711;params&#8214; %.2e", gn);
     }
@@ -730,7 +773,9 @@ static void emit_edges(dot_ctx *c) {
 
 /* ---- legend ---- */
 
-/* Legend entries are stacked with invisible edges (legend_0 -> legend_1 -> ...). */
+/* Legend entries stand in one row (same rank, ordered by invisible edges), so they add one
+ * rank to the drawing instead of one rank each, which the graph's own ranks would space
+ * far apart. */
 static void legend_item(sbuf *b, int *k, const char *attrs, const char *label) {
     sb_printf(b, "  legend_%d [%s, label=<%s>];\n", *k, attrs, label);
     if (*k) sb_printf(b, "  legend_%d -> legend_%d [style=invis];\n", *k - 1, *k);
@@ -770,6 +815,11 @@ static void emit_legend(dot_ctx *c, const int *kinds_seen, int any_grad, int any
     if (kinds_seen[DG_OP_NODE])
         legend_item(b, &k, "shape=box, style=\"filled,rounded\", fillcolor=\"#FFFFFF\"",
                     "op (forward)");
+    if (c->any_update)
+        legend_item(b, &k,
+                    "shape=box, style=\"filled,rounded\", fillcolor=\"#EBFBEE\", "
+                    "color=\"#2F9E44\"",
+                    "update<BR/><FONT POINT-SIZE=\"8\">writes a parameter<BR/>in place</FONT>");
     if (o->loss && c->info[dg_node_id(o->loss)].shown)
         legend_item(b, &k,
                     "shape=doubleoctagon, style=filled, fillcolor=\"#FFE066\", "
@@ -821,7 +871,69 @@ static void emit_legend(dot_ctx *c, const int *kinds_seen, int any_grad, int any
                   "&#8594;</FONT></TD></TR></TABLE>>];\n",
                   steps + 1 - (steps + 1) / 2);
     }
-    sb_puts(b, " }\n");
+    sb_puts(b, "  { rank=same;");
+    for (int i = 0; i < k; i++) sb_printf(b, " legend_%d;", i);
+    sb_puts(b, " }\n }\n");
+}
+
+/* ---- the update part ---- */
+
+/* Marks the update part of the graph: ops built by a backward pass that write leaves in
+ * place (optimizer updates, the step counter), what depends on them (the training step),
+ * the state they write, and the nodes of a backward pass that feed only the update (the
+ * learning rate, the clipping norm). Parameters stay with the forward pass. Unless
+ * show_optimizer_state is set, the state leaves are not drawn: each update's label counts
+ * them. Returns 0, or -1 when out of memory. */
+static int mark_updates(dot_ctx *c) {
+    const dg_graph *g = c->g;
+    int n = dg_graph_node_count(g);
+    int *total = calloc((size_t)(n ? n : 1), sizeof *total);
+    int *in_update = calloc((size_t)(n ? n : 1), sizeof *in_update);
+    if (!total || !in_update) {
+        free(total);
+        free(in_update);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const dg_node *x = dg_graph_node(g, i);
+        for (int k = 0; k < dg_node_input_count(x); k++) total[dg_node_id(dg_node_input(x, k))]++;
+    }
+    for (int i = 0; i < n; i++) {
+        const dg_node *x = dg_graph_node(g, i);
+        const dg_op_def *op = dg_node_op(x);
+        if (!op || dg_node_backward_pass(x) == 0) continue;
+        int u = op->writes != 0;
+        for (int k = 0; !u && k < dg_node_input_count(x); k++) {
+            const dg_node *in = dg_node_input(x, k);
+            u = dg_node_op(in) && c->info[dg_node_id(in)].update;
+        }
+        if (!u) continue;
+        c->info[i].update = 1;
+        for (int k = 0; k < dg_node_input_count(x) && k < 64; k++) {
+            const dg_node *leaf = dg_node_input(x, k);
+            if ((op->writes >> k & 1) && dg_node_backward_pass(leaf) > 0 &&
+                dg_node_kind_of(leaf) == DG_STATE)
+                c->info[dg_node_id(leaf)].update = 1;
+        }
+    }
+    /* consumers have larger ids: going down, a node's consumers are all decided */
+    for (int i = n - 1; i >= 0; i--) {
+        const dg_node *x = dg_graph_node(g, i);
+        ninfo *in = &c->info[i];
+        if (!in->update && dg_node_backward_pass(x) > 0 && !dg_node_grad_of(x) && total[i] > 0 &&
+            in_update[i] == total[i])
+            in->update = 1;
+        if (!in->update) continue;
+        for (int k = 0; k < dg_node_input_count(x); k++)
+            in_update[dg_node_id(dg_node_input(x, k))]++;
+        if (!in->shown) continue;
+        c->any_update = 1;
+        if (!c->o->show_optimizer_state && dg_node_kind_of(x) == DG_STATE)
+            in->hidden_state = 1, in->shown = 0;
+    }
+    free(total);
+    free(in_update);
+    return 0;
 }
 
 /* ---- the whole graph ---- */
@@ -837,7 +949,7 @@ static void emit_pass(dot_ctx *c, int pass) {
     }
     const dg_graph *g = c->g;
     for (int i = 0; i < dg_graph_node_count(g); i++)
-        if (c->info[i].shown && c->info[i].box < 0 &&
+        if (c->info[i].shown && !c->info[i].update && c->info[i].box < 0 &&
             dg_node_backward_pass(dg_graph_node(g, i)) == pass)
             emit_node(c, dg_graph_node(g, i));
     for (int k = 0; k < c->n_boxes; k++)
@@ -865,7 +977,7 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
 
     int n = dg_graph_node_count(g);
     sbuf b = {0};
-    dot_ctx c = {g, &o, &b, NULL, NULL, 0, 0, 0};
+    dot_ctx c = {g, &o, &b, NULL, NULL, 0, 0, 0, 0};
     c.info = calloc((size_t)(n ? n : 1), sizeof *c.info);
     if (!c.info) return dg_set_error(err_graph(g), DG_ERR_NOMEM, "dot: out of memory"), NULL;
 
@@ -905,6 +1017,10 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
         if (o.mark_nonfinite && (in->nan || in->inf || (in->has_gnorm && !isfinite(in->gnorm))))
             any_bad = 1;
     }
+    if (mark_updates(&c) != 0) b.oom = 1;
+    for (int i = 0; i < n; i++) /* drawn state of an update counts for the legend too */
+        if (c.info[i].shown && dg_node_kind_of(dg_graph_node(g, i)) == DG_STATE)
+            kinds_seen[DG_STATE] = 1;
     if (o.collapse_scopes) assign_boxes(&c);
 
     sb_printf(&b,
@@ -933,6 +1049,14 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
                       pass, pass);
         emit_pass(&c, pass);
         if (wrap) sb_puts(&b, " }\n");
+    }
+    if (c.any_update && !b.oom) {
+        sb_puts(&b, " subgraph cluster_update {\n  label=<<B>update</B>>; fontsize=13; "
+                    "style=\"rounded,filled\"; fillcolor=\"#F4FCF5\"; color=\"#2F9E44\"; "
+                    "penwidth=1.5;\n");
+        for (int i = 0; i < n; i++)
+            if (c.info[i].shown && c.info[i].update) emit_node(&c, dg_graph_node(g, i));
+        sb_puts(&b, " }\n");
     }
     emit_edges(&c);
     sb_puts(&b, "}\n");

@@ -48,24 +48,35 @@ foreach(t dagrad dagrad_static dagrad_shared cxx)
 endforeach()
 
 # 2. pkg-config with the plain compiler: shared by default, static with --static.
-set(ENV{PKG_CONFIG_PATH} ${libdir}/pkgconfig)
-unset(ENV{PKG_CONFIG_LIBDIR})
+# PKG_CONFIG_LIBDIR holds dagrad.pc alone, as on a machine without zlib.pc or libgvc.pc:
+# dagrad.pc must not need them.
+set(ENV{PKG_CONFIG_LIBDIR} ${libdir}/pkgconfig)
+unset(ENV{PKG_CONFIG_PATH})
 run_step("pkg-config --modversion dagrad" ${PKG_CONFIG} --modversion dagrad)
+run_step("pkg-config --cflags dagrad" ${PKG_CONFIG} --cflags dagrad)
+if(STEP_OUTPUT MATCHES "graphviz|-I/usr/include")
+  message(FATAL_ERROR "install test: pkg-config --cflags dagrad gives '${STEP_OUTPUT}': "
+    "a user needs dagrad's include directory alone")
+endif()
 run_step("pkg-config --cflags --libs dagrad" ${PKG_CONFIG} --cflags --libs dagrad)
 separate_arguments(pc_flags UNIX_COMMAND "${STEP_OUTPUT}")
 separate_arguments(extra UNIX_COMMAND "${EXTRA_FLAGS}")
+# The README's command as it stands, then the program run with no LD_LIBRARY_PATH: the
+# rpath in dagrad.pc's Libs finds libdagrad.so.0 under the prefix.
 run_step("cc consumer.c $(pkg-config --cflags --libs dagrad)" ${C_COMPILER} -std=c11 -Wall
   -Wextra -pedantic -Werror ${extra} ${SOURCE_DIR}/tests/install/consumer.c ${pc_flags} -lm
-  -Wl,-rpath,${libdir} -o ${WORK_DIR}/consumer_pc_shared)
-run_step("run consumer_pc_shared" ${WORK_DIR}/consumer_pc_shared)
+  -o ${WORK_DIR}/consumer_pc_shared)
+unset(ENV{LD_LIBRARY_PATH})
+run_step("run consumer_pc_shared without LD_LIBRARY_PATH" ${WORK_DIR}/consumer_pc_shared)
 message(STATUS "  ${STEP_OUTPUT}")
 
-# Static: the same flags with --static, linking the archive itself rather than the .so, so
-# Libs.private / Requires.private must name everything libdagrad.a needs (OpenMP, zlib, m).
+# Static, as the README says: the same flags with --static and -ldagrad replaced by
+# -l:libdagrad.a, linking the archive itself rather than the .so, so Libs.private must name
+# everything libdagrad.a needs (OpenMP, zlib, Graphviz, m).
 run_step("pkg-config --static --cflags --libs dagrad" ${PKG_CONFIG} --static --cflags --libs
   dagrad)
 separate_arguments(pc_static UNIX_COMMAND "${STEP_OUTPUT}")
-list(TRANSFORM pc_static REPLACE "^-ldagrad$" "${libdir}/libdagrad.a")
+list(TRANSFORM pc_static REPLACE "^-ldagrad$" "-l:libdagrad.a")
 run_step("cc consumer.c $(pkg-config --static ...)" ${C_COMPILER} -std=c11 -Wall -Wextra
   -pedantic -Werror ${extra} ${SOURCE_DIR}/tests/install/consumer.c ${pc_static}
   -o ${WORK_DIR}/consumer_pc_static)
