@@ -1,5 +1,5 @@
 # The tutorial's programs (docs/tutorial/*.c) are built and run as tests, and every C
-# snippet of docs/TUTORIAL.md and docs/CUSTOM_OPS.md must appear in one of them (or in a
+# snippet of docs/TUTORIAL.md, docs/CUSTOM_OPS.md and docs/ONNX.md must appear in one of them (or in a
 # public header), so the documentation cannot drift away from code that compiles and runs.
 # Included from tests/CMakeLists.txt.
 set(DG_TUTORIAL_DIR ${PROJECT_SOURCE_DIR}/docs/tutorial)
@@ -25,4 +25,5 @@ endforeach()
 file(GLOB DG_PUBLIC_HEADERS ${PROJECT_SOURCE_DIR}/include/dagrad/*.h)
 add_test(NAME tutorial_snippets
          COMMAND sh ${DG_TUTORIAL_DIR}/check_snippets.sh ${DG_TUTORIAL_SOURCES} ${DG_PUBLIC_HEADERS}
-                 ${PROJECT_SOURCE_DIR}/docs/TUTORIAL.md ${PROJECT_SOURCE_DIR}/docs/CUSTOM_OPS.md)
+                 ${PROJECT_SOURCE_DIR}/docs/TUTORIAL.md ${PROJECT_SOURCE_DIR}/docs/CUSTOM_OPS.md
+                 ${PROJECT_SOURCE_DIR}/docs/ONNX.md)

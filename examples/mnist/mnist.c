@@ -934,9 +934,11 @@ int main(int argc, char **argv) {
     }
     /* Unwritable outputs are found before training, not after it. */
     if (ex_check_out_dir(PROG, o.out) != 0) rc = EX_EXIT_FAIL;
-    if (!rc && o.save) {
+    const char *files[2] = {o.save, o.export_onnx};
+    for (int f = 0; f < 2; f++) {
+        if (rc || !files[f]) continue;
         char dir[4096];
-        snprintf(dir, sizeof dir, "%s", o.save);
+        snprintf(dir, sizeof dir, "%s", files[f]);
         char *slash = strrchr(dir, '/');
         if (slash) *slash = '\0';
         if (ex_check_out_dir(PROG, slash ? (dir[0] ? dir : "/") : ".") != 0) rc = EX_EXIT_FAIL;
