@@ -294,6 +294,15 @@ static void test_rejected(void) {
     free(file);
     memset(&m, 0, sizeof m);
     pbm_input(&m, pb_value("x", T_FLOAT, 2, D_N3));
+    pbm_output(&m, pb_value("x", T_FLOAT, 2, D_N3));
+    pbm_output(&m, pb_value("x", T_FLOAT, 2, D_N3));
+    file = pbm_finish(&m, &n);
+    expect_failure(
+        file, n,
+        &(bad){"an output listed twice", "graph output 'x' is listed twice", DG_ERR_FORMAT}, NULL);
+    free(file);
+    memset(&m, 0, sizeof m);
+    pbm_input(&m, pb_value("x", T_FLOAT, 2, D_N3));
     pbm_output(&m, pb_value("nowhere", T_FLOAT, 2, D_N3));
     file = pbm_finish(&m, &n);
     expect_failure(

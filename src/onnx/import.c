@@ -585,6 +585,11 @@ static dg_status build(ox_importer *im, dg_onnx_model *out) {
                              v->is_tensor ? ox_dtype_name(v->elem, b, sizeof b) : "not a tensor");
             break;
         }
+        for (int k = 0; k < i && s == DG_OK; k++)
+            if (strcmp(gr->outputs[k].name, v->name) == 0)
+                s = dg_set_error(im->g, DG_ERR_FORMAT, "%s: graph output '%.200s' is listed twice",
+                                 im->what, v->name);
+        if (s != DG_OK) break;
         outputs[i] = resolve(im, NULL, v->name, "graph output");
         if (!outputs[i]) s = dg_graph_status(im->g);
     }
