@@ -241,7 +241,42 @@ static dg_status export_nothing(dg_onnx_writer *w, const dg_node *n, void *ctx) 
     return DG_OK;
 }
 
+/* A variadic custom op, y = the sum of its inputs, exported as ONNX's Sum. */
+static dg_status sum_forward(dg_node *self) {
+    float *y = dg_node_data(self);
+    for (int64_t j = 0; j < dg_node_numel(self); j++) {
+        y[j] = 0;
+        for (int i = 0; i < dg_node_input_count(self); i++)
+            y[j] += dg_node_data(dg_node_input(self, i))[j];
+    }
+    return DG_OK;
+}
+static const dg_op_def sum_op = {.name = "sum_n",
+                                 .n_inputs = DG_VARIADIC,
+                                 .infer_shape = dg_rule_same_shape,
+                                 .forward = sum_forward};
+static dg_status export_sum(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    const char *in[64];
+    for (int i = 0; i < dg_node_input_count(n); i++) in[i] = dg_onnx_name(w, dg_node_input(n, i));
+    return dg_onnx_add_node(w, "Sum", dg_node_input_count(n), in, NULL);
+}
+
 static void test_custom(void) {
+    /* the same input read 50 times by one node: the exporter follows every read */
+    dg_graph *gs = dg_graph_new(1);
+    dg_node *xs = dg_input(gs, "x", dg_shape2(DG_BATCH, 2)), *many[50];
+    for (int i = 0; i < 50; i++) many[i] = xs;
+    dg_node *ys = dg_apply(gs, &sum_op, 50, many, NULL, 0);
+    dg_onnx_exporter sum_ex = {&sum_op, export_sum, NULL};
+    dg_onnx_save_options so = {.exporters = &sum_ex, .n_exporters = 1};
+    void *ps = NULL;
+    size_t ns = 0;
+    CHECK_OK(dg_onnx_save_mem(gs, 1, &xs, 1, &ys, &so, &ps, &ns));
+    CHECK(contains(ps, ns, "Sum"));
+    free(ps);
+    dg_graph_free(gs);
+
     dg_graph *g = dg_graph_new(1);
     dg_node *x = dg_input(g, "x", dg_shape2(DG_BATCH, 3));
     scaled_attrs at = {2.5f};

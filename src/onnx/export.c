@@ -1,7 +1,9 @@
 /* dg_onnx_save: the part of a graph between chosen inputs and outputs, as an ONNX model.
  *
- * 1. Marking: from the outputs back to the chosen inputs, the nodes the outputs need. A
- *    dropout output (x * mask) stands for x: its mask is not followed (evaluation form).
+ * 1. Marking: from the outputs back to the chosen inputs, the nodes the outputs need, and the
+ *    form that will write each: a custom exporter, a composite row of the table (which
+ *    stands for several nodes, so only what it reads is followed: a dropout output x * mask
+ *    is x in evaluation form, its mask is not followed), or the op's plain row.
  * 2. Names: inputs, parameters, state, outputs and named nodes keep their names (made unique
  *    with "_1", "_2" when two share one); other results are named when written,
  *    "<layer>/<op>".
@@ -16,7 +18,6 @@
 #include "onnx_internal.h"
 
 #include "../io/io_internal.h"
-#include "dagrad/layers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +31,15 @@ struct dg_onnx_writer {
     int opset;
     const char *graph_name, *batch_name;
     const dg_onnx_save_options *opts;
-    int n;                /* graph nodes */
-    unsigned char *flags; /* per node id */
-    int *consumers;       /* readers in the exported set, per node id */
-    int *consumer;        /* the last of them */
-    int *alias;           /* a dropout output's source id, or -1 */
-    const char **names;   /* value names per node id */
+    int n;                   /* graph nodes */
+    unsigned char *flags;    /* per node id */
+    int *consumers;          /* readers in the exported set, per node id */
+    int *consumer;           /* the last of them */
+    int *alias;              /* the id a node is unchanged from (dropout), or -1 */
+    const ox_op_form **form; /* the table row writing each op node, or NULL */
+    dg_node ***reads;        /* what each op node's form reads (its inputs, or a composite's) */
+    int *n_reads;
+    const char **names; /* value names per node id */
     ox_arena arena;
     ox_map values, node_names; /* names in use */
     ox_node *nodes;
@@ -379,19 +383,39 @@ static const dg_onnx_exporter *custom_exporter(const dg_onnx_writer *w, const dg
     return NULL;
 }
 
-static const ox_op_form *builtin_form(const dg_node *n) {
+/* The row writing op node n: a composite row that recognises it (its reads and identity
+ * filled in), else the op's plain row, else NULL. */
+static const ox_op_form *find_form(const dg_node *n, dg_node **reads, int cap, int *n_reads,
+                                   int *identity) {
     const char *name = dg_node_op_name(n);
-    for (const ox_op_form *f = ox_op_forms; f->dg_name || f->onnx_type; f++)
-        if (f->dg_name && f->export_fn && strcmp(f->dg_name, name) == 0) return f;
-    return NULL;
+    const ox_op_form *plain = NULL;
+    *identity = 0;
+    for (const ox_op_form *f = ox_op_forms; f->dg_name || f->onnx_type; f++) {
+        if (!f->dg_name || strcmp(f->dg_name, name) != 0) continue;
+        if (f->composite) {
+            int k = f->composite(n, reads, cap, identity);
+            if (k > 0) {
+                *n_reads = k;
+                return f;
+            }
+            *identity = 0;
+        } else if (f->export_fn && !plain) {
+            plain = f;
+        }
+    }
+    return plain;
 }
 
 /* Step 1: marks what the outputs need; fails on an input node that is not exported. */
 static dg_status mark(dg_onnx_writer *w, int n_out, dg_node *const *outputs) {
-    int *stack = malloc((size_t)(w->n + n_out) * sizeof *stack), top = 0;
-    if (!stack) return nomem(w);
-    for (int i = 0; i < n_out; i++) stack[top++] = dg_node_id(outputs[i]);
+    /* depth first; a node is pushed once per reader, so the stack grows as needed */
+    int *stack = NULL, top = 0, cap = 0;
+    for (int i = 0; i < n_out; i++) {
+        if (!grow((void **)&stack, &cap, top, sizeof *stack)) return free(stack), nomem(w);
+        stack[top++] = dg_node_id(outputs[i]);
+    }
     dg_status s = DG_OK;
+    enum { CAP = 16 };
     while (top > 0 && s == DG_OK) {
         int id = stack[--top];
         if (w->flags[id] & IN_SET) continue;
@@ -407,28 +431,37 @@ static dg_status mark(dg_onnx_writer *w, int n_out, dg_node *const *outputs) {
             break;
         }
         if (dg_node_kind_of(n) != DG_OP_NODE) continue;
-        dg_node *mask = dg_dropout_mask(n);
-        if (mask && !custom_exporter(w, dg_node_op(n))) {
-            /* dropout: the identity in evaluation mode; its mask and generator are left out */
-            w->alias[id] = dg_node_id(dg_node_input(n, 0));
-            stack[top++] = w->alias[id];
-            continue;
+        dg_node *reads[CAP];
+        int k = 0, identity = 0;
+        if (!custom_exporter(w, dg_node_op(n)))
+            w->form[id] = find_form(n, reads, CAP, &k, &identity);
+        if (!w->form[id] || !w->form[id]->composite) {
+            /* a custom exporter or a plain row reads the node's inputs */
+            k = dg_node_input_count(n);
+        } else if (identity) {
+            w->alias[id] = dg_node_id(reads[0]);
         }
-        for (int i = 0; i < dg_node_input_count(n); i++)
-            stack[top++] = dg_node_id(dg_node_input(n, i));
+        if (k && !(w->reads[id] = ox_alloc(&w->arena, (size_t)k * sizeof *w->reads[id]))) {
+            s = nomem(w);
+            break;
+        }
+        for (int i = 0; i < k; i++) {
+            w->reads[id][i] =
+                w->form[id] && w->form[id]->composite ? reads[i] : dg_node_input(n, i);
+            if (!grow((void **)&stack, &cap, top, sizeof *stack)) {
+                s = nomem(w);
+                break;
+            }
+            stack[top++] = dg_node_id(w->reads[id][i]);
+        }
+        w->n_reads[id] = k;
     }
     free(stack);
     if (s != DG_OK) return s;
     for (int id = 0; id < w->n; id++) {
         if (!(w->flags[id] & IN_SET) || (w->flags[id] & IS_INPUT)) continue;
-        if (w->alias[id] >= 0) {
-            w->consumers[w->alias[id]]++;
-            w->consumer[w->alias[id]] = id;
-            continue;
-        }
-        dg_node *n = node_at(w, id);
-        for (int i = 0; i < dg_node_input_count(n); i++) {
-            int in = dg_node_id(dg_node_input(n, i));
+        for (int i = 0; i < w->n_reads[id]; i++) {
+            int in = dg_node_id(w->reads[id][i]);
             w->consumers[in]++;
             w->consumer[in] = id;
         }
@@ -544,7 +577,7 @@ static dg_status write_nodes(dg_onnx_writer *w) {
         w->last = -1;
         {
             const dg_onnx_exporter *ex = custom_exporter(w, dg_node_op(n));
-            const ox_op_form *f = ex ? NULL : builtin_form(n);
+            const ox_op_form *f = ex ? NULL : w->form[id];
             if (!ex && !f) {
                 w->cur = -1;
                 return dg_set_error(w->g, DG_ERR_UNSUPPORTED,
@@ -586,8 +619,12 @@ static dg_status build(dg_onnx_writer *w, int n_in, dg_node *const *inputs, int 
     w->consumer = calloc(n, sizeof *w->consumer);
     w->alias = malloc(n * sizeof *w->alias);
     w->names = calloc(n, sizeof *w->names);
+    w->form = calloc(n, sizeof *w->form);
+    w->reads = calloc(n, sizeof *w->reads);
+    w->n_reads = calloc(n, sizeof *w->n_reads);
     const char **out_names = calloc((size_t)n_out, sizeof *out_names);
-    if (!w->flags || !w->consumers || !w->consumer || !w->alias || !w->names || !out_names) {
+    if (!w->flags || !w->consumers || !w->consumer || !w->alias || !w->form || !w->reads ||
+        !w->n_reads || !w->names || !out_names) {
         free(out_names);
         return nomem(w);
     }
@@ -664,6 +701,7 @@ static dg_status build(dg_onnx_writer *w, int n_in, dg_node *const *inputs, int 
 
 static void writer_free(dg_onnx_writer *w) {
     free(w->flags), free(w->consumers), free(w->consumer), free(w->alias), free(w->names);
+    free(w->form), free(w->reads), free(w->n_reads);
     free(w->nodes), free(w->attr_caps), free(w->inits), free(w->opsets);
     ox_map_free(&w->values), ox_map_free(&w->node_names);
     ox_arena_free(&w->arena);

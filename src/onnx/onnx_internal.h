@@ -175,9 +175,17 @@ typedef struct ox_op_form ox_op_form;
 /* Builds the dagrad nodes for ONNX node `n` and sets its outputs (ox_set_output). */
 typedef dg_status (*ox_import_fn)(ox_importer *im, const ox_node *n, const ox_op_form *form);
 
+/* Recognises a form that stands for several dagrad nodes ending at n (dropout's x * mask;
+ * batch norm's statistics and scaling): returns how many nodes the ONNX form reads, stored in
+ * reads (at most cap), or 0 when n is not such a composite. *identity = 1: the whole
+ * composite is reads[0] unchanged (dropout in evaluation form), nothing is written for it. */
+typedef int (*ox_composite_fn)(const dg_node *n, dg_node **reads, int cap, int *identity);
+
 /* One row: how a dagrad op is written and how an ONNX op is read; either side may be NULL.
  * Built-in export functions get their row as the exporter's ctx. `unary` and `binary` are
- * the builders of rows whose ONNX op maps one to one onto a dagrad op. */
+ * the builders of rows whose ONNX op maps one to one onto a dagrad op. A row with a
+ * `composite` applies only to nodes it recognises, and is tried before the op's plain row;
+ * the exporter then follows only the nodes it reads. */
 struct ox_op_form {
     const char *dg_name; /* dagrad op name (dg_node_op_name) */
     dg_onnx_export_fn export_fn;
@@ -185,6 +193,7 @@ struct ox_op_form {
     ox_import_fn import_fn;
     dg_node *(*unary)(dg_graph *g, dg_node *x);
     dg_node *(*binary)(dg_graph *g, dg_node *a, dg_node *b);
+    ox_composite_fn composite;
 };
 
 /* The table, ended by a zeroed row. */

@@ -15,9 +15,11 @@
  *   softmax log_softmax         Softmax LogSoftmax (axis -1)
  *   reshape(x; shape)           Reshape(x, shape as an INT64 initializer)
  *   transpose(x)                Transpose(x; perm swapping the last two axes)
+ *   dropout: x * mask           nothing: x (the evaluation form; a composite row)
  * Read only: Flatten, Identity and Dropout (both the identity). */
 #include "onnx_internal.h"
 
+#include "dagrad/layers.h"
 #include "dagrad/ops.h"
 
 #include <stdio.h>
@@ -154,6 +156,15 @@ static dg_status ex_transpose(dg_onnx_writer *w, const dg_node *n, void *ctx) {
     for (int i = 0; i < r; i++) perm[i] = i;
     perm[r - 2] = r - 1, perm[r - 1] = r - 2;
     return s == DG_OK ? dg_onnx_attr_ints(w, "perm", r, perm) : s;
+}
+
+/* A dropout output x * mask (dg_dropout) is x in evaluation mode: the mask, its generator
+ * state and the mul are left out. */
+static int dropout_composite(const dg_node *n, dg_node **reads, int cap, int *identity) {
+    if (cap < 1 || !dg_dropout_mask(n)) return 0;
+    reads[0] = dg_node_input(n, 0);
+    *identity = 1;
+    return 1;
 }
 
 /* ---- reading ---- */
@@ -400,31 +411,42 @@ static dg_status im_dropout(ox_importer *im, const ox_node *n, const ox_op_form 
     return s;
 }
 
+/* clang-format off */
+/* Rows: FORM(dagrad op, export, ONNX op, import) in general; UNARY and BINARY for ops that
+ * map one to one (written by ex_same, read by their builder). */
+#define FORM(DG, EX, ONNX, IM) {.dg_name = DG, .export_fn = EX, .onnx_type = ONNX, .import_fn = IM}
+#define UNARY(DG, ONNX, B)                                                                         \
+    {.dg_name = DG, .export_fn = ex_same, .onnx_type = ONNX, .import_fn = im_unary, .unary = B}
+#define BINARY(DG, ONNX, B)                                                                        \
+    {.dg_name = DG, .export_fn = ex_same, .onnx_type = ONNX, .import_fn = im_binary, .binary = B}
+
 const ox_op_form ox_op_forms[] = {
-    {"matmul", ex_matmul, "MatMul", im_matmul, NULL, NULL},
-    {NULL, NULL, "Gemm", im_gemm, NULL, NULL},
-    {"add", ex_add, "Add", im_binary, NULL, dg_add},
-    {"sub", ex_same, "Sub", im_binary, NULL, dg_sub},
-    {"mul", ex_same, "Mul", im_binary, NULL, dg_mul},
-    {"div", ex_same, "Div", im_binary, NULL, dg_div},
-    {"neg", ex_same, "Neg", im_unary, dg_neg, NULL},
-    {"exp", ex_same, "Exp", im_unary, dg_exp, NULL},
-    {"log", ex_same, "Log", im_unary, dg_log, NULL},
-    {"sqrt", ex_same, "Sqrt", im_unary, dg_sqrt, NULL},
-    {"abs", ex_same, "Abs", im_unary, dg_abs, NULL},
-    {"relu", ex_same, "Relu", im_unary, dg_relu, NULL},
-    {"sigmoid", ex_same, "Sigmoid", im_unary, dg_sigmoid, NULL},
-    {"tanh", ex_same, "Tanh", im_unary, dg_tanh, NULL},
-    {"leaky_relu", ex_leaky_relu, "LeakyRelu", im_leaky_relu, NULL, NULL},
-    {"scale", ex_scale, NULL, NULL, NULL, NULL},
-    {"shift", ex_shift, NULL, NULL, NULL, NULL},
-    {"pow", ex_pow, "Pow", im_pow, NULL, NULL},
-    {"softmax", ex_softmax, "Softmax", im_softmax, dg_softmax, NULL},
-    {"log_softmax", ex_softmax, "LogSoftmax", im_softmax, dg_log_softmax, NULL},
-    {"reshape", ex_reshape, "Reshape", im_reshape, NULL, NULL},
-    {NULL, NULL, "Flatten", im_flatten, NULL, NULL},
-    {"transpose", ex_transpose, "Transpose", im_transpose, NULL, NULL},
-    {NULL, NULL, "Identity", im_identity, NULL, NULL},
-    {NULL, NULL, "Dropout", im_dropout, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL, NULL},
+    FORM("matmul", ex_matmul, "MatMul", im_matmul),
+    FORM(NULL, NULL, "Gemm", im_gemm),
+    {.dg_name = "add", .export_fn = ex_add, .onnx_type = "Add", .import_fn = im_binary, .binary = dg_add},
+    BINARY("sub", "Sub", dg_sub),
+    {.dg_name = "mul", .composite = dropout_composite}, /* before mul's plain row */
+    BINARY("mul", "Mul", dg_mul),
+    BINARY("div", "Div", dg_div),
+    UNARY("neg", "Neg", dg_neg),
+    UNARY("exp", "Exp", dg_exp),
+    UNARY("log", "Log", dg_log),
+    UNARY("sqrt", "Sqrt", dg_sqrt),
+    UNARY("abs", "Abs", dg_abs),
+    UNARY("relu", "Relu", dg_relu),
+    UNARY("sigmoid", "Sigmoid", dg_sigmoid),
+    UNARY("tanh", "Tanh", dg_tanh),
+    FORM("leaky_relu", ex_leaky_relu, "LeakyRelu", im_leaky_relu),
+    FORM("scale", ex_scale, NULL, NULL),
+    FORM("shift", ex_shift, NULL, NULL),
+    FORM("pow", ex_pow, "Pow", im_pow),
+    {.dg_name = "softmax", .export_fn = ex_softmax, .onnx_type = "Softmax", .import_fn = im_softmax, .unary = dg_softmax},
+    {.dg_name = "log_softmax", .export_fn = ex_softmax, .onnx_type = "LogSoftmax", .import_fn = im_softmax, .unary = dg_log_softmax},
+    FORM("reshape", ex_reshape, "Reshape", im_reshape),
+    FORM(NULL, NULL, "Flatten", im_flatten),
+    FORM("transpose", ex_transpose, "Transpose", im_transpose),
+    FORM(NULL, NULL, "Identity", im_identity),
+    FORM(NULL, NULL, "Dropout", im_dropout),
+    {0},
 };
+/* clang-format on */
