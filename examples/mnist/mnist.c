@@ -27,6 +27,7 @@
 #include "dagrad/dot.h"
 #include "dagrad/io.h"
 #include "ex_args.h"
+#include "ex_dist.h"
 #include "ex_plot.h"
 #include "ex_progress.h"
 #include "ex_util.h"
@@ -78,7 +79,8 @@ typedef struct options {
     const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out;
     double lr, expect, dropout, weight_decay, ema;
     int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment, no_augment, warmup;
-    int anomaly;
+    int anomaly, distributed;
+    ex_dist *dist; /* --distributed: this process's part of every batch */
     int widths[MAX_HIDDEN], depth, normalize;
     augment aug;
     float pixel_mean, pixel_std; /* of the training images, for --normalize */
@@ -550,7 +552,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         cfg.lr_min = 0;
     }
     cfg.warmup_steps = o->warmup;
-    dg_optimizer *opt = dg_optimizer_new(tm->g, tm->loss, &cfg);
+    dg_optimizer *opt = ex_dist_optimizer(o->dist, tm->g, tm->loss, &cfg);
     if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
     dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
 
@@ -614,32 +616,42 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         double t0 = ex_now(), sum_loss = 0;
         int64_t correct = 0;
         for (int64_t s = 0; s < steps && rc == 0; s++) {
-            int64_t rows = tr->count - s * B < B ? tr->count - s * B : B;
+            int64_t rows = tr->count - s * B < B ? tr->count - s * B : B, lo, hi;
+            /* this process's rows of the global batch (--distributed); every process draws
+             * the whole batch's distortions, so the random stream is one process's */
+            ex_dist_shard(o->dist, rows, &lo, &hi);
             for (int64_t i = 0; i < rows; i++) {
                 int64_t k = order[s * B + i];
                 if (e <= o->epochs - clean)
                     augment_image(xb + i * px, tr->images + k * px, &o->aug, &rng);
-                else
+                else if (i >= lo && i < hi)
                     memcpy(xb + i * px, tr->images + k * px, sizeof(float) * (size_t)px);
                 yb[i] = tr->labels[k];
             }
-            if (dg_feed(tm->x, xb, rows * px) != DG_OK || dg_feed(tm->y, yb, rows) != DG_OK ||
-                dg_run_many(tm->g, 3, targets) != DG_OK) {
+            /* a process without rows in a last small batch steps on one row, weight 0 */
+            int64_t at = hi > lo ? lo : 0, fed = hi > lo ? hi - lo : 1;
+            if (dg_feed(tm->x, xb + at * px, fed * px) != DG_OK ||
+                dg_feed(tm->y, yb + at, fed) != DG_OK ||
+                ex_dist_step(o->dist, tm->g, 3, targets, hi - lo) != DG_OK) {
                 ex_progress_finish(&bar);
                 rc = ex_fail(PROG, tm->g, "training step");
                 if (dg_graph_status(tm->g) == DG_ERR_NONFINITE) diverged_help(o);
                 break;
             }
             /* loss and logits come from the forward pass before this step's update */
-            sum_loss += dg_value(tm->loss) * (double)rows;
+            sum_loss += ex_dist_loss(o->dist, dg_value(tm->loss)) * (double)rows;
             if (avg.n) averager_update(&avg);
             const float *lg = dg_node_data(tm->logits);
-            for (int64_t i = 0; i < rows; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
+            for (int64_t i = lo; i < hi; i++)
+                correct += argmax10(lg + (i - lo) * CLASSES) == (int)yb[i];
             int64_t seen = s * B + rows;
             ex_progress_update(&bar, seen, sum_loss / (double)seen);
         }
         ex_progress_finish(&bar);
+        double right = (double)correct; /* over every process's rows */
+        if (!rc) rc = ex_dist_sum(o->dist, &right, 1);
         if (rc) break;
+        correct = (int64_t)right;
         double secs = ex_now() - t0;
         if (avg.n) averager_swap(&avg); /* evaluate the averaged weights */
         rc = evaluate(tm, te, &te_loss, &te_acc);
@@ -668,8 +680,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
     if (rc == 0 && avg.n) averager_swap(&avg);
     averager_free(&avg);
-    if (rc == 0) rc = write_plot(o, o->epochs, ep, h_trl, h_tel, h_tra, h_tea);
-    if (rc == 0 && !o->no_dot) rc = write_dot(o, tm);
+    if (rc == 0 && ex_dist_root(o->dist))
+        rc = write_plot(o, o->epochs, ep, h_trl, h_tel, h_tra, h_tea);
+    if (rc == 0 && !o->no_dot && ex_dist_root(o->dist)) rc = write_dot(o, tm);
     *final_acc = te_acc;
     free(order), free(hist), free(xb), free(yb);
     return rc;
@@ -760,6 +773,10 @@ int main(int argc, char **argv) {
         {"--anomaly", EX_ARG_FLAG, &o.anomaly, NULL,
          "check every result for NaN/Inf and stop at the first op that makes one (slower)", NULL, 0,
          0},
+        {"--distributed", EX_ARG_FLAG, &o.distributed, NULL,
+         "data-parallel training over MPI: run under mpirun -np N; each process takes 1/N of "
+         "every batch (docs/DISTRIBUTED.md)",
+         NULL, 0, 0},
         {"--expect-accuracy", EX_ARG_FLOAT, &o.expect, "A",
          "exit with status 1 if the final test accuracy is below A (for tests)", NULL, 0, 1},
     };
@@ -788,13 +805,18 @@ int main(int argc, char **argv) {
     if (o.aug.elastic < 0) o.aug.elastic = digits ? 1.5 : 0;
     if (o.aug.flip < 0) o.aug.flip = !digits;
     if (o.threads > 0) dg_set_num_threads(o.threads);
+    ex_dist dist;
+    int rc = ex_dist_start(&dist, o.distributed, PROG);
+    if (rc) return rc;
+    o.dist = &dist;
 
     dg_dataset train_set, test_set;
-    split tr, te;
-    int rc = load_data(&o, &train_set, &test_set, &tr, &te);
+    split tr = {0}, te = {0};
+    rc = ex_dist_agree(&dist, load_data(&o, &train_set, &test_set, &tr, &te), "load its data");
     if (rc) {
         dg_dataset_free(&train_set);
         dg_dataset_free(&test_set);
+        ex_dist_finish(&dist);
         return rc;
     }
     if (ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
@@ -836,7 +858,7 @@ int main(int argc, char **argv) {
                (long long)te.count);
     if (!rc) rc = predict_one(&m, &te, &o);
     if (!rc && o.save) {
-        if (dg_checkpoint_save(m.g, o.save, 1) != DG_OK)
+        if (ex_dist_save(&dist, m.g, o.save, 1) != DG_OK)
             rc = ex_fail(PROG, m.g, "saving the checkpoint");
         else
             printf("saved checkpoint %s\n", o.save);
@@ -849,5 +871,6 @@ int main(int argc, char **argv) {
     dg_graph_free(m.g);
     dg_dataset_free(&train_set);
     dg_dataset_free(&test_set);
+    ex_dist_finish(&dist);
     return rc;
 }
