@@ -1,0 +1,278 @@
+/* bench_dist: data-parallel training with the MPI layer. W2, the 784-512-256-10 MLP of
+ * bench_mlp (ReLU, softmax cross-entropy, Adam lr 1e-3), global batch 128 over
+ * Fashion-MNIST's 60,000 training images in file order (468 steps, last partial batch
+ * dropped), each rank feeding its 128/N rows. Prints seconds per epoch and the
+ * milliseconds per step spent reducing gradients (packing and the ring, on whichever
+ * thread) and waiting for reductions after backward (the communication not hidden behind
+ * it), for 1 and 2 ranks x 1 and 2 threads; then, at 2 ranks, the effect of overlap and
+ * bucket size; then the compute of one step at the per-rank batches that 2 to 64 ranks
+ * would have (the input of docs/BENCHMARKS.md's scaling model). The CNN example does not
+ * exist yet; when it does, it belongs here too.
+ *
+ * usage: bench_dist [--data DIR] [--epochs E] [--quick]
+ *   Launches itself under mpirun (found at build time; --oversubscribe, and
+ *   --allow-run-as-root when run as root) once per configuration.
+ *   DIR defaults to $DG_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist.
+ * worker: bench_dist --worker --threads T [--overlap -1|0|1] [--bucket BYTES] [--data DIR]
+ *         [--epochs E]      (under mpirun; prints one "result ..." line on rank 0)
+ *         bench_dist --compute B --threads T   (one process: ms per step at batch B) */
+#define _POSIX_C_SOURCE 200809L /* popen, readlink, geteuid */
+#include "dagrad.h"
+#include "dagrad/mpi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef DG_MPIEXEC
+#define DG_MPIEXEC "mpirun"
+#endif
+
+enum { BATCH = 128 };
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct w2 {
+    dg_graph *g;
+    dg_node *x, *y, *loss;
+} w2;
+
+static int build_w2(w2 *m, int64_t pixels) {
+    m->g = dg_graph_new(0);
+    m->x = dg_input(m->g, "x", dg_shape2(DG_BATCH, pixels));
+    m->y = dg_input(m->g, "labels", dg_shape1(DG_BATCH));
+    dg_node *h = dg_dense(m->g, "fc1", m->x, 512, DG_ACT_RELU);
+    h = dg_dense(m->g, "fc2", h, 256, DG_ACT_RELU);
+    dg_node *logits = dg_dense(m->g, "fc3", h, 10, DG_ACT_NONE);
+    m->loss = dg_cross_entropy_loss(m->g, logits, m->y);
+    if (m->loss) return 0;
+    fprintf(stderr, "bench_dist: building W2: %s\n", dg_graph_error(m->g));
+    return 1;
+}
+
+static dg_optim_config adam(void) {
+    dg_optim_config c = dg_optim_defaults(DG_ADAM);
+    c.lr = 1e-3f;
+    return c;
+}
+
+/* ---- worker under mpirun ---- */
+
+static int worker(const char *dir, int threads, int epochs, const dg_mpi_config *cfg) {
+    int provided = 0;
+    MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
+    dg_set_num_threads(threads);
+    dg_dataset d;
+    dg_status s = dg_mnist_load(dir, "train", &d);
+    dg_mpi *dm = dg_mpi_new(MPI_COMM_WORLD, cfg);
+    if (!dm || dg_mpi_agree(dm, s, dg_last_error()) != DG_OK) {
+        fprintf(stderr, "bench_dist: %s\n", dg_last_error());
+        MPI_Finalize();
+        return 1;
+    }
+    int rank = dg_mpi_rank(dm), size = dg_mpi_size(dm);
+    int64_t px = d.rows * d.cols, lo = (int64_t)BATCH * rank / size,
+            hi = (int64_t)BATCH * (rank + 1) / size;
+    w2 m;
+    dg_optim_config oc = adam();
+    dg_optimizer *opt = build_w2(&m, px) ? NULL : dg_mpi_optimizer_new(dm, m.g, m.loss, &oc);
+    if (!opt || dg_mpi_broadcast(dm, m.g, 1) != DG_OK) {
+        fprintf(stderr, "bench_dist: %s\n", dg_graph_error(m.g));
+        MPI_Finalize();
+        return 1;
+    }
+    int64_t steps = d.count / BATCH;
+    double best = 1e30, tail = 0, reduce = 0, wait = 0;
+    dg_mpi_stats st;
+    for (int e = 0; e < epochs; e++) {
+        dg_mpi_stats_reset(dm);
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = now();
+        tail = 0;
+        for (int64_t k = 0; k < steps; k++) {
+            const float *xb = d.images + (k * BATCH + lo) * px, *yb = d.labels + k * BATCH + lo;
+            if (dg_feed(m.x, xb, (hi - lo) * px) || dg_feed(m.y, yb, hi - lo) ||
+                dg_mpi_step(dm, opt) != DG_OK) {
+                fprintf(stderr, "bench_dist: step %lld: %s\n", (long long)k, dg_graph_error(m.g));
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+            if (k >= steps - 50) tail += dg_mpi_loss(dm);
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+        double secs = now() - t0;
+        dg_mpi_stats_get(dm, &st);
+        /* each rank's timings, averaged over the ranks */
+        double v[2] = {st.reduce_seconds, st.waiting_seconds};
+        dg_mpi_sum(dm, v, 2);
+        if (secs < best) {
+            best = secs;
+            reduce = 1e3 * v[0] / size / (double)st.steps;
+            wait = 1e3 * v[1] / size / (double)st.steps;
+        }
+    }
+    if (rank == 0)
+        printf("result seconds %.4f reduce_ms %.4f wait_ms %.4f loss %.4f buckets %d overlap %d "
+               "bytes %lld\n",
+               best, reduce, wait, tail / 50, st.buckets, st.overlap, (long long)st.bytes);
+    dg_graph_free(m.g);
+    dg_mpi_free(dm);
+    dg_dataset_free(&d);
+    MPI_Finalize();
+    return 0;
+}
+
+/* ---- compute of one step at batch B, one process, no MPI ---- */
+
+static int compute(const char *dir, int threads, int batch) {
+    dg_set_num_threads(threads);
+    dg_dataset d;
+    if (dg_mnist_load(dir, "train", &d) != DG_OK) {
+        fprintf(stderr, "bench_dist: %s\n", dg_last_error());
+        return 1;
+    }
+    int64_t px = d.rows * d.cols;
+    w2 m;
+    dg_optim_config oc = adam();
+    dg_optimizer *opt = build_w2(&m, px) ? NULL : dg_optimizer_new(m.g, m.loss, &oc);
+    if (!opt) return 1;
+    int64_t steps = 400, per = d.count / batch;
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        for (int64_t k = 0; k < steps; k++) {
+            int64_t at = (k % per) * batch;
+            dg_feed(m.x, d.images + at * px, batch * px);
+            dg_feed(m.y, d.labels + at, batch);
+            if (dg_optimizer_step(opt) != DG_OK) return 1;
+        }
+        double t = (now() - t0) / (double)steps;
+        best = t < best ? t : best;
+    }
+    printf("result step_ms %.4f\n", 1e3 * best);
+    dg_graph_free(m.g);
+    dg_dataset_free(&d);
+    return 0;
+}
+
+/* ---- driver ---- */
+
+/* Runs `args` (under mpirun with np ranks, or alone when np is 0) and parses its result
+ * line into r[0..6) with fmt (up to six %lf); returns the number parsed (or -1). */
+static int launch(int np, const char *args, const char *fmt, double *r) {
+    char cmd[2048];
+    char self[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return -1;
+    self[n] = 0;
+    if (np > 0)
+        snprintf(cmd, sizeof cmd, "%s -np %d --oversubscribe %s %s %s 2>&1", DG_MPIEXEC, np,
+                 geteuid() == 0 ? "--allow-run-as-root" : "", self, args);
+    else
+        snprintf(cmd, sizeof cmd, "%s %s 2>&1", self, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    char line[1024];
+    int got = -1;
+    while (fgets(line, sizeof line, p)) {
+        int k = sscanf(line, fmt, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5]);
+        if (k > 0)
+            got = k;
+        else
+            fprintf(stderr, "  %s", line);
+    }
+    return pclose(p) == 0 ? got : -1;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = getenv("DG_FASHION_MNIST_DIR");
+    if (!dir) dir = "/usr/share/datasets/fashion-mnist";
+    int is_worker = 0, threads = 1, epochs = 2, batch = 0, quick = 0;
+    dg_mpi_config cfg = dg_mpi_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--worker"))
+            is_worker = 1;
+        else if (!strcmp(a, "--quick"))
+            quick = 1;
+        else if (v && !strcmp(a, "--data"))
+            dir = v, i++;
+        else if (v && !strcmp(a, "--threads"))
+            threads = atoi(v), i++;
+        else if (v && !strcmp(a, "--epochs"))
+            epochs = atoi(v), i++;
+        else if (v && !strcmp(a, "--overlap"))
+            cfg.overlap = atoi(v), i++;
+        else if (v && !strcmp(a, "--bucket"))
+            cfg.bucket_bytes = (size_t)atoll(v), i++;
+        else if (v && !strcmp(a, "--compute"))
+            batch = atoi(v), i++;
+        else {
+            fprintf(stderr, "usage: %s [--data DIR] [--epochs E] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (epochs < 1) epochs = 1;
+    if (is_worker) return worker(dir, threads, epochs, &cfg);
+    if (batch > 0) return compute(dir, threads, batch);
+
+    printf("W2 (784-512-256-10 MLP, Adam), global batch %d over %s, best of %d epochs; "
+           "ranks on this machine's cores (shared memory)\n",
+           BATCH, dir, epochs);
+    printf("%5s %7s %8s %7s %10s %10s %10s %10s %8s\n", "ranks", "threads", "overlap", "buckets",
+           "s/epoch", "reduce ms", "wait ms", "step ms", "loss");
+    typedef struct conf {
+        int np, threads, overlap;
+        long long bucket;
+    } conf;
+    conf base[] = {
+        {1, 1, -1, 1 << 20}, {1, 2, -1, 1 << 20}, {2, 1, -1, 1 << 20}, {2, 2, -1, 1 << 20}};
+    conf study[] = {{2, 1, 0, 1 << 20}, {2, 1, 1, 0},        {2, 1, 0, 0},
+                    {2, 1, 1, 1 << 18}, {2, 1, 1, 64 << 20}, {2, 1, 0, 64 << 20}};
+    int n_base = 4, n_study = quick ? 0 : 6;
+    for (int i = 0; i < n_base + n_study; i++) {
+        conf c = i < n_base ? base[i] : study[i - n_base];
+        if (i == n_base) printf("overlap and bucket size, 2 ranks x 1 thread:\n");
+        char args[1024];
+        snprintf(args, sizeof args,
+                 "--worker --threads %d --overlap %d --bucket %lld --epochs %d --data '%s'",
+                 c.threads, c.overlap, c.bucket, epochs, dir);
+        double r[6];
+        int got = launch(c.np, args,
+                         "result seconds %lf reduce_ms %lf wait_ms %lf loss %lf buckets %lf "
+                         "overlap %lf",
+                         r);
+        if (got != 6) {
+            printf("%5d %7d  (failed)\n", c.np, c.threads);
+            continue;
+        }
+        double buckets = r[4], overlap = r[5];
+        printf("%5d %7d %8s %7.0f %10.3f %10.3f %10.3f %10.3f %8.4f\n", c.np, c.threads,
+               overlap ? "thread" : "inline", buckets, r[0], r[1], r[2], 1e3 * r[0] / 468.0, r[3]);
+        fflush(stdout);
+    }
+    if (!quick) {
+        printf("compute of one training step (one process, no MPI), ms: the per-rank batch of "
+               "128 / ranks\n");
+        printf("%8s %6s %12s %12s\n", "ranks", "batch", "1 thread", "2 threads");
+        int per_rank[] = {128, 64, 32, 16, 8, 2};
+        int ranks[] = {1, 2, 4, 8, 16, 64};
+        for (int i = 0; i < 6; i++) {
+            double ms[2] = {0, 0}, r[6];
+            for (int t = 0; t < 2; t++) {
+                char args[1024];
+                snprintf(args, sizeof args, "--compute %d --threads %d --data '%s'", per_rank[i],
+                         t + 1, dir);
+                ms[t] = launch(0, args, "result step_ms %lf", r) == 1 ? r[0] : -1;
+            }
+            printf("%8d %6d %12.3f %12.3f\n", ranks[i], per_rank[i], ms[0], ms[1]);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
