@@ -230,11 +230,13 @@ int main(int argc, char **argv) {
         int np, threads, overlap;
         long long bucket;
     } conf;
+    /* the defaults (512 KiB buckets: 2 for W2), then inline vs thread at 1 bucket per
+     * gradient (6), the default, and one bucket for everything */
     conf base[] = {
-        {1, 1, -1, 1 << 20}, {1, 2, -1, 1 << 20}, {2, 1, -1, 1 << 20}, {2, 2, -1, 1 << 20}};
-    conf study[] = {{2, 1, 0, 1 << 20}, {2, 1, 1, 0},        {2, 1, 0, 0},
-                    {2, 1, 1, 1 << 18}, {2, 1, 1, 64 << 20}, {2, 1, 0, 64 << 20}};
-    int n_base = 4, n_study = quick ? 0 : 6;
+        {1, 1, -1, 1 << 19}, {1, 2, -1, 1 << 19}, {2, 1, -1, 1 << 19}, {2, 2, -1, 1 << 19}};
+    conf study[] = {
+        {2, 1, 1, 0}, {2, 1, 0, 0}, {2, 1, 0, 1 << 19}, {2, 1, 1, 64 << 20}, {2, 1, 0, 64 << 20}};
+    int n_base = 4, n_study = quick ? 0 : 5;
     for (int i = 0; i < n_base + n_study; i++) {
         conf c = i < n_base ? base[i] : study[i - n_base];
         if (i == n_base) printf("overlap and bucket size, 2 ranks x 1 thread:\n");

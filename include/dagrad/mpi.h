@@ -13,7 +13,7 @@
  *     so a step is still one dg_optimizer_step (or dg_mpi_step, which also keeps every
  *     rank's step failing together when one rank's fails).
  *
- * The reduction. Gradients are packed into buckets (about dg_mpi_config.bucket_bytes
+ * The reduction. Gradients are packed into buckets (at least dg_mpi_config.bucket_bytes
  * each, in the order backward produces them); a bucket's reduction starts as soon as its
  * gradients exist, while backward goes on (on a communication thread, when MPI provides
  * MPI_THREAD_MULTIPLE), and the updates wait for all of them. Each bucket is summed by a
@@ -51,7 +51,8 @@ typedef struct dg_mpi_config {
     /** Gradients are fused into buckets of at least this many bytes (in the order backward
      *  produces them; the last bucket takes what is left), one reduction each: fewer,
      *  larger messages amortise latency, smaller ones start earlier. 0: one bucket per
-     *  gradient. Default 1 MiB. */
+     *  gradient. Default 512 KiB (W2's two last layers make the first bucket, its first
+     *  layer the second). */
     size_t bucket_bytes;
     /** 1: reduce buckets on a communication thread while backward goes on; 0: reduce each
      *  bucket on the calling thread when its gradients are ready; -1 (default): 1 when MPI
@@ -60,7 +61,7 @@ typedef struct dg_mpi_config {
     int overlap;
 } dg_mpi_config;
 
-/** The defaults: 1 MiB buckets, overlap when MPI_THREAD_MULTIPLE is provided. */
+/** The defaults: 512 KiB buckets, overlap when MPI_THREAD_MULTIPLE is provided. */
 dg_mpi_config dg_mpi_defaults(void);
 
 /** Makes a handle on `comm` (collective over comm: it duplicates it, so the layer's

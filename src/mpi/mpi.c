@@ -30,7 +30,7 @@ dg_status dg__mpi_fail(dg_graph *g, const char *what, int mpi_err) {
 dg_mpi_config dg_mpi_defaults(void) {
     dg_mpi_config c;
     memset(&c, 0, sizeof c);
-    c.bucket_bytes = (size_t)1 << 20;
+    c.bucket_bytes = (size_t)1 << 19;
     c.overlap = -1;
     return c;
 }
