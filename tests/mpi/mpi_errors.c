@@ -116,8 +116,9 @@ int main(int argc, char **argv) {
     CHECK(dg_mpi_new(inter, NULL) == NULL && has(dg_last_error(), "intercommunicator"),
           "intercommunicator: %s", dg_last_error());
     MPI_Comm_free(&inter);
-    MPI_Comm freed = half;
-    MPI_Comm_free(&freed); /* freed is MPI_COMM_NULL now, `half` a dangling handle */
+    MPI_Comm_free(&half); /* leaves MPI_COMM_NULL in `half` */
+    CHECK(half == MPI_COMM_NULL && dg_mpi_new(half, NULL) == NULL, "a freed communicator: %s",
+          dg_last_error());
     dg_mpi_config bad = dg_mpi_defaults();
     bad.overlap = 5;
     CHECK(dg_mpi_new(MPI_COMM_WORLD, &bad) == NULL && has(dg_last_error(), "overlap"),
