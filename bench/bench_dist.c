@@ -9,7 +9,9 @@
  * would have (the input of docs/BENCHMARKS.md's scaling model). The CNN example does not
  * exist yet; when it does, it belongs here too.
  *
- * usage: bench_dist [--data DIR] [--epochs E] [--quick]
+ * usage: bench_dist [--data DIR] [--epochs E] [--repeat R] [--quick]
+ *   Each row is R launches (default 3) of E epochs each (default 1, the best counts):
+ *   the median and the range over the launches. --quick: the first table only.
  *   Launches itself under mpirun (found at build time; --oversubscribe, and
  *   --allow-run-as-root when run as root) once per configuration.
  *   DIR defaults to $DG_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist.
@@ -162,6 +164,17 @@ static int compute(const char *dir, int threads, int batch) {
 
 /* ---- driver ---- */
 
+/* Sorts v[0..n) and returns its median. */
+static double median(double *v, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 /* Runs `args` (under mpirun with np ranks, or alone when np is 0) and parses its result
  * line into r[0..6) with fmt (up to six %lf); returns the number parsed (or -1). */
 static int launch(int np, const char *args, const char *fmt, double *r) {
@@ -192,7 +205,7 @@ static int launch(int np, const char *args, const char *fmt, double *r) {
 int main(int argc, char **argv) {
     const char *dir = getenv("DG_FASHION_MNIST_DIR");
     if (!dir) dir = "/usr/share/datasets/fashion-mnist";
-    int is_worker = 0, threads = 1, epochs = 2, batch = 0, quick = 0;
+    int is_worker = 0, threads = 1, epochs = 1, batch = 0, quick = 0, repeat = 3;
     dg_mpi_config cfg = dg_mpi_defaults();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -204,6 +217,8 @@ int main(int argc, char **argv) {
             dir = v, i++;
         else if (v && !strcmp(a, "--threads"))
             threads = atoi(v), i++;
+        else if (v && !strcmp(a, "--repeat"))
+            repeat = atoi(v), i++;
         else if (v && !strcmp(a, "--epochs"))
             epochs = atoi(v), i++;
         else if (v && !strcmp(a, "--overlap"))
@@ -213,19 +228,22 @@ int main(int argc, char **argv) {
         else if (v && !strcmp(a, "--compute"))
             batch = atoi(v), i++;
         else {
-            fprintf(stderr, "usage: %s [--data DIR] [--epochs E] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--data DIR] [--epochs E] [--repeat R] [--quick]\n",
+                    argv[0]);
             return 2;
         }
     }
     if (epochs < 1) epochs = 1;
+    if (repeat < 1 || repeat > 16) repeat = 3;
     if (is_worker) return worker(dir, threads, epochs, &cfg);
     if (batch > 0) return compute(dir, threads, batch);
 
-    printf("W2 (784-512-256-10 MLP, Adam), global batch %d over %s, best of %d epochs; "
-           "ranks on this machine's cores (shared memory)\n",
-           BATCH, dir, epochs);
-    printf("%5s %7s %8s %7s %10s %10s %10s %10s %8s\n", "ranks", "threads", "overlap", "buckets",
-           "s/epoch", "reduce ms", "wait ms", "step ms", "loss");
+    printf("W2 (784-512-256-10 MLP, Adam), global batch %d over %s; %d launches per row, each "
+           "the best of %d epochs: median [min-max]; ranks on this machine's cores (shared "
+           "memory)\n",
+           BATCH, dir, repeat, epochs);
+    printf("%5s %7s %7s %7s %20s %10s %10s %8s\n", "ranks", "threads", "reduce", "buckets",
+           "s/epoch", "reduce ms", "wait ms", "loss");
     typedef struct conf {
         int np, threads, overlap;
         long long bucket;
@@ -244,18 +262,24 @@ int main(int argc, char **argv) {
         snprintf(args, sizeof args,
                  "--worker --threads %d --overlap %d --bucket %lld --epochs %d --data '%s'",
                  c.threads, c.overlap, c.bucket, epochs, dir);
-        double r[6];
-        int got = launch(c.np, args,
-                         "result seconds %lf reduce_ms %lf wait_ms %lf loss %lf buckets %lf "
-                         "overlap %lf",
-                         r);
-        if (got != 6) {
+        double sec[16], red[16], wt[16], r[6] = {0};
+        int ok = 0;
+        for (int k = 0; k < repeat; k++) {
+            if (launch(c.np, args,
+                       "result seconds %lf reduce_ms %lf wait_ms %lf loss %lf buckets %lf "
+                       "overlap %lf",
+                       r) != 6)
+                break;
+            sec[ok] = r[0], red[ok] = r[1], wt[ok] = r[2], ok++;
+        }
+        if (ok != repeat) {
             printf("%5d %7d  (failed)\n", c.np, c.threads);
             continue;
         }
-        double buckets = r[4], overlap = r[5];
-        printf("%5d %7d %8s %7.0f %10.3f %10.3f %10.3f %10.3f %8.4f\n", c.np, c.threads,
-               overlap ? "thread" : "inline", buckets, r[0], r[1], r[2], 1e3 * r[0] / 468.0, r[3]);
+        char range[64];
+        snprintf(range, sizeof range, "%.3f [%.3f-%.3f]", median(sec, ok), sec[0], sec[ok - 1]);
+        printf("%5d %7d %7s %7.0f %20s %10.3f %10.3f %8.4f\n", c.np, c.threads,
+               r[5] ? "thread" : "inline", r[4], range, median(red, ok), median(wt, ok), r[3]);
         fflush(stdout);
     }
     if (!quick) {
