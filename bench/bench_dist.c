@@ -9,9 +9,10 @@
  * would have (the input of docs/BENCHMARKS.md's scaling model). The CNN example does not
  * exist yet; when it does, it belongs here too.
  *
- * usage: bench_dist [--data DIR] [--epochs E] [--repeat R] [--quick]
+ * usage: bench_dist [--data DIR] [--epochs E] [--repeat R] [--quick] [--model T128,T64,T16,T2]
  *   Each row is R launches (default 3) of E epochs each (default 1, the best counts):
- *   the median and the range over the launches. --quick: the first table only.
+ *   the median and the range over the launches. --quick: the first table only. --model:
+ *   only the scaling model, from the given per-step compute (ms at 128, 64, 16, 2 rows).
  *   Launches itself under mpirun (found at build time; --oversubscribe, and
  *   --allow-run-as-root when run as root) once per configuration.
  *   DIR defaults to $DG_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist.
@@ -162,6 +163,51 @@ static int compute(const char *dir, int threads, int batch) {
     return 0;
 }
 
+/* ---- the scaling model ---- */
+
+/* Expected W2 scaling to N nodes, one rank per node (a node like this machine: the
+ * measured per-step compute with 2 threads), from a ring allreduce over a link of `gbit`
+ * Gbit/s with `alpha` seconds per message:
+ *   T(bytes) = 2 (N-1)/N bytes / bandwidth + 2 (N-1) alpha     per bucket, buckets in turn.
+ * W2's two buckets (512 KiB default): fc3 and fc2's gradients (535,592 bytes), whose ring
+ * runs while backward computes fc1's weight gradient (its share f1 of the step's flops),
+ * then fc1's (1,607,680 bytes), which nothing hides:
+ *   exposed = max(T(b0) - f1 t_c, 0) + T(b1).
+ * Weak scaling: 128 rows per node (global batch 128 N), speedup N t_c(128) / (t_c(128) +
+ * exposed). Strong scaling: global batch 128, 128/N rows per node, speedup t_c(128) /
+ * (t_c(128/N) + exposed). tc[] holds t_c in ms for per-node batches 128, 64, 16, 2. */
+static void print_model(const double tc[4]) {
+    const double b0 = 535592, b1 = 1607680;
+    /* flops per row: forward 2 (784 512 + 512 256 + 256 10); backward the weight
+     * gradients (the same) and the input gradients of fc2 and fc3 */
+    const double fwd = 2.0 * (784 * 512 + 512 * 256 + 256 * 10);
+    const double f1 = 2.0 * 784 * 512 / (2 * fwd + 2.0 * (512 * 256 + 256 * 10));
+    const int nodes[3] = {2, 8, 64}, strong_col[3] = {1, 2, 3};
+    const double gbit[2] = {10, 100}, alpha[2] = {30e-6, 5e-6};
+    printf("expected scaling of W2 (model: ring allreduce, per-step compute measured above with "
+           "2 threads, fc1's backward %.0f%% of a step hides the first bucket)\n",
+           100 * f1);
+    printf("%6s %9s %10s | %28s | %24s\n", "nodes", "link", "exposed ms", "weak: 128 rows/node",
+           "strong: global batch 128");
+    printf("%6s %9s %10s | %9s %9s %8s | %9s %6s %8s\n", "", "", "", "step ms", "speedup", "effic.",
+           "step ms", "rows", "speedup");
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < 3; i++) {
+            double n = nodes[i], bw = gbit[l] * 1e9 / 8;
+            double t0 = 2 * (n - 1) / n * b0 / bw + 2 * (n - 1) * alpha[l];
+            double t1 = 2 * (n - 1) / n * b1 / bw + 2 * (n - 1) * alpha[l];
+            double tcw = tc[0] / 1e3, tcs = tc[strong_col[i]] / 1e3;
+            double ew = (t0 - f1 * tcw > 0 ? t0 - f1 * tcw : 0) + t1;
+            double es = (t0 - f1 * tcs > 0 ? t0 - f1 * tcs : 0) + t1;
+            double sw = n * tcw / (tcw + ew), ss = tcw / (tcs + es);
+            char link[16];
+            snprintf(link, sizeof link, "%.0f Gbit", gbit[l]);
+            printf("%6d %9s %10.2f | %9.2f %9.1f %7.0f%% | %9.2f %6d %8.2f\n", nodes[i], link,
+                   1e3 * ew, 1e3 * (tcw + ew), sw, 100 * sw / n, 1e3 * (tcs + es), 128 / nodes[i],
+                   ss);
+        }
+}
+
 /* ---- driver ---- */
 
 /* Sorts v[0..n) and returns its median. */
@@ -217,7 +263,16 @@ int main(int argc, char **argv) {
             dir = v, i++;
         else if (v && !strcmp(a, "--threads"))
             threads = atoi(v), i++;
-        else if (v && !strcmp(a, "--repeat"))
+        else if (v && !strcmp(a, "--model")) {
+            /* only the scaling model, from per-step compute given in ms */
+            double tc[4];
+            if (sscanf(v, "%lf,%lf,%lf,%lf", &tc[0], &tc[1], &tc[2], &tc[3]) != 4) {
+                fprintf(stderr, "--model needs T128,T64,T16,T2 (ms per step)\n");
+                return 2;
+            }
+            print_model(tc);
+            return 0;
+        } else if (v && !strcmp(a, "--repeat"))
             repeat = atoi(v), i++;
         else if (v && !strcmp(a, "--epochs"))
             epochs = atoi(v), i++;
@@ -277,7 +332,8 @@ int main(int argc, char **argv) {
             continue;
         }
         char range[64];
-        snprintf(range, sizeof range, "%.3f [%.3f-%.3f]", median(sec, ok), sec[0], sec[ok - 1]);
+        double mid = median(sec, ok); /* sorts sec */
+        snprintf(range, sizeof range, "%.3f [%.3f-%.3f]", mid, sec[0], sec[ok - 1]);
         printf("%5d %7d %7s %7.0f %20s %10.3f %10.3f %8.4f\n", c.np, c.threads,
                r[5] ? "thread" : "inline", r[4], range, median(red, ok), median(wt, ok), r[3]);
         fflush(stdout);
@@ -286,7 +342,8 @@ int main(int argc, char **argv) {
         printf("compute of one training step (one process, no MPI), ms: the per-rank batch of "
                "128 / ranks\n");
         printf("%8s %6s %12s %12s\n", "ranks", "batch", "1 thread", "2 threads");
-        int per_rank[] = {128, 64, 32, 16, 8, 2};
+        int per_rank[] = {128, 64, 32, 16, 8, 2}, model_batch[4] = {128, 64, 16, 2};
+        double tc[4] = {0, 0, 0, 0};
         int ranks[] = {1, 2, 4, 8, 16, 64};
         for (int i = 0; i < 6; i++) {
             double ms[2] = {0, 0}, r[6];
@@ -297,8 +354,11 @@ int main(int argc, char **argv) {
                 ms[t] = launch(0, args, "result step_ms %lf", r) == 1 ? r[0] : -1;
             }
             printf("%8d %6d %12.3f %12.3f\n", ranks[i], per_rank[i], ms[0], ms[1]);
+            for (int k = 0; k < 4; k++)
+                if (per_rank[i] == model_batch[k]) tc[k] = ms[1];
             fflush(stdout);
         }
+        print_model(tc);
     }
     return 0;
 }
