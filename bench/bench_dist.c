@@ -176,7 +176,7 @@ static int compute(const char *dir, int threads, int batch) {
  * Weak scaling: 128 rows per node (global batch 128 N), speedup N t_c(128) / (t_c(128) +
  * exposed). Strong scaling: global batch 128, 128/N rows per node, speedup t_c(128) /
  * (t_c(128/N) + exposed). tc[] holds t_c in ms for per-node batches 128, 64, 16, 2. */
-static void print_model(const double tc[4]) {
+static void print_model(const double tc[4], const char *source) {
     const double b0 = 535592, b1 = 1607680;
     /* flops per row: forward 2 (784 512 + 512 256 + 256 10); backward the weight
      * gradients (the same) and the input gradients of fc2 and fc3 */
@@ -184,9 +184,9 @@ static void print_model(const double tc[4]) {
     const double f1 = 2.0 * 784 * 512 / (2 * fwd + 2.0 * (512 * 256 + 256 * 10));
     const int nodes[3] = {2, 8, 64}, strong_col[3] = {1, 2, 3};
     const double gbit[2] = {10, 100}, alpha[2] = {30e-6, 5e-6};
-    printf("expected scaling of W2 (model: ring allreduce, per-step compute measured above with "
-           "2 threads, fc1's backward %.0f%% of a step hides the first bucket)\n",
-           100 * f1);
+    printf("expected scaling of W2 (model: ring allreduce, per-step compute %s, fc1's backward "
+           "%.0f%% of a step hides the first bucket)\n",
+           source, 100 * f1);
     printf("%6s %9s %10s | %28s | %24s\n", "nodes", "link", "exposed ms", "weak: 128 rows/node",
            "strong: global batch 128");
     printf("%6s %9s %10s | %9s %9s %8s | %9s %6s %8s\n", "", "", "", "step ms", "speedup", "effic.",
@@ -270,7 +270,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "--model needs T128,T64,T16,T2 (ms per step)\n");
                 return 2;
             }
-            print_model(tc);
+            print_model(tc, "as given");
             return 0;
         } else if (v && !strcmp(a, "--repeat"))
             repeat = atoi(v), i++;
@@ -358,7 +358,7 @@ int main(int argc, char **argv) {
                 if (per_rank[i] == model_batch[k]) tc[k] = ms[1];
             fflush(stdout);
         }
-        print_model(tc);
+        print_model(tc, "measured above with 2 threads");
     }
     return 0;
 }
