@@ -3,11 +3,11 @@
  * Fashion-MNIST's 60,000 training images in file order (468 steps, last partial batch
  * dropped), each rank feeding its 128/N rows. Prints seconds per epoch and the
  * milliseconds per step spent reducing gradients (packing and the ring, on whichever
- * thread) and waiting for reductions after backward (the communication not hidden behind
- * it), for 1 and 2 ranks x 1 and 2 threads; then, at 2 ranks, the effect of overlap and
- * bucket size; then the compute of one step at the per-rank batches that 2 to 64 ranks
- * would have (the input of docs/BENCHMARKS.md's scaling model). The CNN example does not
- * exist yet; when it does, it belongs here too.
+ * thread), of ring time before the step began waiting (hidden behind backward) and
+ * waiting for reductions after backward (the communication not hidden behind it), for 1 and 2 ranks
+ * x 1 and 2 threads; then, at 2 ranks, the effect of overlap and bucket size; then the compute of
+ * one step at the per-rank batches that 2 to 64 ranks would have (the input of docs/BENCHMARKS.md's
+ * scaling model). The CNN example does not exist yet; when it does, it belongs here too.
  *
  * usage: bench_dist [--data DIR] [--epochs E] [--repeat R] [--quick] [--model T128,T64,T16,T2]
  *   Each row is R launches (default 3) of E epochs each (default 1, the best counts):
@@ -91,7 +91,7 @@ static int worker(const char *dir, int threads, int epochs, const dg_mpi_config 
         return 1;
     }
     int64_t steps = d.count / BATCH;
-    double best = 1e30, tail = 0, reduce = 0, wait = 0;
+    double best = 1e30, tail = 0, reduce = 0, wait = 0, hidden = 0;
     dg_mpi_stats st;
     for (int e = 0; e < epochs; e++) {
         dg_mpi_stats_reset(dm);
@@ -111,18 +111,19 @@ static int worker(const char *dir, int threads, int epochs, const dg_mpi_config 
         double secs = now() - t0;
         dg_mpi_stats_get(dm, &st);
         /* each rank's timings, averaged over the ranks */
-        double v[2] = {st.reduce_seconds, st.waiting_seconds};
-        dg_mpi_sum(dm, v, 2);
+        double v[3] = {st.reduce_seconds, st.waiting_seconds, st.hidden_seconds};
+        dg_mpi_sum(dm, v, 3);
         if (secs < best) {
             best = secs;
             reduce = 1e3 * v[0] / size / (double)st.steps;
             wait = 1e3 * v[1] / size / (double)st.steps;
+            hidden = 1e3 * v[2] / size / (double)st.steps;
         }
     }
     if (rank == 0)
         printf("result seconds %.4f reduce_ms %.4f wait_ms %.4f loss %.4f buckets %d overlap %d "
-               "bytes %lld\n",
-               best, reduce, wait, tail / 50, st.buckets, st.overlap, (long long)st.bytes);
+               "hidden_ms %.4f\n",
+               best, reduce, wait, tail / 50, st.buckets, st.overlap, hidden);
     dg_graph_free(m.g);
     dg_mpi_free(dm);
     dg_dataset_free(&d);
@@ -222,7 +223,7 @@ static double median(double *v, int n) {
 }
 
 /* Runs `args` (under mpirun with np ranks, or alone when np is 0) and parses its result
- * line into r[0..6) with fmt (up to six %lf); returns the number parsed (or -1). */
+ * line into r[0..7) with fmt (up to seven %lf); returns the number parsed (or -1). */
 static int launch(int np, const char *args, const char *fmt, double *r) {
     char cmd[2048];
     char self[1024];
@@ -239,7 +240,7 @@ static int launch(int np, const char *args, const char *fmt, double *r) {
     char line[1024];
     int got = -1;
     while (fgets(line, sizeof line, p)) {
-        int k = sscanf(line, fmt, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5]);
+        int k = sscanf(line, fmt, &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]);
         if (k > 0)
             got = k;
         else
@@ -297,8 +298,8 @@ int main(int argc, char **argv) {
            "the best of %d epochs: median [min-max]; ranks on this machine's cores (shared "
            "memory)\n",
            BATCH, dir, repeat, epochs);
-    printf("%5s %7s %7s %7s %20s %10s %10s %8s\n", "ranks", "threads", "reduce", "buckets",
-           "s/epoch", "reduce ms", "wait ms", "loss");
+    printf("%5s %7s %7s %7s %20s %10s %10s %10s %8s\n", "ranks", "threads", "reduce", "buckets",
+           "s/epoch", "reduce ms", "hidden ms", "wait ms", "loss");
     typedef struct conf {
         int np, threads, overlap;
         long long bucket;
@@ -317,15 +318,15 @@ int main(int argc, char **argv) {
         snprintf(args, sizeof args,
                  "--worker --threads %d --overlap %d --bucket %lld --epochs %d --data '%s'",
                  c.threads, c.overlap, c.bucket, epochs, dir);
-        double sec[16], red[16], wt[16], r[6] = {0};
+        double sec[16], red[16], wt[16], hid[16], r[7] = {0};
         int ok = 0;
         for (int k = 0; k < repeat; k++) {
             if (launch(c.np, args,
                        "result seconds %lf reduce_ms %lf wait_ms %lf loss %lf buckets %lf "
-                       "overlap %lf",
-                       r) != 6)
+                       "overlap %lf hidden_ms %lf",
+                       r) != 7)
                 break;
-            sec[ok] = r[0], red[ok] = r[1], wt[ok] = r[2], ok++;
+            sec[ok] = r[0], red[ok] = r[1], wt[ok] = r[2], hid[ok] = r[6], ok++;
         }
         if (ok != repeat) {
             printf("%5d %7d  (failed)\n", c.np, c.threads);
@@ -334,8 +335,9 @@ int main(int argc, char **argv) {
         char range[64];
         double mid = median(sec, ok); /* sorts sec */
         snprintf(range, sizeof range, "%.3f [%.3f-%.3f]", mid, sec[0], sec[ok - 1]);
-        printf("%5d %7d %7s %7.0f %20s %10.3f %10.3f %8.4f\n", c.np, c.threads,
-               r[5] ? "thread" : "inline", r[4], range, median(red, ok), median(wt, ok), r[3]);
+        printf("%5d %7d %7s %7.0f %20s %10.3f %10.3f %10.3f %8.4f\n", c.np, c.threads,
+               r[5] ? "thread" : "inline", r[4], range, median(red, ok), median(hid, ok),
+               median(wt, ok), r[3]);
         fflush(stdout);
     }
     if (!quick) {
@@ -346,7 +348,7 @@ int main(int argc, char **argv) {
         double tc[4] = {0, 0, 0, 0};
         int ranks[] = {1, 2, 4, 8, 16, 64};
         for (int i = 0; i < 6; i++) {
-            double ms[2] = {0, 0}, r[6];
+            double ms[2] = {0, 0}, r[7];
             for (int t = 0; t < 2; t++) {
                 char args[1024];
                 snprintf(args, sizeof args, "--compute %d --threads %d --data '%s'", per_rank[i],

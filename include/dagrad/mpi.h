@@ -148,6 +148,9 @@ typedef struct dg_mpi_stats {
     double reduce_seconds;  /**< time spent reducing buckets (packing, ring, on any thread) */
     double waiting_seconds; /**< time the step spent waiting for reductions still going on
                                  after backward had finished (the communication not hidden) */
+    double hidden_seconds;  /**< time buckets spent in their ring on the communication
+                                 thread before the step began waiting for them: communication
+                                 that ran beside backward (0 without the thread) */
 } dg_mpi_stats;
 /** Fills *out with the handle's counters; dg_mpi_stats_reset zeroes the timings. */
 dg_status dg_mpi_stats_get(const dg_mpi *dm, dg_mpi_stats *out);

@@ -473,5 +473,6 @@ void dg_mpi_stats_reset(dg_mpi *dm) {
     dm->stats.steps = 0;
     dm->stats.reduce_seconds = 0;
     dm->stats.waiting_seconds = 0;
+    dm->stats.hidden_seconds = 0;
     pthread_mutex_unlock(&dm->lock);
 }

@@ -41,10 +41,11 @@ enum { IDLE, STARTED, DONE };
 enum { TAG = 14 };
 
 typedef struct bucket {
-    float *buf;       /* n gradient values (w g), then N_SLOTS slots */
-    int64_t n;        /* gradient values */
-    int state;        /* IDLE -> STARTED (packed) -> DONE (reduced) -> IDLE (waited) */
-    dg_status status; /* of the reduction (DG_OK, or an MPI failure) */
+    float *buf;                  /* n gradient values (w g), then N_SLOTS slots */
+    int64_t n;                   /* gradient values */
+    int state;                   /* IDLE -> STARTED (packed) -> DONE (reduced) -> IDLE (waited) */
+    dg_status status;            /* of the reduction (DG_OK, or an MPI failure) */
+    double ring_start, ring_end; /* when its ring ran (dg__mpi_now), for the hidden time */
     char msg[MPI_MAX_ERROR_STRING + 96];
 } bucket;
 
@@ -119,11 +120,12 @@ static void add_seconds(dg_mpi *dm, double *field, double s) {
 }
 
 static void reduce_bucket(dg_reducer *r, bucket *b) {
-    double t0 = dg__mpi_now();
+    b->ring_start = dg__mpi_now();
     b->status = DG_OK;
     b->msg[0] = 0;
     ring_sum(r, b);
-    add_seconds(r->dm, &r->dm->stats.reduce_seconds, dg__mpi_now() - t0);
+    b->ring_end = dg__mpi_now();
+    add_seconds(r->dm, &r->dm->stats.reduce_seconds, b->ring_end - b->ring_start);
 }
 
 /* The communication thread: reduces started buckets in index order. Flushes subnormals
@@ -183,8 +185,16 @@ static void wait_all(dg_reducer *r) {
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Ends the step: every bucket back to IDLE, then the checks every rank makes alike. */
-static dg_status finish_step(dg_reducer *r, dg_graph *g, float *out, double waited) {
+/* Ends the step: every bucket back to IDLE, then the checks every rank makes alike.
+ * `wait_began` is when the wait started (0 when completing a failed step): ring time
+ * before it ran beside the rest of the step. */
+static dg_status finish_step(dg_reducer *r, dg_graph *g, float *out, double wait_began,
+                             double waited) {
+    double hidden = 0; /* only a communication thread runs beside the step */
+    for (int k = 0; r->has_thread && k < r->n_buckets; k++) {
+        double end = r->b[k].ring_end < wait_began ? r->b[k].ring_end : wait_began;
+        if (end > r->b[k].ring_start) hidden += end - r->b[k].ring_start;
+    }
     if (r->has_thread) pthread_mutex_lock(&r->mu);
     for (int k = 0; k < r->n_buckets; k++) r->b[k].state = IDLE;
     if (r->has_thread) pthread_mutex_unlock(&r->mu);
@@ -219,6 +229,7 @@ static dg_status finish_step(dg_reducer *r, dg_graph *g, float *out, double wait
     pthread_mutex_lock(&r->dm->lock);
     r->dm->stats.steps++;
     r->dm->stats.waiting_seconds += waited;
+    r->dm->stats.hidden_seconds += hidden;
     pthread_mutex_unlock(&r->dm->lock);
     return DG_OK;
 }
@@ -305,7 +316,7 @@ static dg_status wait_forward(dg_node *self) {
     const reduce_attrs *a = dg_node_attrs(self);
     double t0 = dg__mpi_now();
     wait_all(a->r);
-    return finish_step(a->r, dg_node_graph(self), dg_node_data(self), dg__mpi_now() - t0);
+    return finish_step(a->r, dg_node_graph(self), dg_node_data(self), t0, dg__mpi_now() - t0);
 }
 static const dg_op_def wait_op = {.name = "mpi_reduce_wait",
                                   .n_inputs = DG_VARIADIC,
@@ -557,7 +568,7 @@ static void complete_as_failed(dg_reducer *r) {
         mark_started(r, k);
     }
     wait_all(r);
-    finish_step(r, NULL, NULL, 0.0);
+    finish_step(r, NULL, NULL, 0.0, 0.0);
 }
 
 void dg__mpi_begin_run(dg_mpi *dm, int n, dg_node *const *targets) {
