@@ -95,6 +95,11 @@ dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with
     return dg_mpi_checkpoint_save(d->dm, g, path, with_state);
 }
 
+dg_status ex_dist_load(const ex_dist *d, dg_graph *g, const char *path, int with_state) {
+    if (!d->on) return dg_checkpoint_load(g, path, with_state);
+    return dg_mpi_checkpoint_load(d->dm, g, path, with_state);
+}
+
 #else /* built without MPI */
 
 int ex_dist_start(ex_dist *d, int on, const char *prog) {
@@ -133,6 +138,11 @@ int ex_dist_sum(const ex_dist *d, double *v, int n) {
 dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with_state) {
     (void)d;
     return dg_checkpoint_save(g, path, with_state);
+}
+
+dg_status ex_dist_load(const ex_dist *d, dg_graph *g, const char *path, int with_state) {
+    (void)d;
+    return dg_checkpoint_load(g, path, with_state);
 }
 
 #endif

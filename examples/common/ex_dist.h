@@ -43,5 +43,7 @@ double ex_dist_loss(const ex_dist *d, double local);
 int ex_dist_sum(const ex_dist *d, double *v, int n);
 /** Saves a checkpoint: rank 0 writes it, every rank gets the outcome. */
 dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with_state);
+/** Loads a checkpoint on every rank; if any rank cannot, every rank gets an error naming it. */
+dg_status ex_dist_load(const ex_dist *d, dg_graph *g, const char *path, int with_state);
 
 #endif

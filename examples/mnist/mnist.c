@@ -76,7 +76,7 @@ typedef struct augment {
 } augment;
 
 typedef struct options {
-    const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out;
+    const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out, *resume;
     double lr, expect, dropout, weight_decay, ema;
     int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment, no_augment, warmup;
     int anomaly, distributed;
@@ -554,6 +554,11 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     cfg.warmup_steps = o->warmup;
     dg_optimizer *opt = ex_dist_optimizer(o->dist, tm->g, tm->loss, &cfg);
     if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
+    /* parameters and optimizer state of a --save, from any number of processes */
+    if (o->resume && ex_dist_load(o->dist, tm->g, o->resume, 1) != DG_OK)
+        return ex_fail(PROG, tm->g, "resuming");
+    if (o->resume)
+        printf("resumed %s after %lld steps\n", o->resume, (long long)dg_optimizer_steps(opt));
     dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
 
     printf("training: %s lr %g%s, batch %lld, %d epochs, %lld steps per epoch%s\n", o->optimizer,
@@ -763,6 +768,8 @@ int main(int argc, char **argv) {
          "augmentation: mirror left-right half the time (default 1 for fashion, 0 for digits)",
          NULL, 0, 1},
         {"--save", EX_ARG_STRING, &o.save, "FILE", "save a checkpoint after training", NULL, 0, 0},
+        {"--resume", EX_ARG_STRING, &o.resume, "FILE",
+         "start from a checkpoint written by --save (weights and optimizer state)", NULL, 0, 0},
         {"--predict", EX_ARG_STRING, &o.predict, "FILE",
          "load a checkpoint and predict, without training", NULL, 0, 0},
         {"--index", EX_ARG_INT, &o.index, "I", "test image to predict (default 200)", NULL, 0,
@@ -842,7 +849,7 @@ int main(int argc, char **argv) {
     }
     double acc = 0, loss = 0;
     if (!rc && o.predict) {
-        if (dg_checkpoint_load(m.g, o.predict, 0) != DG_OK) {
+        if (ex_dist_load(&dist, m.g, o.predict, 0) != DG_OK) {
             fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(m.g));
             fprintf(stderr, "  (use the same --hidden and --dataset as when it was saved)\n");
             rc = EX_EXIT_FAIL;

@@ -4,7 +4,8 @@
 # usage: mnist_dist.sh CASE MNIST_BINARY WORK_DIR MPIEXEC [MPIEXEC_ARGS...]
 #   same      1 process and 2 processes (--distributed, the same global batch of 35, the
 #             last of each epoch 25 rows: 12 and 13 per process) end with the
-#             same test loss and accuracy (within 2e-3) and both write a checkpoint
+#             same test loss and accuracy (within 2e-3) and both write a checkpoint;
+#             the 2 processes' checkpoint resumes on 3, the one process's on 2
 #   missing   rank 1 cannot read its data: every rank stops with status 1 and a message
 #   mismatch  rank 1 builds another model (--hidden): refused before the first step
 case_=$1 bin=$2 work=$3
@@ -52,7 +53,17 @@ same)
     echo "$l1 $l2" | awk '{ gsub(",", ""); l1 = $4; a1 = $6; l2 = $12; a2 = $14;
         d = l1 - l2; if (d < 0) d = -d; e = a1 - a2; if (e < 0) e = -e;
         if (l1 == "" || l2 == "" || d > 2e-3 || e > 2e-3) { print "mnist_dist: results differ"; exit 1 }
-        print "mnist_dist: same result (loss difference " d ", accuracy difference " e ")" }'
+        print "mnist_dist: same result (loss difference " d ", accuracy difference " e ")" }' ||
+        exit 1
+    # the checkpoint of 2 processes resumes on 3 (and one process's on 2)
+    for run in "3 two" "2 one"; do
+        set -- $run
+        out=$($mpi -np "$1" "$bin" --distributed $common --epochs 1 --resume "$work/$2.ckpt" \
+            --out "$work/resume" 2>&1) || { echo "$out"; echo "mnist_dist: resume on $1 failed"; exit 1; }
+        echo "$out" | grep '^resumed'
+        [ "$(echo "$out" | grep -c "^resumed .*$2.ckpt after 28 steps")" = 1 ] ||
+            { echo "$out"; echo "mnist_dist: no resume of $2.ckpt on $1 processes"; exit 1; }
+    done
     ;;
 missing)
     out=$($mpi -np 1 "$bin" --distributed $common --out "$work/m" : \
