@@ -1,6 +1,7 @@
 # Install rules for dagrad (included from the top-level CMakeLists.txt):
 #   include/dagrad.h, include/dagrad/*.h      -> <prefix>/include
 #   libdagrad.a, libdagrad.so.<version>       -> <prefix>/<libdir>
+#   libdagrad_mpi.a and dagrad/mpi.h          (only when built with MPI)
 #   CMake package (dagradConfig.cmake)        -> <prefix>/<libdir>/cmake/dagrad
 #   pkg-config file (dagrad.pc)               -> <prefix>/<libdir>/pkgconfig
 # Both package files locate the prefix relative to themselves, so the tree can be installed
@@ -18,8 +19,16 @@ install(TARGETS dagrad_static dagrad_shared
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/dagrad.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/dagrad DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-  FILES_MATCHING PATTERN "*.h")
+if(DG_HAVE_MPI)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/dagrad DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.h")
+  # the MPI layer: dagrad::mpi (libdagrad_mpi.a), which needs MPI and threads
+  set_target_properties(dagrad_mpi PROPERTIES EXPORT_NAME mpi)
+  install(TARGETS dagrad_mpi EXPORT dagradTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+else()
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/dagrad DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.h" PATTERN "mpi.h" EXCLUDE)
+endif()
 
 set(DG_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/dagrad)
 install(EXPORT dagradTargets NAMESPACE dagrad:: FILE dagradTargets.cmake

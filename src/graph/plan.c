@@ -7,7 +7,8 @@
  * after every other node of the plan that reads the leaf, unless that node depends on the
  * writer (then it reads the new value). Writers of one leaf run in creation order. Among
  * the nodes these edges leave free, the graph's plan order picks (creation order by
- * default); any choice gives the same results.
+ * default), except that ready nodes of DG_OP_EAGER ops go first; any choice gives the same
+ * results.
  *
  * Shapes. A batch input takes the number of rows it is fed; every node whose shape
  * depends on one is re-inferred with its op's shape rule when a run's batch size differs
@@ -142,13 +143,17 @@ static uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
+/* Smaller runs first. Nodes of DG_OP_EAGER ops form a tier of their own, ahead of the rest;
+ * within a tier the plan order decides. */
 static uint64_t priority(const dg_graph *g, int id) {
+    uint64_t key = (uint64_t)id;
     switch (g->plan_order) {
-    case DG_ORDER_LATEST_FIRST: return (uint64_t)(INT32_MAX - id);
-    case DG_ORDER_RANDOM: return mix64(g->plan_seed ^ (uint64_t)id);
+    case DG_ORDER_LATEST_FIRST: key = (uint64_t)(INT32_MAX - id); break;
+    case DG_ORDER_RANDOM: key = mix64(g->plan_seed ^ (uint64_t)id) >> 1; break;
     case DG_ORDER_CREATION: break;
     }
-    return (uint64_t)id;
+    const dg_node *x = g->nodes[id];
+    return x->op && (x->op->flags & DG_OP_EAGER) ? key : key | (1ull << 63);
 }
 
 /* Growable edge list. */
