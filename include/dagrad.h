@@ -9,5 +9,6 @@
 #include "dagrad/optim.h"
 #include "dagrad/io.h"
 #include "dagrad/dot.h"
+#include "dagrad/precision.h"
 
 #endif

@@ -1,12 +1,11 @@
-/* x86-64 GEMM micro-kernels: AVX-512 (12 x 32 tile) and AVX2+FMA (6 x 16 tile), compiled
- * with per-function target attributes so the library itself needs no -mavx flags and runs
- * on any x86-64; gemm.c calls them only when __builtin_cpu_supports says the CPU can.
- * Contract (zero start, increasing k, then C = acc or C + acc) in gemm_kernel.h.
+/* x86-64 fp32 GEMM kernels: AVX-512 (14 x 32 packed tile, direct tiles for small and narrow
+ * products, vectorised packing) and AVX2+FMA (6 x 16 tile), compiled with per-function
+ * target attributes so the library itself needs no -mavx flags and runs on any x86-64;
+ * gemm.c calls them only when __builtin_cpu_supports says the CPU can. Contract (zero
+ * start, increasing k, then C = acc or C + acc) in gemm_kernel.h. Must not allocate.
  *
- * Why 12 x 32 for AVX-512: 12 rows x 2 zmm = 24 accumulators, plus 2 for the B row and 1
- * for the broadcast A value fit the 32 zmm registers; each k step issues 24 FMAs for 2
- * vector loads and 12 broadcasts, enough independent chains (24 > 2 pipes x 4 cycles
- * latency) to keep both FMA pipes busy. 6 x 16 is the same idea with 16 ymm registers. */
+ * 6 x 16 for AVX2: 6 rows x 2 ymm = 12 accumulators plus 2 for the B row and 1 for the
+ * broadcast A value fill the 16 ymm registers. */
 #include "gemm_kernel.h"
 
 #include <stddef.h>
@@ -28,76 +27,260 @@ int dg__gemm_avx2_available(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* ---- AVX-512: 12 x 32 ---- */
+/* ---- AVX-512: 14 x 32 packed tile, direct tiles, vectorised packing ---- */
 
-#define R512(i)                                                                                    \
-    do {                                                                                           \
-        __m512 ai = _mm512_set1_ps(a[i]);                                                          \
-        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                \
-        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                \
-    } while (0)
+#define MR512 14
+#define NR512 32
+#define KC    DG_GEMM_KC
 
-/* Writes row i of the tile through the column masks (masked loads never fault past n). */
-#define S512(i)                                                                                    \
+#define AVX512_INLINE __attribute__((target("avx512f"), always_inline)) static inline
+
+/* Column masks of a 32-wide tile holding n valid columns (masked loads never fault). */
+AVX512_INLINE void col_masks(int n, __mmask16 *m0, __mmask16 *m1) {
+    *m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    *m1 = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+}
+
+/* Writes R rows of NV accumulator vectors to C (C = acc or C + acc), through the masks. */
+#define STORE_TILE(R, NV)                                                                          \
     do {                                                                                           \
-        if (i < m) {                                                                               \
-            float *cr = c + (int64_t)(i)*ldc;                                                      \
-            if (add) {                                                                             \
-                c##i##0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), c##i##0);                   \
-                c##i##1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), c##i##1);              \
+        _Pragma("GCC unroll 28") for (int i = 0; i < (R); i++) {                                   \
+            float *cr = c + (int64_t)i * ldc;                                                      \
+            if (add) acc[i][0] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), acc[i][0]);          \
+            _mm512_mask_storeu_ps(cr, m0, acc[i][0]);                                              \
+            if ((NV) > 1) {                                                                        \
+                if (add)                                                                           \
+                    acc[i][(NV)-1] =                                                               \
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), acc[i][(NV)-1]);         \
+                _mm512_mask_storeu_ps(cr + 16, m1, acc[i][(NV)-1]);                                \
             }                                                                                      \
-            _mm512_mask_storeu_ps(cr, m0, c##i##0);                                                \
-            _mm512_mask_storeu_ps(cr + 16, m1, c##i##1);                                           \
         }                                                                                          \
     } while (0)
 
-__attribute__((target("avx512f"))) static void kernel_avx512(int64_t kc, const float *a,
-                                                             const float *b, float *c, int64_t ldc,
-                                                             int m, int n, int add) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    __m512 c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
-    __m512 c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
-    /* C rows are needed only at the end, but on large problems they come from L3 or memory:
-     * start fetching them now so 24 cache misses overlap the FMAs instead of following. */
-    for (int i = 0; i < m; i++) {
+/* R rows (R <= 14) of a packed 14 x 32 tile: 2R accumulators, 2 B vectors per k step, one
+ * broadcast per row. 14 x 32 uses 28 + 2 + 1 of the 32 zmm registers; each k step issues
+ * 28 FMAs for 2 vector loads and 14 broadcasts, more independent chains than the two FMA
+ * pipes need to hide their latency. The A panel streams from L2 and is prefetched ahead;
+ * the B panel (KC x 32 floats, 32 KiB) stays in L1 across the tiles of one column. */
+AVX512_INLINE void tile_packed(const int R, int64_t kc, const float *a, const float *b, float *c,
+                               int64_t ldc, int n, int add) {
+    __m512 acc[MR512][2];
+    _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
+    /* C is needed only at the end but often comes from L3 or memory: fetch it now */
+    _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) {
         _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (int64_t)i * ldc + 16), _MM_HINT_T0);
     }
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        R512(0);
-        R512(1);
-        R512(2);
-        R512(3);
-        R512(4);
-        R512(5);
-        R512(6);
-        R512(7);
-        R512(8);
-        R512(9);
-        R512(10);
-        R512(11);
-        a += 12;
-        b += 32;
+        _mm_prefetch((const char *)(b + 8 * NR512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 8 * NR512 + 16), _MM_HINT_T0);
+        _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += MR512;
+        b += NR512;
     }
-    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
-    S512(0);
-    S512(1);
-    S512(2);
-    S512(3);
-    S512(4);
-    S512(5);
-    S512(6);
-    S512(7);
-    S512(8);
-    S512(9);
-    S512(10);
-    S512(11);
+    __mmask16 m0, m1;
+    col_masks(n, &m0, &m1);
+    STORE_TILE(R, 2);
 }
 
-const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", 12, 32, kernel_avx512};
+#define DEF_PACKED(R)                                                                              \
+    __attribute__((target("avx512f"))) static void packed_##R(                                     \
+        int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int n, int add) {       \
+        tile_packed(R, kc, a, b, c, ldc, n, add);                                                  \
+    }
+DEF_PACKED(14)
+DEF_PACKED(8)
+DEF_PACKED(4)
+DEF_PACKED(2)
+DEF_PACKED(1)
+
+/* A partial tile (m < 14 rows, the bottom edge of a block) runs as 8 + 4 + 2 + 1 row pieces
+ * so no FMA is spent on padding rows. */
+__attribute__((target("avx512f"))) static void kernel_avx512(int64_t kc, const float *a,
+                                                             const float *b, float *c, int64_t ldc,
+                                                             int m, int n, int add) {
+    if (m == MR512) {
+        packed_14(kc, a, b, c, ldc, n, add);
+        return;
+    }
+    int i = 0;
+    if (m - i >= 8) packed_8(kc, a + i, b, c + i * ldc, ldc, n, add), i += 8;
+    if (m - i >= 4) packed_4(kc, a + i, b, c + i * ldc, ldc, n, add), i += 4;
+    if (m - i >= 2) packed_2(kc, a + i, b, c + i * ldc, ldc, n, add), i += 2;
+    if (m - i >= 1) packed_1(kc, a + i, b, c + i * ldc, ldc, n, add);
+}
+
+/* Direct tile: R rows of op(A) read in place (TA: a[p*lda + i], else a[i*lda + p]) times NV
+ * vectors of B rows read at stride ldbk (in place or from a small packed strip). Same
+ * arithmetic as tile_packed: one zero-started FMA chain per element over the slice. */
+AVX512_INLINE void tile_direct(const int R, const int NV, const int TA, int64_t kc, const float *a,
+                               int64_t lda, const float *b, int64_t ldbk, __mmask16 m0,
+                               __mmask16 m1, float *c, int64_t ldc, int add) {
+    __m512 acc[28][2];
+    _Pragma("GCC unroll 28") for (int i = 0; i < R; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][NV - 1] = _mm512_setzero_ps();
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = b0;
+        if (NV > 1) b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        _Pragma("GCC unroll 28") for (int i = 0; i < R; i++) {
+            __m512 ai = _mm512_set1_ps(TA ? a[i] : a[(int64_t)i * lda]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            if (NV > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += TA ? lda : 1;
+        b += ldbk;
+    }
+    STORE_TILE(R, NV);
+}
+
+typedef void (*direct_tile_fn)(int64_t kc, const float *a, int64_t lda, const float *b,
+                               int64_t ldbk, __mmask16 m0, __mmask16 m1, float *c, int64_t ldc,
+                               int add);
+
+#define DEF_DIRECT(TA, NV, R)                                                                      \
+    __attribute__((target("avx512f"))) static void direct_##TA##_##NV##_##R(                       \
+        int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldbk, __mmask16 m0,       \
+        __mmask16 m1, float *c, int64_t ldc, int add) {                                            \
+        tile_direct(R, NV, TA, kc, a, lda, b, ldbk, m0, m1, c, ldc, add);                          \
+    }
+#define DEF_DIRECT_ALL(TA)                                                                         \
+    DEF_DIRECT(TA, 1, 28)                                                                          \
+    DEF_DIRECT(TA, 1, 16)                                                                          \
+    DEF_DIRECT(TA, 1, 8)                                                                           \
+    DEF_DIRECT(TA, 1, 4)                                                                           \
+    DEF_DIRECT(TA, 1, 2)                                                                           \
+    DEF_DIRECT(TA, 1, 1)                                                                           \
+    DEF_DIRECT(TA, 2, 14)                                                                          \
+    DEF_DIRECT(TA, 2, 8)                                                                           \
+    DEF_DIRECT(TA, 2, 4)                                                                           \
+    DEF_DIRECT(TA, 2, 2)                                                                           \
+    DEF_DIRECT(TA, 2, 1)
+DEF_DIRECT_ALL(0)
+DEF_DIRECT_ALL(1)
+
+/* Tile heights per B width (1 or 2 vectors), largest first, and their functions. */
+static const int direct_heights[2][6] = {{28, 16, 8, 4, 2, 1}, {14, 8, 4, 2, 1, 0}};
+static const direct_tile_fn direct_fns[2][2][6] = {
+    {{direct_0_1_28, direct_0_1_16, direct_0_1_8, direct_0_1_4, direct_0_1_2, direct_0_1_1},
+     {direct_0_2_14, direct_0_2_8, direct_0_2_4, direct_0_2_2, direct_0_2_1, NULL}},
+    {{direct_1_1_28, direct_1_1_16, direct_1_1_8, direct_1_1_4, direct_1_1_2, direct_1_1_1},
+     {direct_1_2_14, direct_1_2_8, direct_1_2_4, direct_1_2_2, direct_1_2_1, NULL}},
+};
+
+static void pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int w,
+                        float *dst);
+
+/* Rows [i0, i1) of C: for each KC slice, each 32-column strip of op(B) (read in place when B
+ * is not transposed, else packed into `scratch`), the rows in tiles of 28 (one B vector) or
+ * 14 (two). No packing of A: small and narrow products spend their time computing. */
+__attribute__((target("avx512f"))) static void direct_avx512(const dg_gemm_args *g, int64_t i0,
+                                                             int64_t i1, float *scratch) {
+    for (int64_t pc = 0; pc < g->k; pc += KC) {
+        int64_t kc = g->k - pc < KC ? g->k - pc : KC;
+        int add = g->acc || pc > 0;
+        for (int64_t j0 = 0; j0 < g->n; j0 += NR512) {
+            int w = g->n - j0 < NR512 ? (int)(g->n - j0) : NR512;
+            const float *b;
+            int64_t ldbk;
+            if (!g->tb) {
+                b = g->b + pc * g->ldb + j0;
+                ldbk = g->ldb;
+            } else {
+                pack_avx512(1, g->b + j0 * g->ldb + pc, g->ldb, w, kc, NR512, scratch);
+                b = scratch;
+                ldbk = NR512;
+            }
+            int nv = w > 16 ? 2 : 1;
+            __mmask16 m0, m1;
+            col_masks(w, &m0, &m1);
+            for (int64_t i = i0; i < i1;) {
+                int h = 0;
+                while (direct_heights[nv - 1][h] > i1 - i) h++;
+                int rows = direct_heights[nv - 1][h];
+                const float *a = g->ta ? g->a + pc * g->lda + i : g->a + i * g->lda + pc;
+                direct_fns[g->ta != 0][nv - 1][h](kc, a, g->lda, b, ldbk, m0, m1,
+                                                  g->c + i * g->ldc + j0, g->ldc, add);
+                i += rows;
+            }
+        }
+    }
+}
+
+/* 16 x 16 transpose in registers: r[i] holds row i; afterwards r[q] holds column q. Three
+ * shuffle stages: pairs of rows within 128-bit lanes, pairs of pairs (as doubles), then
+ * whole lanes across rows. */
+AVX512_INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* c[4j + s]: lane L holds rows 4j..4j+3 of column 4L + s */
+    __m512 c[16];
+    for (int j = 0; j < 4; j++) {
+        __m512d lo0 = _mm512_castps_pd(t[4 * j]), lo1 = _mm512_castps_pd(t[4 * j + 2]);
+        __m512d hi0 = _mm512_castps_pd(t[4 * j + 1]), hi1 = _mm512_castps_pd(t[4 * j + 3]);
+        c[4 * j + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
+        c[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
+        c[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
+        c[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
+    }
+    for (int s = 0; s < 4; s++) {
+        __m512 e0 = _mm512_shuffle_f32x4(c[s], c[4 + s], _MM_SHUFFLE(2, 0, 2, 0));
+        __m512 e1 = _mm512_shuffle_f32x4(c[s], c[4 + s], _MM_SHUFFLE(3, 1, 3, 1));
+        __m512 f0 = _mm512_shuffle_f32x4(c[8 + s], c[12 + s], _MM_SHUFFLE(2, 0, 2, 0));
+        __m512 f1 = _mm512_shuffle_f32x4(c[8 + s], c[12 + s], _MM_SHUFFLE(3, 1, 3, 1));
+        r[0 + s] = _mm512_shuffle_f32x4(e0, f0, _MM_SHUFFLE(2, 0, 2, 0));
+        r[8 + s] = _mm512_shuffle_f32x4(e0, f0, _MM_SHUFFLE(3, 1, 3, 1));
+        r[4 + s] = _mm512_shuffle_f32x4(e1, f1, _MM_SHUFFLE(2, 0, 2, 0));
+        r[12 + s] = _mm512_shuffle_f32x4(e1, f1, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* Packer (contract in gemm_kernel.h) for panel widths up to 32: copies with masked vector
+ * moves, transposes 16 x 16 blocks in registers. */
+__attribute__((target("avx512f"))) static void
+pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int w, float *dst) {
+    __mmask16 wm0, wm1, rm0, rm1;
+    col_masks(w, &wm0, &wm1);
+    col_masks(rows, &rm0, &rm1);
+    if (!by_rows) {
+        for (int64_t p = 0; p < kc; p++) {
+            const float *s = src + p * ld;
+            _mm512_mask_storeu_ps(dst + p * w, wm0, _mm512_maskz_loadu_ps(rm0, s));
+            if (w > 16)
+                _mm512_mask_storeu_ps(dst + p * w + 16, wm1, _mm512_maskz_loadu_ps(rm1, s + 16));
+        }
+        return;
+    }
+    for (int half = 0; half * 16 < w; half++) {
+        int r0 = half * 16, nr = rows - r0 < 16 ? rows - r0 : 16;
+        __mmask16 om = half ? wm1 : wm0;
+        for (int64_t p = 0; p < kc; p += 16) {
+            int np = kc - p < 16 ? (int)(kc - p) : 16;
+            __mmask16 pm = (__mmask16)(np == 16 ? 0xFFFF : (1u << np) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nr ? _mm512_maskz_loadu_ps(pm, src + (int64_t)(r0 + i) * ld + p)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < np; q++) _mm512_mask_storeu_ps(dst + (p + q) * w + r0, om, r[q]);
+        }
+    }
+}
+
+const dg_gemm_kernel_info dg__gemm_avx512 = {
+    "avx512", MR512, NR512, 24 * MR512, 1024, kernel_avx512, pack_avx512, direct_avx512, 28};
 
 /* ---- AVX2 + FMA: 6 x 16 ---- */
 
@@ -150,13 +333,13 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const fl
     }
 }
 
-const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, kernel_avx2};
+const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, kernel_avx2, NULL, NULL, 0};
 
 #else /* not x86-64 with GCC/Clang: only the portable kernel exists */
 
 int dg__gemm_avx512_available(void) { return 0; }
 int dg__gemm_avx2_available(void) { return 0; }
-const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", 12, 32, NULL};
-const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, NULL};
+const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", 14, 32, 336, 1024, NULL, NULL, NULL, 0};
+const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, NULL, NULL, NULL, 0};
 
 #endif
