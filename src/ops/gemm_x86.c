@@ -12,7 +12,7 @@
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define DG_HAVE_X86_KERNELS 1
-#include <immintrin.h>
+#include "gemm_avx512.h"
 #endif
 
 #ifdef DG_HAVE_X86_KERNELS
@@ -32,14 +32,6 @@ int dg__gemm_avx2_available(void) {
 #define MR512 14
 #define NR512 32
 #define KC    DG_GEMM_KC
-
-#define AVX512_INLINE __attribute__((target("avx512f"), always_inline)) static inline
-
-/* Column masks of a 32-wide tile holding n valid columns (masked loads never fault). */
-AVX512_INLINE void col_masks(int n, __mmask16 *m0, __mmask16 *m1) {
-    *m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-    *m1 = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
-}
 
 /* Writes R rows of NV accumulator vectors to C (C = acc or C + acc), through the masks. */
 #define STORE_TILE(R, NV)                                                                          \
@@ -213,37 +205,6 @@ __attribute__((target("avx512f"))) static void direct_avx512(const dg_gemm_args 
                 i += rows;
             }
         }
-    }
-}
-
-/* 16 x 16 transpose in registers: r[i] holds row i; afterwards r[q] holds column q. Three
- * shuffle stages: pairs of rows within 128-bit lanes, pairs of pairs (as doubles), then
- * whole lanes across rows. */
-AVX512_INLINE void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* c[4j + s]: lane L holds rows 4j..4j+3 of column 4L + s */
-    __m512 c[16];
-    for (int j = 0; j < 4; j++) {
-        __m512d lo0 = _mm512_castps_pd(t[4 * j]), lo1 = _mm512_castps_pd(t[4 * j + 2]);
-        __m512d hi0 = _mm512_castps_pd(t[4 * j + 1]), hi1 = _mm512_castps_pd(t[4 * j + 3]);
-        c[4 * j + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
-        c[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
-        c[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
-        c[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
-    }
-    for (int s = 0; s < 4; s++) {
-        __m512 e0 = _mm512_shuffle_f32x4(c[s], c[4 + s], _MM_SHUFFLE(2, 0, 2, 0));
-        __m512 e1 = _mm512_shuffle_f32x4(c[s], c[4 + s], _MM_SHUFFLE(3, 1, 3, 1));
-        __m512 f0 = _mm512_shuffle_f32x4(c[8 + s], c[12 + s], _MM_SHUFFLE(2, 0, 2, 0));
-        __m512 f1 = _mm512_shuffle_f32x4(c[8 + s], c[12 + s], _MM_SHUFFLE(3, 1, 3, 1));
-        r[0 + s] = _mm512_shuffle_f32x4(e0, f0, _MM_SHUFFLE(2, 0, 2, 0));
-        r[8 + s] = _mm512_shuffle_f32x4(e0, f0, _MM_SHUFFLE(3, 1, 3, 1));
-        r[4 + s] = _mm512_shuffle_f32x4(e1, f1, _MM_SHUFFLE(2, 0, 2, 0));
-        r[12 + s] = _mm512_shuffle_f32x4(e1, f1, _MM_SHUFFLE(3, 1, 3, 1));
     }
 }
 
