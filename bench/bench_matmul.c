@@ -135,6 +135,7 @@ static int cpu_has(unsigned leaf, unsigned sub, int reg, unsigned bit) {
 }
 #endif
 
+#ifdef DG_BENCH_CBLAS
 /* OpenBLAS core type for this CPU: the best whose instructions it has. */
 static const char *openblas_core_for_cpu(void) {
 #ifdef BENCH_X86
@@ -147,6 +148,7 @@ static const char *openblas_core_for_cpu(void) {
 #endif
     return NULL;
 }
+#endif
 
 #define PEAK_CHAINS 16
 #ifdef BENCH_X86
