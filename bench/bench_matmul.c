@@ -126,6 +126,8 @@ static void cpu_model(char *out, size_t size) {
     fclose(f);
 }
 
+
+#ifdef DG_BENCH_CBLAS
 #ifdef BENCH_X86
 static int cpu_has(unsigned leaf, unsigned sub, int reg, unsigned bit) {
     unsigned r[4] = {0};
@@ -135,7 +137,6 @@ static int cpu_has(unsigned leaf, unsigned sub, int reg, unsigned bit) {
 }
 #endif
 
-#ifdef DG_BENCH_CBLAS
 /* OpenBLAS core type for this CPU: the best whose instructions it has. */
 static const char *openblas_core_for_cpu(void) {
 #ifdef BENCH_X86
