@@ -103,7 +103,10 @@ static void all_cases(void) {
             check_case(ta, tb, 4, 5, 1, 0);
             check_case(ta, tb, 1, 1, 1, 1);
             check_case(ta, tb, 1, 300, 257, 0);
-            /* more than one 144-row and 512-column block */
+            /* three slices of k (513 = 171 + 171 + 171), and a wide product with few rows */
+            check_case(ta, tb, 37, 45, 513, 1);
+            check_case(ta, tb, 20, 300, 40, 0);
+            /* more than one block of rows and columns of the AVX2/generic kernels */
             check_case(ta, tb, 301, 530, 70, 0);
         }
 }

@@ -16,8 +16,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Depth of one k slice, the same for every path and thread count (see above). */
+/* Deepest k slice. A depth-k product is cut into ceil(k / DG_GEMM_KC) slices of equal
+ * length (the last one shorter by the rounding): a function of k alone, the same for every
+ * fp32 path and thread count (see above), and no thin last slice (784 = 4 x 196, not
+ * 3 x 256 + 16). */
 #define DG_GEMM_KC 256
+
+static inline int64_t dg__gemm_slice(int64_t k) {
+    int64_t slices = (k + DG_GEMM_KC - 1) / DG_GEMM_KC;
+    return slices > 1 ? (k + slices - 1) / slices : k;
+}
 
 typedef void (*dg_gemm_ukernel)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                                 int m, int n, int add);

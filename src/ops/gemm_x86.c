@@ -31,7 +31,6 @@ int dg__gemm_avx2_available(void) {
 
 #define MR512 14
 #define NR512 32
-#define KC    DG_GEMM_KC
 
 /* Writes R rows of NV accumulator vectors to C (C = acc or C + acc), through the masks. */
 #define STORE_TILE(R, NV)                                                                          \
@@ -52,8 +51,9 @@ int dg__gemm_avx2_available(void) {
 /* R rows (R <= 14) of a packed 14 x 32 tile: 2R accumulators, 2 B vectors per k step, one
  * broadcast per row. 14 x 32 uses 28 + 2 + 1 of the 32 zmm registers; each k step issues
  * 28 FMAs for 2 vector loads and 14 broadcasts, more independent chains than the two FMA
- * pipes need to hide their latency. The A panel streams from L2 and is prefetched ahead;
- * the B panel (KC x 32 floats, 32 KiB) stays in L1 across the tiles of one column. */
+ * pipes need to hide their latency. gemm.c runs one A panel (14 x KC, 14 KiB) against all
+ * B panels of a block, so A stays in L1 while the B panels (32 x KC) stream from L2 and
+ * are prefetched a few steps ahead (as BLIS keeps the broadcast operand in L1). */
 AVX512_INLINE void tile_packed(const int R, int64_t kc, const float *a, const float *b, float *c,
                                int64_t ldc, int n, int add) {
     __m512 acc[MR512][2];
@@ -177,8 +177,8 @@ static void pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int
  * 14 (two). No packing of A: small and narrow products spend their time computing. */
 __attribute__((target("avx512f"))) static void direct_avx512(const dg_gemm_args *g, int64_t i0,
                                                              int64_t i1, float *scratch) {
-    for (int64_t pc = 0; pc < g->k; pc += KC) {
-        int64_t kc = g->k - pc < KC ? g->k - pc : KC;
+    for (int64_t pc = 0, ks = dg__gemm_slice(g->k); pc < g->k; pc += ks) {
+        int64_t kc = g->k - pc < ks ? g->k - pc : ks;
         int add = g->acc || pc > 0;
         for (int64_t j0 = 0; j0 < g->n; j0 += NR512) {
             int w = g->n - j0 < NR512 ? (int)(g->n - j0) : NR512;
