@@ -21,6 +21,7 @@
  * With dg_set_matmul_precision(DG_MATMUL_BF16) and a CPU that has AMX or AVX512-BF16 the
  * call goes to a bf16 kernel (gemm_bf16_x86.c) instead; with DG_USE_BLAS to cblas_sgemm
  * (not thread-count invariant then: that is up to the BLAS). */
+#define _DEFAULT_SOURCE /* sysconf(_SC_LEVEL2_CACHE_SIZE) */
 #include "gemm_kernel.h"
 #include "kernels.h"
 #include "dagrad/precision.h"
@@ -29,6 +30,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef DG_USE_BLAS
 #include <cblas.h>
@@ -160,7 +162,25 @@ typedef struct {
     dg_gemm_args p;
     const dg_gemm_kernel_info *k;
     int tm, tn; /* region grid: tm row bands x tn column bands */
+    int64_t nc; /* columns per B block */
 } gemm_problem;
+
+/* Columns per B block: the kernel's choice (sized for a 2 MiB L2), halved while a KC x nc
+ * block would fill more than half of this CPU's L2 (1 MiB per core on Zen 4/5). Speed only:
+ * blocking never changes which products an element sums, or in which order. */
+static int64_t block_nc(const dg_gemm_kernel_info *k) {
+    static long l2 = -1; /* a benign race: every thread computes the same value */
+    if (l2 < 0) {
+        long v = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        l2 = v > 0 ? v : 0;
+    }
+    int64_t nc = k->nc;
+    while (l2 > 0 && nc > 4 * k->nr && (int64_t)KC * nc * (int64_t)sizeof(float) > l2 / 2) nc /= 2;
+    return nc;
+}
 
 /* op(A)(i, p) and op(B)(p, j) */
 static inline float elem_a(const dg_gemm_args *g, int64_t i, int64_t p) {
@@ -282,7 +302,8 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
         region_unpacked(g, i0, i1, j0, j1);
         return;
     }
-    const int mr = g->k->mr, nr = g->k->nr, mcb = g->k->mc, ncb = g->k->nc;
+    const int mr = g->k->mr, nr = g->k->nr, mcb = g->k->mc;
+    const int64_t ncb = g->nc;
     float *abuf = buf, *bbuf = buf + (size_t)mcb * KC;
     const dg_gemm_args *p = &g->p;
     for (int64_t jc = j0; jc < j1; jc += ncb) {
@@ -354,7 +375,7 @@ static void direct_rows(void *ctx, int64_t lo, int64_t hi) {
     int64_t i0 = lo * rows, i1 = hi * rows < m ? hi * rows : m;
     float *buf = pack_buffer();
     if (!buf) {
-        gemm_problem g = {*d->p, d->k, 1, 1};
+        gemm_problem g = {*d->p, d->k, 1, 1, d->k->nc};
         region_unpacked(&g, i0, i1, 0, d->p->n);
         return;
     }
@@ -434,7 +455,7 @@ void dg_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const fl
         dg__parallel_for(m, 2 * n * k, small_rows, &args);
         return;
     }
-    gemm_problem g = {args, kern, 1, 1};
+    gemm_problem g = {args, kern, 1, 1, block_nc(kern)};
     /* The packed kernel does ~16 flops per elementary step, hence the divisor. */
     int threads = dg__threads_for(2 * m * n * k / 16);
     choose_grid(&g, threads);
