@@ -126,7 +126,6 @@ static void cpu_model(char *out, size_t size) {
     fclose(f);
 }
 
-
 #ifdef DG_BENCH_CBLAS
 #ifdef BENCH_X86
 static int cpu_has(unsigned leaf, unsigned sub, int reg, unsigned bit) {
@@ -435,6 +434,14 @@ int main(int argc, char **argv) {
             }
         }
         fflush(stdout);
+    }
+    /* The peak again: if it dropped, other processes shared the cores during the run and
+     * the tables above (especially the multi-thread ones) understate both libraries. */
+    for (int ti = 0; ti < n_threads; ti++) {
+        double again = measure_peak(threads[ti]);
+        printf("measured fp32 peak at end, %d thread%s: %.1f GFLOP/s (%.0f%% of the first)%s\n",
+               threads[ti], threads[ti] > 1 ? "s" : "", again, 100.0 * again / peak[ti],
+               again < 0.9 * peak[ti] ? ": the machine was busy, numbers unreliable" : "");
     }
     printf("load average at end %.2f\n", load_average());
     return 0;
