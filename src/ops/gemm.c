@@ -60,8 +60,8 @@ static void kernel_generic(int64_t kc, const float *a, const float *b, float *c,
     }
 }
 
-static const dg_gemm_kernel_info gemm_generic = {"generic",      4,    16,   144, 512,
-                                                 kernel_generic, NULL, NULL, 0};
+static const dg_gemm_kernel_info gemm_generic = {"generic",      4,    16,  144, 512,
+                                                 kernel_generic, NULL, NULL};
 
 /* ---- kernel selection ---- */
 
@@ -161,8 +161,10 @@ const char *dg_matmul_kernel(void) {
 typedef struct {
     dg_gemm_args p;
     const dg_gemm_kernel_info *k;
-    int tm, tn; /* region grid: tm row bands x tn column bands */
-    int64_t nc; /* columns per B block */
+    int direct;     /* direct path, else packed */
+    int64_t ru, cu; /* regions are made of ru x cu units of C (whole micro-tiles) */
+    int tm, tn;     /* region grid: tm row bands x tn column bands */
+    int64_t nc;     /* columns per B block */
 } gemm_problem;
 
 /* Columns per B block: the kernel's choice (sized for a 2 MiB L2), halved while a KC x nc
@@ -328,29 +330,42 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
     }
 }
 
-/* Region t of the tm x tn grid: bands of whole micro-tiles, split as evenly as possible. */
+static void direct_region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    float *buf = pack_buffer();
+    if (!buf)
+        region_unpacked(g, i0, i1, j0, j1);
+    else
+        g->k->direct(&g->p, i0, i1, j0, j1, buf);
+}
+
+/* Region t of the tm x tn grid: bands of whole units, split as evenly as possible. */
 static void region_range(void *ctx, int64_t lo, int64_t hi) {
     const gemm_problem *g = ctx;
-    const int mr = g->k->mr, nr = g->k->nr;
-    int64_t mt = (g->p.m + mr - 1) / mr, nt = (g->p.n + nr - 1) / nr;
+    int64_t mt = (g->p.m + g->ru - 1) / g->ru, nt = (g->p.n + g->cu - 1) / g->cu;
     for (int64_t t = lo; t < hi; t++) {
         int64_t r = t / g->tn, q = t % g->tn;
-        int64_t i0 = mt * r / g->tm * mr, i1 = mt * (r + 1) / g->tm * mr;
-        int64_t j0 = nt * q / g->tn * nr, j1 = nt * (q + 1) / g->tn * nr;
-        region(g, i0, i1 < g->p.m ? i1 : g->p.m, j0, j1 < g->p.n ? j1 : g->p.n);
+        int64_t i0 = mt * r / g->tm * g->ru, i1 = mt * (r + 1) / g->tm * g->ru;
+        int64_t j0 = nt * q / g->tn * g->cu, j1 = nt * (q + 1) / g->tn * g->cu;
+        i1 = i1 < g->p.m ? i1 : g->p.m;
+        j1 = j1 < g->p.n ? j1 : g->p.n;
+        if (i0 >= i1 || j0 >= j1) continue;
+        if (g->direct)
+            direct_region(g, i0, i1, j0, j1);
+        else
+            region(g, i0, i1, j0, j1);
     }
 }
 
 /* Picks the grid tm x tn = threads minimising the largest region (in C elements); on ties
- * the one with fewer row bands, whose threads share no A packing. Only speed depends on it. */
+ * the one with more row bands, whose threads pack disjoint parts of A (the transposing
+ * pack) and each a copy of B. Only speed depends on it. */
 static void choose_grid(gemm_problem *g, int threads) {
-    const int mr = g->k->mr, nr = g->k->nr;
-    int64_t mt = (g->p.m + mr - 1) / mr, nt = (g->p.n + nr - 1) / nr;
+    int64_t mt = (g->p.m + g->ru - 1) / g->ru, nt = (g->p.n + g->cu - 1) / g->cu;
     int64_t best = -1;
     for (int tm = threads; tm >= 1; tm--) {
         if (threads % tm) continue;
         int tn = threads / tm;
-        int64_t rows = (mt + tm - 1) / tm * mr, cols = (nt + tn - 1) / tn * nr;
+        int64_t rows = (mt + tm - 1) / tm * g->ru, cols = (nt + tn - 1) / tn * g->cu;
         if (rows > g->p.m) rows = g->p.m;
         if (cols > g->p.n) cols = g->p.n;
         int64_t cost = rows * cols;
@@ -360,26 +375,6 @@ static void choose_grid(gemm_problem *g, int threads) {
             g->tn = tn;
         }
     }
-}
-
-/* ---- direct path: row blocks of C split among threads ---- */
-
-typedef struct {
-    const dg_gemm_args *p;
-    const dg_gemm_kernel_info *k;
-} direct_ctx;
-
-static void direct_rows(void *ctx, int64_t lo, int64_t hi) {
-    const direct_ctx *d = ctx;
-    const int64_t rows = d->k->direct_rows, m = d->p->m;
-    int64_t i0 = lo * rows, i1 = hi * rows < m ? hi * rows : m;
-    float *buf = pack_buffer();
-    if (!buf) {
-        gemm_problem g = {*d->p, d->k, 1, 1, d->k->nc};
-        region_unpacked(&g, i0, i1, 0, d->p->n);
-        return;
-    }
-    d->k->direct(d->p, i0, i1, buf);
 }
 
 /* Direct when packing would cost more than it saves: narrow outputs (each element of A is
@@ -445,17 +440,13 @@ void dg_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const fl
         return;
     }
     const dg_gemm_kernel_info *kern = kernel();
-    if (use_direct(kern, m, n, k)) {
-        direct_ctx d = {&args, kern};
-        int64_t blocks = (m + kern->direct_rows - 1) / kern->direct_rows;
-        dg__parallel_for(blocks, 2 * kern->direct_rows * n * k / 16, direct_rows, &d);
-        return;
-    }
-    if (!kern->direct && m * n * k < SMALL_WORK) {
+    int direct = use_direct(kern, m, n, k);
+    if (!direct && !kern->direct && m * n * k < SMALL_WORK) {
         dg__parallel_for(m, 2 * n * k, small_rows, &args);
         return;
     }
-    gemm_problem g = {args, kern, 1, 1, block_nc(kern)};
+    /* direct regions may cut anywhere (in 8-row steps for balance), packed ones at tiles */
+    gemm_problem g = {args, kern, direct, direct ? 8 : kern->mr, kern->nr, 1, 1, block_nc(kern)};
     /* The packed kernel does ~16 flops per elementary step, hence the divisor. */
     int threads = dg__threads_for(2 * m * n * k / 16);
     choose_grid(&g, threads);

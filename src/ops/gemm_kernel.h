@@ -43,9 +43,10 @@ typedef struct dg_gemm_args {
     float *c;
 } dg_gemm_args;
 
-/* Direct kernel: rows [i0, i1) of C, all columns, every KC slice, without packing A (B is
- * read in place, or packed into `scratch` (DG_GEMM_KC x 32 floats) when transposed). */
-typedef void (*dg_gemm_direct)(const dg_gemm_args *g, int64_t i0, int64_t i1, float *scratch);
+/* Direct kernel: C[i0..i1, j0..j1) (j0 a multiple of 32), every k slice, without packing A
+ * (B is read in place, or packed into `scratch` (DG_GEMM_KC x 32 floats) when transposed). */
+typedef void (*dg_gemm_direct)(const dg_gemm_args *g, int64_t i0, int64_t i1, int64_t j0,
+                               int64_t j1, float *scratch);
 
 typedef struct dg_gemm_kernel_info {
     const char *name;
@@ -54,7 +55,6 @@ typedef struct dg_gemm_kernel_info {
     dg_gemm_ukernel run;   /* packed micro-kernel */
     dg_gemm_packer pack;   /* NULL: gemm.c's portable packing loops */
     dg_gemm_direct direct; /* NULL: no direct path for this kernel */
-    int direct_rows;       /* row granularity that keeps direct tiles whole */
 } dg_gemm_kernel_info;
 
 /* x86-64 kernels; available() is 0 when the CPU (or the compiler) lacks the features. */

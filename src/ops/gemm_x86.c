@@ -172,23 +172,24 @@ static const direct_tile_fn direct_fns[2][2][6] = {
 static void pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int w,
                         float *dst);
 
-/* Rows [i0, i1) of C: for each KC slice, each 32-column strip of op(B) (read in place when B
+/* C[i0..i1, j0..j1): for each k slice, each 32-column strip of op(B) (read in place when B
  * is not transposed, else packed into `scratch`), the rows in tiles of 28 (one B vector) or
  * 14 (two). No packing of A: small and narrow products spend their time computing. */
 __attribute__((target("avx512f"))) static void direct_avx512(const dg_gemm_args *g, int64_t i0,
-                                                             int64_t i1, float *scratch) {
+                                                             int64_t i1, int64_t j0, int64_t j1,
+                                                             float *scratch) {
     for (int64_t pc = 0, ks = dg__gemm_slice(g->k); pc < g->k; pc += ks) {
         int64_t kc = g->k - pc < ks ? g->k - pc : ks;
         int add = g->acc || pc > 0;
-        for (int64_t j0 = 0; j0 < g->n; j0 += NR512) {
-            int w = g->n - j0 < NR512 ? (int)(g->n - j0) : NR512;
+        for (int64_t j = j0; j < j1; j += NR512) {
+            int w = j1 - j < NR512 ? (int)(j1 - j) : NR512;
             const float *b;
             int64_t ldbk;
             if (!g->tb) {
-                b = g->b + pc * g->ldb + j0;
+                b = g->b + pc * g->ldb + j;
                 ldbk = g->ldb;
             } else {
-                pack_avx512(1, g->b + j0 * g->ldb + pc, g->ldb, w, kc, NR512, scratch);
+                pack_avx512(1, g->b + j * g->ldb + pc, g->ldb, w, kc, NR512, scratch);
                 b = scratch;
                 ldbk = NR512;
             }
@@ -201,7 +202,7 @@ __attribute__((target("avx512f"))) static void direct_avx512(const dg_gemm_args 
                 int rows = direct_heights[nv - 1][h];
                 const float *a = g->ta ? g->a + pc * g->lda + i : g->a + i * g->lda + pc;
                 direct_fns[g->ta != 0][nv - 1][h](kc, a, g->lda, b, ldbk, m0, m1,
-                                                  g->c + i * g->ldc + j0, g->ldc, add);
+                                                  g->c + i * g->ldc + j, g->ldc, add);
                 i += rows;
             }
         }
@@ -240,8 +241,8 @@ pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int
     }
 }
 
-const dg_gemm_kernel_info dg__gemm_avx512 = {
-    "avx512", MR512, NR512, 24 * MR512, 1024, kernel_avx512, pack_avx512, direct_avx512, 28};
+const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", MR512,         NR512,       24 * MR512,
+                                             1024,     kernel_avx512, pack_avx512, direct_avx512};
 
 /* ---- AVX2 + FMA: 6 x 16 ---- */
 
@@ -294,13 +295,13 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const fl
     }
 }
 
-const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, kernel_avx2, NULL, NULL, 0};
+const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, kernel_avx2, NULL, NULL};
 
 #else /* not x86-64 with GCC/Clang: only the portable kernel exists */
 
 int dg__gemm_avx512_available(void) { return 0; }
 int dg__gemm_avx2_available(void) { return 0; }
-const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", 14, 32, 336, 1024, NULL, NULL, NULL, 0};
-const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, NULL, NULL, NULL, 0};
+const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", 14, 32, 336, 1024, NULL, NULL, NULL};
+const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, NULL, NULL, NULL};
 
 #endif
