@@ -208,20 +208,36 @@ static void pack_portable(int by_rows, const float *src, int64_t ld, int rows, i
     }
 }
 
+/* Packs `lines` lines stored across rows (line r's value p at src[p*ld + r]) as w-wide
+ * panels of kc groups (panel q/w at dst + q*kc). Walks p in chunks of 8 across all panels,
+ * so each source row is read front to back and the hardware prefetchers follow it; panel
+ * by panel, every 128-byte piece would come from another row (4 KiB apart at n = 1024),
+ * each one a cache miss of its own. */
+static void pack_across_rows(dg_gemm_packer pack, const float *src, int64_t ld, int64_t lines,
+                             int64_t kc, int w, float *dst) {
+    for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+        int64_t pn = kc - p0 < 8 ? kc - p0 : 8;
+        for (int64_t q = 0; q < lines; q += w) {
+            int cols = lines - q < w ? (int)(lines - q) : w;
+            pack(0, src + p0 * ld + q, ld, cols, pn, w, dst + q * kc + p0 * w);
+        }
+    }
+}
+
 /* Packs op(A)[i0 .. i0+mc, p0 .. p0+kc) as MR-row panels, each kc groups of MR values;
  * rows past mc are zero so edge tiles run the same kernel. */
 static void pack_a(const gemm_problem *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                    float *restrict dst) {
     const int mr = g->k->mr;
+    const dg_gemm_args *a = &g->p;
     dg_gemm_packer pack = g->k->pack ? g->k->pack : pack_portable;
+    if (a->ta) {
+        pack_across_rows(pack, a->a + p0 * a->lda + i0, a->lda, mc, kc, mr, dst);
+        return;
+    }
     for (int64_t r = 0; r < mc; r += mr) {
         int rows = mc - r < mr ? (int)(mc - r) : mr;
-        const dg_gemm_args *a = &g->p;
-        if (a->ta)
-            pack(0, a->a + p0 * a->lda + i0 + r, a->lda, rows, kc, mr, dst);
-        else
-            pack(1, a->a + (i0 + r) * a->lda + p0, a->lda, rows, kc, mr, dst);
-        dst += mr * kc;
+        pack(1, a->a + (i0 + r) * a->lda + p0, a->lda, rows, kc, mr, dst + r * kc);
     }
 }
 
@@ -229,15 +245,15 @@ static void pack_a(const gemm_problem *g, int64_t i0, int64_t mc, int64_t p0, in
 static void pack_b(const gemm_problem *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
                    float *restrict dst) {
     const int nr = g->k->nr;
+    const dg_gemm_args *b = &g->p;
     dg_gemm_packer pack = g->k->pack ? g->k->pack : pack_portable;
+    if (!b->tb) {
+        pack_across_rows(pack, b->b + p0 * b->ldb + j0, b->ldb, nc, kc, nr, dst);
+        return;
+    }
     for (int64_t col = 0; col < nc; col += nr) {
         int cols = nc - col < nr ? (int)(nc - col) : nr;
-        const dg_gemm_args *b = &g->p;
-        if (b->tb)
-            pack(1, b->b + (j0 + col) * b->ldb + p0, b->ldb, cols, kc, nr, dst);
-        else
-            pack(0, b->b + p0 * b->ldb + j0 + col, b->ldb, cols, kc, nr, dst);
-        dst += nr * kc;
+        pack(1, b->b + (j0 + col) * b->ldb + p0, b->ldb, cols, kc, nr, dst + col * kc);
     }
 }
 

@@ -334,9 +334,9 @@ pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int
             int np = kc - p < 16 ? (int)(kc - p) : 16;
             __mmask16 pm = (__mmask16)(np == 16 ? 0xFFFF : (1u << np) - 1);
             __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = i < nr ? _mm512_maskz_loadu_ps(pm, src + (int64_t)(r0 + i) * ld + p)
-                              : _mm512_setzero_ps();
+            /* rows past nr load nothing (an empty mask, at a valid row): no branches */
+            _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(
+                i < nr ? pm : 0, src + (int64_t)(r0 + (i < nr ? i : 0)) * ld + p);
             transpose16(r);
             for (int q = 0; q < np; q++) _mm512_mask_storeu_ps(dst + (p + q) * w + r0, om, r[q]);
         }
