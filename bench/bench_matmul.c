@@ -13,7 +13,8 @@
  * OpenBLAS picks its kernels from the CPU model and falls back to slow ones on CPUs it does
  * not know, so unless OPENBLAS_CORETYPE is set the program sets it to the best core this
  * CPU can run (Cooperlake with AVX512-BF16, whose sgemm is SkylakeX's and whose sbgemm uses
- * AVX512-BF16; SkylakeX with AVX-512; Haswell with AVX2) and runs itself again.
+ * AVX512-BF16; SkylakeX with AVX-512; Haswell with AVX2). Each thread count runs in its own
+ * process with OPENBLAS_NUM_THREADS equal to it (see main).
  *
  * usage: bench_matmul [--quick] [--threads N[,M]] [--rounds R] */
 #define _GNU_SOURCE /* setenv, execv, nanosleep, clock_gettime */
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifdef _OPENMP
@@ -311,10 +313,12 @@ static void print_row(const char *name, int t, double gd, double gb, double peak
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, threads[2] = {1, 2}, n_threads = 2, rounds = 3;
+    int quick = 0, threads[2] = {1, 2}, n_threads = 2, rounds = 3, child = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--child"))
+            child = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             n_threads = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
             if (n_threads < 1) n_threads = 1;
@@ -326,34 +330,49 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (quick) rounds = 1;
 #ifdef DG_BENCH_CBLAS
     const int have_blas = 1;
-    const char *core = openblas_core_for_cpu();
-    if (core && !getenv("OPENBLAS_CORETYPE")) {
-        /* OpenBLAS reads these when it is loaded, before main: set them and start again */
-        char nt[16];
-        snprintf(nt, sizeof nt, "%d", threads[n_threads - 1]);
-        setenv("OPENBLAS_CORETYPE", core, 1);
-        setenv("OPENBLAS_NUM_THREADS", nt, 1);
+    if (!child) {
+        /* OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS once, when it is loaded
+         * (before main): each thread count runs in a fresh process of this program with both
+         * set, so OpenBLAS's pool is created at the size it is measured with rather than
+         * shrunk or grown with openblas_set_num_threads. */
+        const char *core = openblas_core_for_cpu();
+        if (core && !getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", core, 1);
+        char model[160];
+        cpu_model(model, sizeof model);
+        printf("CPU: %s; load average at start %.2f\n", model, load_average());
+        printf("dagrad kernels: fp32 %s; bf16 %s\n", dg__gemm_kernel_name(),
+               dg_matmul_bf16_supported() ? dg__gemm_bf16_name() : "none (falls back to fp32)");
         fflush(stdout);
-        execv("/proc/self/exe", argv);
-        fprintf(stderr, "bench_matmul: could not restart with OPENBLAS_CORETYPE=%s\n", core);
+        for (int ti = 0; ti < n_threads; ti++) {
+            char nt[16], nr[16];
+            snprintf(nt, sizeof nt, "%d", threads[ti]);
+            snprintf(nr, sizeof nr, "%d", rounds);
+            char *args[] = {
+                argv[0], "--child", "--threads", nt, "--rounds", nr, quick ? "--quick" : NULL,
+                NULL};
+            pid_t pid = fork();
+            if (pid == 0) {
+                setenv("OPENBLAS_NUM_THREADS", nt, 1);
+                execv("/proc/self/exe", args);
+                _exit(127);
+            }
+            int status = 0;
+            if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+                WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "bench_matmul: the %s-thread run failed\n", nt);
+                return 1;
+            }
+        }
+        printf("load average at end %.2f\n", load_average());
+        return 0;
     }
-#else
-    const int have_blas = 0;
-#endif
-    double budget = quick ? 0.1 : 0.3;
-    if (quick) rounds = 1;
-
-    char model[160];
-    cpu_model(model, sizeof model);
-    printf("CPU: %s; load average at start %.2f\n", model, load_average());
-    printf("dagrad kernels: fp32 %s; bf16 %s\n", dg__gemm_kernel_name(),
-           dg_matmul_bf16_supported() ? dg__gemm_bf16_name() : "none (falls back to fp32)");
-#ifdef DG_BENCH_CBLAS
-    printf("peer: OpenBLAS, %s, core %s (OPENBLAS_CORETYPE=%s)%s\n", openblas_get_config(),
-           openblas_get_corename(),
+    printf("peer: OpenBLAS, %s, core %s (OPENBLAS_CORETYPE=%s, OPENBLAS_NUM_THREADS=%s)%s\n",
+           openblas_get_config(), openblas_get_corename(),
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset",
+           getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset",
 #ifdef DG_BENCH_SBGEMM
            "; bf16 rows: cblas_sbgemm on bf16 inputs"
 #else
@@ -361,8 +380,16 @@ int main(int argc, char **argv) {
 #endif
     );
 #else
+    const int have_blas = 0;
+    (void)child;
+    char model[160];
+    cpu_model(model, sizeof model);
+    printf("CPU: %s; load average at start %.2f\n", model, load_average());
+    printf("dagrad kernels: fp32 %s; bf16 %s\n", dg__gemm_kernel_name(),
+           dg_matmul_bf16_supported() ? dg__gemm_bf16_name() : "none (falls back to fp32)");
     printf("peer: none (built without OpenBLAS)\n");
 #endif
+    double budget = quick ? 0.1 : 0.3;
     double peak[2];
     for (int ti = 0; ti < n_threads; ti++) {
         peak[ti] = measure_peak(threads[ti]);
@@ -443,6 +470,8 @@ int main(int argc, char **argv) {
                threads[ti], threads[ti] > 1 ? "s" : "", again, 100.0 * again / peak[ti],
                again < 0.9 * peak[ti] ? ": the machine was busy, numbers unreliable" : "");
     }
+#ifndef DG_BENCH_CBLAS
     printf("load average at end %.2f\n", load_average());
+#endif
     return 0;
 }
