@@ -196,7 +196,8 @@ static void bf16_range(void *ctx, int64_t lo, int64_t hi) {
         if (buf) {
             b->region(b, i0, i1, j0, j1, buf);
         } else {
-            /* no packing buffer: the same rounding, in scalar steps */
+            /* no packing buffer: the same input rounding, summed in scalar steps (not bit for
+             * bit the kernels' sums; only when the buffer allocation failed) */
             const dg_gemm_args *g = b->p;
             for (int64_t i = i0; i < i1; i++)
                 for (int64_t j = j0; j < j1; j++) {
