@@ -11,5 +11,6 @@
 #include "dagrad/io.h"
 #include "dagrad/dot.h"
 #include "dagrad/onnx.h"
+#include "dagrad/precision.h"
 
 #endif

@@ -1,7 +1,8 @@
 /* dg_gemm against a double-precision reference: all four transposition combinations, odd
  * sizes around every tile and block edge, leading dimensions wider than the matrix,
- * accumulation into C, and bitwise-identical results for 1, 2 and 3 threads. Every kernel
- * the CPU supports (AVX-512, AVX2, portable) is exercised, not just the default one. */
+ * accumulation into C, and bitwise-identical results for 1, 2 and 3 threads and (AVX-512)
+ * for the packed and direct paths. Every kernel the CPU supports (AVX-512, AVX2, portable)
+ * is exercised, not just the default one. */
 #include "test_util.h"
 
 #include "../src/ops/gemm_kernel.h"
@@ -10,6 +11,7 @@
 #include <string.h>
 
 static int using_blas;
+static int has_direct; /* the kernel under test has a direct (unpacked) path */
 
 static float *rand_matrix(int64_t n) {
     float *p = malloc((size_t)n * sizeof(float));
@@ -70,6 +72,19 @@ static void check_case(int ta, int tb, int64_t m, int64_t n, int64_t k, int acc)
         CHECK_MSG(!memcmp(c[0], c[t], (size_t)(m * ldc) * sizeof(float)),
                   "%s ta=%d tb=%d m=%lld n=%lld k=%lld: %d threads differ from 1",
                   dg__gemm_kernel_name(), ta, tb, (long long)m, (long long)n, (long long)k, t + 1);
+    /* the packed and direct paths compute every element with the same chains: same bits */
+    for (int path = 1; path <= 2 && has_direct && !using_blas; path++) {
+        float *cp = malloc((size_t)(m * ldc) * sizeof(float));
+        memcpy(cp, c0, (size_t)(m * ldc) * sizeof(float));
+        dg__gemm_force_path(path);
+        dg_gemm(ta, tb, m, n, k, a, lda, b, ldb, cp, ldc, acc);
+        dg__gemm_force_path(0);
+        CHECK_MSG(!memcmp(c[0], cp, (size_t)(m * ldc) * sizeof(float)),
+                  "%s ta=%d tb=%d m=%lld n=%lld k=%lld: %s path differs from the automatic one",
+                  dg__gemm_kernel_name(), ta, tb, (long long)m, (long long)n, (long long)k,
+                  path == 1 ? "packed" : "direct");
+        free(cp);
+    }
     free(a), free(b), free(c0), free(ref);
     for (int t = 0; t < 3; t++) free(c[t]);
 }
@@ -88,7 +103,10 @@ static void all_cases(void) {
             check_case(ta, tb, 4, 5, 1, 0);
             check_case(ta, tb, 1, 1, 1, 1);
             check_case(ta, tb, 1, 300, 257, 0);
-            /* more than one 144-row and 512-column block */
+            /* three slices of k (513 = 171 + 171 + 171), and a wide product with few rows */
+            check_case(ta, tb, 37, 45, 513, 1);
+            check_case(ta, tb, 20, 300, 40, 0);
+            /* more than one block of rows and columns of the AVX2/generic kernels */
             check_case(ta, tb, 301, 530, 70, 0);
         }
 }
@@ -106,7 +124,11 @@ int main(void) {
             continue;
         }
         printf("kernel %s\n", dg__gemm_kernel_name());
+        has_direct = !strcmp(kernels[i], "avx512");
         all_cases();
+        /* one product past the 336-row and 1024-column blocks of the AVX-512 kernel */
+        check_case(0, 0, 350, 1030, 300, 1);
+        has_direct = 0;
     }
     dg__gemm_use_kernel(NULL);
     /* k = 0: C becomes zero, or stays as it was when accumulating */

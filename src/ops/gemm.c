@@ -1,34 +1,43 @@
-/* Single-precision GEMM used by matmul: C = op(A) op(B) (+ C), row-major.
+/* Single-precision GEMM used by matmul: C = op(A) op(B) (+ C), row-major. Must not
+ * allocate per call or depend on the thread count for a single bit of the result.
  *
- * Goto/BLIS structure: C is split into one rectangular region per thread (a fixed grid of
- * whole micro-tiles); inside its region a thread walks NC-column blocks, then KC-deep
- * slices of k (always KC = 256, whatever the thread count), packs the B slice into
- * NR-wide panels and each MC-row block of A into MR-high panels (transposes are absorbed
- * here), and runs the register-tiled micro-kernel over the tiles. Every element of C is
- * the sum, slice by slice in increasing k, of a zero-started in-order chain, so neither
- * the thread count nor the region grid changes a single bit of the result.
+ * Three fp32 paths, chosen from the shape only:
+ * - packed (Goto/BLIS): C is split into one rectangular region per thread (a fixed grid of
+ *   whole micro-tiles); inside its region a thread walks NC-column blocks, then slices of
+ *   k (dg__gemm_slice: a function of k alone, whatever the thread count), packs the B slice into
+ *   NR-wide panels and each MC-row block of A into MR-high panels (transposes are absorbed
+ *   here), and runs the register-tiled micro-kernel over the tiles;
+ * - direct (kernels that have one, i.e. AVX-512): narrow (n <= 16) and small products read
+ *   A in place and B in place or from one small strip, so no time goes into packing data
+ *   that is used only a few times;
+ * - tiny (kernels without a direct path): a plain loop over rows of C.
+ * In the packed and direct paths every element of C is the sum, slice by slice in
+ * increasing k, of a zero-started in-order FMA chain, so neither the thread count, nor the
+ * region grid, nor the path changes a single bit of the result.
  *
  * Packing buffers are per thread (thread-local, allocated once at a fixed size and
  * reused): no allocation in steady state. If that allocation fails, the thread computes
  * its region with a scalar loop of the same arithmetic instead of failing.
- * Small products (m n k < 32^3) skip packing altogether.
- * With DG_USE_BLAS the whole call goes to cblas_sgemm instead (not thread-count invariant
- * then: that is up to the BLAS). */
+ * With dg_set_matmul_precision(DG_MATMUL_BF16) and a CPU that has AMX or AVX512-BF16 the
+ * call goes to a bf16 kernel (gemm_bf16_x86.c) instead; with DG_USE_BLAS to cblas_sgemm
+ * (not thread-count invariant then: that is up to the BLAS). */
+#define _DEFAULT_SOURCE /* sysconf(_SC_LEVEL2_CACHE_SIZE) */
 #include "gemm_kernel.h"
 #include "kernels.h"
+#include "dagrad/precision.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef DG_USE_BLAS
 #include <cblas.h>
 #endif
 
-#define KC         256 /* k slice: a 12 x KC A panel and 32 x KC B panel fit L1 together */
-#define MC_MAX     144 /* multiple of every MR (12, 6, 4); A block MC x KC stays in L2 */
-#define NC_MAX     512 /* multiple of every NR (32, 16); B block KC x NC in L2 */
+#define KC         DG_GEMM_KC
+#define BUF_FLOATS ((size_t)(336 + 1024) * KC) /* largest mc + nc of any kernel, times KC */
 #define SMALL_WORK (32 * 32 * 32)
 
 /* ---- portable micro-kernel: 4 x 16, plain loops the compiler vectorises ---- */
@@ -51,11 +60,13 @@ static void kernel_generic(int64_t kc, const float *a, const float *b, float *c,
     }
 }
 
-static const dg_gemm_kernel_info gemm_generic = {"generic", 4, 16, kernel_generic};
+static const dg_gemm_kernel_info gemm_generic = {"generic",      4,    16,  144, 512,
+                                                 kernel_generic, NULL, NULL};
 
 /* ---- kernel selection ---- */
 
 static const dg_gemm_kernel_info *selected;
+static int forced_path; /* 0 automatic, 1 packed, 2 direct */
 
 int dg__gemm_use_kernel(const char *name) {
     const dg_gemm_kernel_info *k = NULL;
@@ -85,23 +96,132 @@ const char *dg__gemm_kernel_name(void) {
 #endif
 }
 
+int dg__gemm_force_path(int path) {
+    int old = forced_path;
+    forced_path = path;
+    return old;
+}
+
+/* ---- reduced precision: the public switch and the bf16 kernel choice ---- */
+
+static dg_matmul_precision precision = DG_MATMUL_FP32;
+static const dg_gemm_bf16_info *bf16_kernel;
+static int bf16_chosen;
+
+int dg__gemm_bf16_use(const char *name) {
+    const dg_gemm_bf16_info *k = NULL;
+    if (name && !strcmp(name, "none")) {
+        bf16_kernel = NULL;
+        bf16_chosen = 1;
+        return 1;
+    }
+    if (!name || !strcmp(name, "amx"))
+        k = dg__gemm_bf16_amx.available() ? &dg__gemm_bf16_amx : NULL;
+    if ((!name && !k) || (name && !strcmp(name, "avx512bf16")))
+        k = dg__gemm_bf16_avx512.available() ? &dg__gemm_bf16_avx512 : NULL;
+    if (!k && name) return 0;
+    bf16_kernel = k;
+    bf16_chosen = 1;
+    return 1;
+}
+
+static const dg_gemm_bf16_info *bf16(void) {
+    if (!bf16_chosen) {
+        const char *env = getenv("DG_GEMM_BF16");
+        if (!env || !dg__gemm_bf16_use(env)) dg__gemm_bf16_use(NULL);
+    }
+    return bf16_kernel;
+}
+
+const char *dg__gemm_bf16_name(void) {
+    const dg_gemm_bf16_info *k = bf16();
+    return k ? k->name : NULL;
+}
+
+dg_status dg_set_matmul_precision(dg_matmul_precision p) {
+    if (p != DG_MATMUL_FP32 && p != DG_MATMUL_BF16)
+        return dg_set_error(NULL, DG_ERR_ARG, "set_matmul_precision: unknown precision %d", (int)p);
+    precision = p;
+    return DG_OK;
+}
+
+dg_matmul_precision dg_get_matmul_precision(void) { return precision; }
+
+int dg_matmul_bf16_supported(void) { return bf16() != NULL; }
+
+const char *dg_matmul_kernel(void) {
+#ifndef DG_USE_BLAS
+    if (precision == DG_MATMUL_BF16 && bf16()) return bf16()->name;
+#endif
+    return dg__gemm_kernel_name();
+}
+
 /* ---- the problem, as seen by every thread ---- */
 
 typedef struct {
+    dg_gemm_args p;
     const dg_gemm_kernel_info *k;
-    int ta, tb, acc;
-    int64_t m, n, k_dim, lda, ldb, ldc;
-    const float *a, *b;
-    float *c;
-    int tm, tn; /* region grid: tm row bands x tn column bands */
+    int direct;     /* direct path, else packed */
+    int64_t ru, cu; /* regions are made of ru x cu units of C (whole micro-tiles) */
+    int tm, tn;     /* region grid: tm row bands x tn column bands */
+    int64_t nc;     /* columns per B block */
 } gemm_problem;
 
+/* Columns per B block: the kernel's choice (sized for a 2 MiB L2), halved while a KC x nc
+ * block would fill more than half of this CPU's L2 (1 MiB per core on Zen 4/5). Speed only:
+ * blocking never changes which products an element sums, or in which order. */
+static int64_t block_nc(const dg_gemm_kernel_info *k) {
+    static long l2 = -1; /* a benign race: every thread computes the same value */
+    if (l2 < 0) {
+        long v = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        l2 = v > 0 ? v : 0;
+    }
+    int64_t nc = k->nc;
+    while (l2 > 0 && nc > 4 * k->nr && (int64_t)KC * nc * (int64_t)sizeof(float) > l2 / 2) nc /= 2;
+    return nc;
+}
+
 /* op(A)(i, p) and op(B)(p, j) */
-static inline float elem_a(const gemm_problem *g, int64_t i, int64_t p) {
+static inline float elem_a(const dg_gemm_args *g, int64_t i, int64_t p) {
     return g->ta ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
 }
-static inline float elem_b(const gemm_problem *g, int64_t p, int64_t j) {
+static inline float elem_b(const dg_gemm_args *g, int64_t p, int64_t j) {
     return g->tb ? g->b[j * g->ldb + p] : g->b[p * g->ldb + j];
+}
+
+/* The packer contract of gemm_kernel.h in plain loops. */
+static void pack_portable(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int w,
+                          float *restrict dst) {
+    if (by_rows) {
+        for (int r = 0; r < rows; r++)
+            for (int64_t p = 0; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+        for (int r = rows; r < w; r++)
+            for (int64_t p = 0; p < kc; p++) dst[p * w + r] = 0.0f;
+    } else {
+        for (int64_t p = 0; p < kc; p++) {
+            for (int r = 0; r < rows; r++) dst[p * w + r] = src[p * ld + r];
+            for (int r = rows; r < w; r++) dst[p * w + r] = 0.0f;
+        }
+    }
+}
+
+/* Packs `lines` lines stored across rows (line r's value p at src[p*ld + r]) as w-wide
+ * panels of kc groups (panel q/w at dst + q*kc). Walks p in chunks of 8 across all panels,
+ * so each source row is read front to back and the hardware prefetchers follow it; panel
+ * by panel, every 128-byte piece would come from another row (4 KiB apart at n = 1024),
+ * each one a cache miss of its own. */
+static void pack_across_rows(dg_gemm_packer pack, const float *src, int64_t ld, int64_t lines,
+                             int64_t kc, int w, float *dst) {
+    for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+        int64_t pn = kc - p0 < 8 ? kc - p0 : 8;
+        for (int64_t q = 0; q < lines; q += w) {
+            int cols = lines - q < w ? (int)(lines - q) : w;
+            pack(0, src + p0 * ld + q, ld, cols, pn, w, dst + q * kc + p0 * w);
+        }
+    }
 }
 
 /* Packs op(A)[i0 .. i0+mc, p0 .. p0+kc) as MR-row panels, each kc groups of MR values;
@@ -109,25 +229,15 @@ static inline float elem_b(const gemm_problem *g, int64_t p, int64_t j) {
 static void pack_a(const gemm_problem *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                    float *restrict dst) {
     const int mr = g->k->mr;
+    const dg_gemm_args *a = &g->p;
+    dg_gemm_packer pack = g->k->pack ? g->k->pack : pack_portable;
+    if (a->ta) {
+        pack_across_rows(pack, a->a + p0 * a->lda + i0, a->lda, mc, kc, mr, dst);
+        return;
+    }
     for (int64_t r = 0; r < mc; r += mr) {
         int rows = mc - r < mr ? (int)(mc - r) : mr;
-        if (g->ta) {
-            /* A stored k x m: each p gives `rows` contiguous values */
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = g->a + (p0 + p) * g->lda + i0 + r;
-                float *d = dst + p * mr;
-                for (int i = 0; i < rows; i++) d[i] = src[i];
-                for (int i = rows; i < mr; i++) d[i] = 0.0f;
-            }
-        } else {
-            for (int i = 0; i < rows; i++) {
-                const float *src = g->a + (i0 + r + i) * g->lda + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = src[p];
-            }
-            for (int i = rows; i < mr; i++)
-                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = 0.0f;
-        }
-        dst += mr * kc;
+        pack(1, a->a + (i0 + r) * a->lda + p0, a->lda, rows, kc, mr, dst + r * kc);
     }
 }
 
@@ -135,37 +245,30 @@ static void pack_a(const gemm_problem *g, int64_t i0, int64_t mc, int64_t p0, in
 static void pack_b(const gemm_problem *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
                    float *restrict dst) {
     const int nr = g->k->nr;
+    const dg_gemm_args *b = &g->p;
+    dg_gemm_packer pack = g->k->pack ? g->k->pack : pack_portable;
+    if (!b->tb) {
+        pack_across_rows(pack, b->b + p0 * b->ldb + j0, b->ldb, nc, kc, nr, dst);
+        return;
+    }
     for (int64_t col = 0; col < nc; col += nr) {
         int cols = nc - col < nr ? (int)(nc - col) : nr;
-        if (!g->tb) {
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = g->b + (p0 + p) * g->ldb + j0 + col;
-                float *d = dst + p * nr;
-                for (int j = 0; j < cols; j++) d[j] = src[j];
-                for (int j = cols; j < nr; j++) d[j] = 0.0f;
-            }
-        } else {
-            /* B stored n x k: read each column of op(B) contiguously */
-            for (int j = 0; j < cols; j++) {
-                const float *src = g->b + (j0 + col + j) * g->ldb + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = src[p];
-            }
-            for (int j = cols; j < nr; j++)
-                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = 0.0f;
-        }
-        dst += nr * kc;
+        pack(1, b->b + (j0 + col) * b->ldb + p0, b->ldb, cols, kc, nr, dst + col * kc);
     }
 }
 
 /* Same arithmetic as the micro-kernels, element by element (FMA kernels round once per
  * step, the generic one twice); used only when packing buffers cannot be had. */
-static void region_unpacked(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-    int fused = g->k != &gemm_generic;
+static void region_unpacked(const gemm_problem *pr, int64_t i0, int64_t i1, int64_t j0,
+                            int64_t j1) {
+    const dg_gemm_args *g = &pr->p;
+    int fused = pr->k != &gemm_generic;
     for (int64_t i = i0; i < i1; i++)
         for (int64_t j = j0; j < j1; j++) {
             float *cij = g->c + i * g->ldc + j;
-            for (int64_t p0 = 0; p0 < g->k_dim; p0 += KC) {
-                int64_t p1 = p0 + KC < g->k_dim ? p0 + KC : g->k_dim;
+            const int64_t ks = dg__gemm_slice(g->k);
+            for (int64_t p0 = 0; p0 < g->k; p0 += ks) {
+                int64_t p1 = p0 + ks < g->k ? p0 + ks : g->k;
                 float acc = 0.0f;
                 for (int64_t p = p0; p < p1; p++) {
                     float x = elem_a(g, i, p), y = elem_b(g, p, j);
@@ -196,14 +299,18 @@ static float *pack_buffer(void) {
     if (!pack_key_ok) return NULL; /* the caller falls back to the unpacked loop */
     float *buf = pthread_getspecific(pack_key);
     if (!buf) {
-        size_t bytes = (size_t)(MC_MAX * KC + KC * NC_MAX) * sizeof(float);
-        buf = aligned_alloc(64, bytes);
+        buf = aligned_alloc(64, BUF_FLOATS * sizeof(float));
         if (buf && pthread_setspecific(pack_key, buf) != 0) {
             free(buf);
             buf = NULL;
         }
     }
     return buf;
+}
+
+float *dg__gemm_thread_buffer(size_t *floats) {
+    *floats = BUF_FLOATS;
+    return pack_buffer();
 }
 
 static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
@@ -213,23 +320,25 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
         region_unpacked(g, i0, i1, j0, j1);
         return;
     }
-    float *abuf = buf, *bbuf = buf + MC_MAX * KC;
-    const int mr = g->k->mr, nr = g->k->nr;
-    for (int64_t jc = j0; jc < j1; jc += NC_MAX) {
-        int64_t nc = j1 - jc < NC_MAX ? j1 - jc : NC_MAX;
-        for (int64_t pc = 0; pc < g->k_dim; pc += KC) {
-            int64_t kc = g->k_dim - pc < KC ? g->k_dim - pc : KC;
-            int add = g->acc || pc > 0;
+    const int mr = g->k->mr, nr = g->k->nr, mcb = g->k->mc;
+    const int64_t ncb = g->nc;
+    float *abuf = buf, *bbuf = buf + (size_t)mcb * KC;
+    const dg_gemm_args *p = &g->p;
+    for (int64_t jc = j0; jc < j1; jc += ncb) {
+        int64_t nc = j1 - jc < ncb ? j1 - jc : ncb;
+        for (int64_t pc = 0, ks = dg__gemm_slice(p->k); pc < p->k; pc += ks) {
+            int64_t kc = p->k - pc < ks ? p->k - pc : ks;
+            int add = p->acc || pc > 0;
             pack_b(g, pc, kc, jc, nc, bbuf);
-            for (int64_t ic = i0; ic < i1; ic += MC_MAX) {
-                int64_t mc = i1 - ic < MC_MAX ? i1 - ic : MC_MAX;
+            for (int64_t ic = i0; ic < i1; ic += mcb) {
+                int64_t mc = i1 - ic < mcb ? i1 - ic : mcb;
                 pack_a(g, ic, mc, pc, kc, abuf);
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    int n_eff = nc - jr < nr ? (int)(nc - jr) : nr;
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        int m_eff = mc - ir < mr ? (int)(mc - ir) : mr;
+                for (int64_t ir = 0; ir < mc; ir += mr) {
+                    int m_eff = mc - ir < mr ? (int)(mc - ir) : mr;
+                    for (int64_t jr = 0; jr < nc; jr += nr) {
+                        int n_eff = nc - jr < nr ? (int)(nc - jr) : nr;
                         g->k->run(kc, abuf + ir * kc, bbuf + jr * kc,
-                                  g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, m_eff, n_eff, add);
+                                  p->c + (ic + ir) * p->ldc + jc + jr, p->ldc, m_eff, n_eff, add);
                     }
                 }
             }
@@ -237,31 +346,44 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
     }
 }
 
-/* Region t of the tm x tn grid: bands of whole micro-tiles, split as evenly as possible. */
+static void direct_region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    float *buf = pack_buffer();
+    if (!buf)
+        region_unpacked(g, i0, i1, j0, j1);
+    else
+        g->k->direct(&g->p, i0, i1, j0, j1, buf);
+}
+
+/* Region t of the tm x tn grid: bands of whole units, split as evenly as possible. */
 static void region_range(void *ctx, int64_t lo, int64_t hi) {
     const gemm_problem *g = ctx;
-    const int mr = g->k->mr, nr = g->k->nr;
-    int64_t mt = (g->m + mr - 1) / mr, nt = (g->n + nr - 1) / nr;
+    int64_t mt = (g->p.m + g->ru - 1) / g->ru, nt = (g->p.n + g->cu - 1) / g->cu;
     for (int64_t t = lo; t < hi; t++) {
         int64_t r = t / g->tn, q = t % g->tn;
-        int64_t i0 = mt * r / g->tm * mr, i1 = mt * (r + 1) / g->tm * mr;
-        int64_t j0 = nt * q / g->tn * nr, j1 = nt * (q + 1) / g->tn * nr;
-        region(g, i0, i1 < g->m ? i1 : g->m, j0, j1 < g->n ? j1 : g->n);
+        int64_t i0 = mt * r / g->tm * g->ru, i1 = mt * (r + 1) / g->tm * g->ru;
+        int64_t j0 = nt * q / g->tn * g->cu, j1 = nt * (q + 1) / g->tn * g->cu;
+        i1 = i1 < g->p.m ? i1 : g->p.m;
+        j1 = j1 < g->p.n ? j1 : g->p.n;
+        if (i0 >= i1 || j0 >= j1) continue;
+        if (g->direct)
+            direct_region(g, i0, i1, j0, j1);
+        else
+            region(g, i0, i1, j0, j1);
     }
 }
 
-/* Picks the grid tm x tn = threads minimising the largest region (in C elements); only
- * speed depends on it. */
+/* Picks the grid tm x tn = threads minimising the largest region (in C elements); on ties
+ * the one with more row bands, whose threads pack disjoint parts of A (the transposing
+ * pack) and each a copy of B. Only speed depends on it. */
 static void choose_grid(gemm_problem *g, int threads) {
-    const int mr = g->k->mr, nr = g->k->nr;
-    int64_t mt = (g->m + mr - 1) / mr, nt = (g->n + nr - 1) / nr;
+    int64_t mt = (g->p.m + g->ru - 1) / g->ru, nt = (g->p.n + g->cu - 1) / g->cu;
     int64_t best = -1;
-    for (int tm = 1; tm <= threads; tm++) {
+    for (int tm = threads; tm >= 1; tm--) {
         if (threads % tm) continue;
         int tn = threads / tm;
-        int64_t rows = (mt + tm - 1) / tm * mr, cols = (nt + tn - 1) / tn * nr;
-        if (rows > g->m) rows = g->m;
-        if (cols > g->n) cols = g->n;
+        int64_t rows = (mt + tm - 1) / tm * g->ru, cols = (nt + tn - 1) / tn * g->cu;
+        if (rows > g->p.m) rows = g->p.m;
+        if (cols > g->p.n) cols = g->p.n;
         int64_t cost = rows * cols;
         if (best < 0 || cost < best) {
             best = cost;
@@ -271,17 +393,20 @@ static void choose_grid(gemm_problem *g, int threads) {
     }
 }
 
-/* ---- small products: no packing; rows of C split among threads ---- */
+/* Direct when packing would cost more than it saves: narrow outputs (each element of A is
+ * used at most 16 times), few rows (each packed B panel would serve at most 48 rows) and
+ * small products whose operands sit in L1/L2 anyway (measured: 96^3 and the course MLP's
+ * products run 5-25% faster direct, 128 x 256 x 10 and 256^3 slower). */
+static int use_direct(const dg_gemm_kernel_info *k, int64_t m, int64_t n, int64_t kd) {
+    if (!k->direct || forced_path == 1) return 0;
+    if (forced_path == 2) return 1;
+    return n <= 16 || m <= 48 || m * n * kd <= 64 * 64 * 64;
+}
 
-typedef struct {
-    int ta, tb, acc;
-    int64_t n, k, lda, ldb, ldc;
-    const float *a, *b;
-    float *c;
-} small_ctx;
+/* ---- tiny products (kernels without a direct path): rows of C split among threads ---- */
 
 static void small_rows(void *ctx, int64_t lo, int64_t hi) {
-    const small_ctx *g = ctx;
+    const dg_gemm_args *g = ctx;
     const int64_t n = g->n, k = g->k;
     for (int64_t i = lo; i < hi; i++) {
         float *restrict crow = g->c + i * g->ldc;
@@ -324,13 +449,20 @@ void dg_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const fl
                 (int)ldb, accumulate ? 1.0f : 0.0f, c, (int)ldc);
     return;
 #endif
-    if (m * n * k < SMALL_WORK) {
-        small_ctx s = {trans_a, trans_b, accumulate, n, k, lda, ldb, ldc, a, b, c};
-        dg__parallel_for(m, 2 * n * k, small_rows, &s);
+    dg_gemm_args args = {
+        trans_a != 0, trans_b != 0, accumulate != 0, m, n, k, lda, ldb, ldc, a, b, c};
+    if (precision == DG_MATMUL_BF16 && bf16()) {
+        bf16()->gemm(&args);
         return;
     }
-    gemm_problem g = {kernel(), trans_a, trans_b, accumulate, m, n, k, lda,
-                      ldb,      ldc,     a,       b,          c, 1, 1};
+    const dg_gemm_kernel_info *kern = kernel();
+    int direct = use_direct(kern, m, n, k);
+    if (!direct && !kern->direct && m * n * k < SMALL_WORK) {
+        dg__parallel_for(m, 2 * n * k, small_rows, &args);
+        return;
+    }
+    /* direct regions may cut anywhere (in 8-row steps for balance), packed ones at tiles */
+    gemm_problem g = {args, kern, direct, direct ? 8 : kern->mr, kern->nr, 1, 1, block_nc(kern)};
     /* The packed kernel does ~16 flops per elementary step, hence the divisor. */
     int threads = dg__threads_for(2 * m * n * k / 16);
     choose_grid(&g, threads);
