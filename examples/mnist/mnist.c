@@ -79,7 +79,7 @@ typedef struct augment {
 
 typedef struct options {
     const char *data, *dataset, *hidden, *optimizer, *schedule, *save, *predict, *out, *resume;
-    const char *export_onnx;
+    const char *export_onnx, *precision;
     double lr, expect, dropout, weight_decay, ema;
     int batch, epochs, threads, seed, index, no_shuffle, no_dot, augment, no_augment, warmup;
     int anomaly, distributed;
@@ -825,6 +825,7 @@ int main(int argc, char **argv) {
                  .hidden = "50,20",
                  .optimizer = "adam",
                  .schedule = "constant",
+                 .precision = "fp32",
                  .out = "out",
                  .lr = 0,
                  .weight_decay = -1,
@@ -907,6 +908,10 @@ int main(int argc, char **argv) {
         {"--out", EX_ARG_STRING, &o.out, "DIR", "directory for the plot and graph (default out)",
          NULL, 0, 0},
         {"--no-dot", EX_ARG_FLAG, &o.no_dot, NULL, "skip writing the DOT graph", NULL, 0, 0},
+        {"--precision", EX_ARG_CHOICE, &o.precision, "P",
+         "matrix products in fp32 (default) or bf16 (bfloat16 inputs, fp32 sums; AMX or "
+         "AVX512-BF16, where the CPU has them)",
+         "fp32|bf16", 0, 0},
         {"--anomaly", EX_ARG_FLAG, &o.anomaly, NULL,
          "check every result for NaN/Inf and stop at the first op that makes one (slower)", NULL, 0,
          0},
@@ -947,6 +952,14 @@ int main(int argc, char **argv) {
     if (o.aug.elastic < 0) o.aug.elastic = digits ? 1.5 : 0;
     if (o.aug.flip < 0) o.aug.flip = !digits;
     if (o.threads > 0) dg_set_num_threads(o.threads);
+    if (strcmp(o.precision, "bf16") == 0) {
+        if (!dg_matmul_bf16_supported()) {
+            fprintf(stderr, PROG ": --precision bf16: this CPU has neither AMX nor AVX512-BF16\n");
+            return EX_EXIT_USAGE;
+        }
+        dg_set_matmul_precision(DG_MATMUL_BF16);
+        printf("matrix products: bf16 inputs, fp32 sums (%s)\n", dg_matmul_kernel());
+    }
     ex_dist dist;
     int rc = ex_dist_start(&dist, o.distributed, PROG);
     if (rc) return rc;
