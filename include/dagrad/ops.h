@@ -136,6 +136,12 @@ dg_node *dg_slice(dg_graph *g, dg_node *x, int axis, int64_t start, int64_t len)
 /** Cuts x into n equal slices along `axis` (out[0..n)). On error every out[k] is NULL and the
  *  graph is left as it was. */
 dg_status dg_split(dg_graph *g, dg_node *x, int axis, int n, dg_node **out);
+/** The dim(axis) slices of x along `axis`, each without that axis (x [B,T] gives T nodes
+ *  [B]; a leading axis other than `axis` follows the run's batch size), into out[0..dim).
+ *  For inputs that need no gradient (token indices to look up per step): each slice's
+ *  gradient is a zero-padded tensor of x's size. On error out is cleared and the graph left
+ *  as it was. */
+dg_status dg_unstack(dg_graph *g, dg_node *x, int axis, dg_node **out);
 /** Layer normalisation over the last axis: (x - mean) / sqrt(var + eps), mean and (biased)
  *  variance over that axis; eps > 0 (1e-5 is usual). No learned gain or bias (see
  *  dg_layer_norm_layer). */

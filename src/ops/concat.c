@@ -296,3 +296,29 @@ dg_status dg_split(dg_graph *g, dg_node *x, int axis, int n, dg_node **out) {
         }
     return DG_OK;
 }
+
+dg_status dg_unstack(dg_graph *g, dg_node *x, int axis, dg_node **out) {
+    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "unstack: graph is NULL");
+    if (!out) return dg_set_error(g, DG_ERR_NULL, "unstack: out is NULL");
+    if (!x)
+        return dg_set_error(g, dg_graph_status(g) != DG_OK ? dg_graph_status(g) : DG_ERR_NULL,
+                            "unstack: input is NULL");
+    dg_shape s = dg_node_shape(x);
+    int ax = axis < 0 ? axis + s.ndim : axis;
+    char sb[64];
+    if (ax < 0 || ax >= s.ndim || s.ndim < 2)
+        return dg_set_error(g, DG_ERR_ARG, "unstack: axis %d of %s (needs rank >= 2)", axis,
+                            dg_shape_str(s, sb, sizeof sb));
+    /* the pieces drop the axis; a leading dimension other than it follows the run (-1) */
+    dg_shape piece = s;
+    for (int i = ax; i + 1 < s.ndim; i++) piece.dim[i] = s.dim[i + 1];
+    piece.ndim--;
+    if (ax > 0) piece.dim[0] = -1;
+    dg_mark m = dg_graph_mark(g);
+    for (int64_t k = 0; k < s.dim[ax]; k++)
+        if (!(out[k] = dg_reshape(g, dg_slice(g, x, ax, k, 1), piece))) {
+            for (int64_t j = 0; j <= k; j++) out[j] = NULL;
+            return dg_graph_rollback(g, m, "unstack");
+        }
+    return DG_OK;
+}

@@ -1,0 +1,254 @@
+/* Recurrent cells and unrolling: one step of each cell against the formulas computed here
+ * in plain C, gradients of unrolled RNN/GRU/LSTM nets (with and without layer norm) against
+ * finite differences, the state carried between segments (two segments of T steps give the
+ * same outputs as one of 2T, and the carry does not disturb the gradients of the run it is
+ * in), batch changes, and clear errors. */
+#include "test_util.h"
+
+#include <string.h>
+
+enum { B = 2, IN = 3, H = 4, T = 3 };
+
+static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+/* out[b,j] = x[b,:] W[:,j] + h[b,:] U[:,j] + bias[j] */
+static void pre_ref(const float *x, const float *h, dg_node *w, dg_node *u, dg_node *b,
+                    float *out) {
+    const float *W = dg_node_data(w), *U = dg_node_data(u), *bb = dg_node_data(b);
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < H; j++) {
+            float s = bb[j];
+            for (int k = 0; k < IN; k++) s += x[r * IN + k] * W[k * H + j];
+            for (int k = 0; k < H; k++) s += h[r * H + k] * U[k * H + j];
+            out[r * H + j] = s;
+        }
+}
+
+static dg_node *param(dg_graph *g, const char *name) {
+    dg_node *p = dg_graph_find(g, name);
+    CHECK_MSG(p != NULL, "no parameter %s", name);
+    return p;
+}
+
+static void test_step_values(void) {
+    for (int kind = DG_CELL_GRU; kind <= DG_CELL_LSTM; kind++) {
+        dg_graph *g = dg_graph_new(3);
+        dg_cell *c = dg_cell_new(g, (dg_cell_kind)kind, "cell", IN, H, NULL);
+        CHECK(c != NULL && strcmp(dg_cell_name(c), "cell") == 0 && dg_cell_units(c) == H);
+        dg_node *x = dg_input(g, "x", dg_shape2(B, IN)), *h = dg_input(g, "h", dg_shape2(B, H));
+        dg_node *cs = dg_input(g, "c", dg_shape2(B, H));
+        test_fill(x, -1, 1);
+        test_fill(h, -1, 1);
+        test_fill(cs, -1, 1);
+        /* biases away from zero so that a wrong one shows */
+        for (int i = 0; i < dg_graph_node_count(g); i++) {
+            dg_node *n = dg_graph_node(g, i);
+            if (dg_node_kind_of(n) == DG_PARAM && dg_node_shape(n).ndim == 1)
+                test_fill(n, -0.5f, 0.5f);
+        }
+        dg_cell_state next, prev = {h, kind == DG_CELL_LSTM ? cs : NULL};
+        dg_node *y = dg_cell_step(g, c, x, prev, &next);
+        CHECK_MSG(y != NULL, "%s", dg_graph_error(g));
+        if (!y) {
+            dg_graph_free(g);
+            continue;
+        }
+        if (next.c) dg_keep(next.c);
+        CHECK_OK(dg_run_many(g, next.c ? 2 : 1, (dg_node *[]){y, next.c}));
+        const float *xv = dg_node_data(x), *hv = dg_node_data(h), *cv = dg_node_data(cs);
+        float want[B * H], want_c[B * H];
+        if (kind == DG_CELL_LSTM) {
+            float p[4][B * H];
+            const char *gates = "ifgo";
+            for (int k = 0; k < 4; k++) {
+                char nw[32], nu[32], nb[32];
+                snprintf(nw, sizeof nw, "cell/W_%c", gates[k]);
+                snprintf(nu, sizeof nu, "cell/U_%c", gates[k]);
+                snprintf(nb, sizeof nb, "cell/b_%c", gates[k]);
+                pre_ref(xv, hv, param(g, nw), param(g, nu), param(g, nb), p[k]);
+            }
+            for (int i = 0; i < B * H; i++) {
+                want_c[i] = sigm(p[1][i]) * cv[i] + sigm(p[0][i]) * tanhf(p[2][i]);
+                want[i] = sigm(p[3][i]) * tanhf(want_c[i]);
+            }
+            for (int i = 0; i < B * H; i++) CHECK_NEAR(dg_node_data(next.c)[i], want_c[i], 1e-5);
+        } else {
+            float r[B * H], z[B * H], xn[B * H], hn[B * H];
+            pre_ref(xv, hv, param(g, "cell/W_r"), param(g, "cell/U_r"), param(g, "cell/b_r"), r);
+            pre_ref(xv, hv, param(g, "cell/W_z"), param(g, "cell/U_z"), param(g, "cell/b_z"), z);
+            /* n = tanh(x W_n + b_n + r (h U_n + c_n)) */
+            dg_node *zero_u = dg_const(g, NULL, dg_shape2(H, H), NULL, 0);
+            dg_node *zero_w = dg_const(g, NULL, dg_shape2(IN, H), NULL, 0);
+            pre_ref(xv, hv, param(g, "cell/W_n"), zero_u, param(g, "cell/b_n"), xn);
+            pre_ref(xv, hv, zero_w, param(g, "cell/U_n"), param(g, "cell/c_n"), hn);
+            for (int i = 0; i < B * H; i++) {
+                float n = tanhf(xn[i] + sigm(r[i]) * hn[i]);
+                want[i] = (1 - sigm(z[i])) * n + sigm(z[i]) * hv[i];
+            }
+        }
+        for (int i = 0; i < B * H; i++) CHECK_NEAR(dg_node_data(y)[i], want[i], 1e-5);
+        dg_graph_free(g);
+    }
+}
+
+static void test_lstm_init(void) {
+    dg_graph *g = dg_graph_new(4);
+    dg_cell *c = dg_lstm(g, NULL, IN, H);
+    CHECK(c && strcmp(dg_cell_name(c), "lstm1") == 0);
+    const float *bf = dg_node_data(param(g, "lstm1/b_f")),
+                *bi = dg_node_data(param(g, "lstm1/b_i"));
+    CHECK(bf && bi && bf[0] == 1.0f && bf[H - 1] == 1.0f && bi[0] == 0.0f);
+    CHECK(dg_param_count(g) == 4 * (IN * H + H * H + H));
+    dg_cell *c2 = dg_lstm(g, NULL, IN, H);
+    CHECK(c2 && strcmp(dg_cell_name(c2), "lstm2") == 0);
+    int nodes = dg_graph_node_count(g);
+    CHECK(dg_lstm(g, "lstm1", IN, H) == NULL && dg_graph_status(g) == DG_ERR_ARG);
+    CHECK(strstr(dg_graph_error(g), "lstm: a parameter named 'lstm1/W_i' already exists"));
+    CHECK(dg_gru(g, "x", 0, H) == NULL && strstr(dg_graph_error(g), "gru: inputs and units"));
+    CHECK(dg_graph_node_count(g) == nodes);
+    dg_graph_free(g);
+}
+
+/* An unrolled net with per-step inputs that need gradients too. */
+static void gradcheck_unrolled(dg_cell_kind kind, int layer_norm) {
+    dg_graph *g = dg_graph_new(5 + (uint64_t)kind);
+    dg_cell_options o = dg_cell_defaults();
+    o.layer_norm = layer_norm;
+    dg_cell *c = dg_cell_new(g, kind, "cell", IN, H, &o);
+    dg_node *xs[T], *leaves[64];
+    int n = 0;
+    for (int t = 0; t < T; t++) {
+        xs[t] = dg_input(g, NULL, dg_shape2(B, IN));
+        dg_set_requires_grad(xs[t], 1);
+        test_fill(xs[t], -1, 1);
+        leaves[n++] = xs[t];
+    }
+    dg_unrolled u;
+    CHECK_OK(dg_unroll(g, c, T, xs, &u));
+    dg_node *labels = dg_input(g, "labels", dg_shape2(B, T));
+    float lv[B * T] = {0, 1, 2, 2, 1, 0};
+    dg_feed(labels, lv, B * T);
+    dg_node *loss = dg_seq_cross_entropy(g, "out", &u, labels, 3, NULL);
+    CHECK_MSG(loss != NULL, "%s", dg_graph_error(g));
+    /* a non-zero starting state, so that U's gradient at step 0 matters */
+    test_fill(u.init.h, -1, 1);
+    if (u.init.c) test_fill(u.init.c, -1, 1);
+    for (int i = 0; i < dg_graph_node_count(g) && n < 64; i++)
+        if (dg_node_kind_of(dg_graph_node(g, i)) == DG_PARAM) leaves[n++] = dg_graph_node(g, i);
+    dg_gradcheck_report r;
+    dg_status s = loss ? dg_gradcheck(g, loss, n, leaves, 1e-2, 1e-3, 2e-2, &r) : DG_ERR_NULL;
+    CHECK_MSG(s == DG_OK && r.passed,
+              "cell %d ln %d: %s max abs %.3g rel %.3g leaf %d[%lld] analytic %.6g numeric %.6g",
+              (int)kind, layer_norm, dg_graph_error(g), r.max_abs_err, r.max_rel_err, r.worst_leaf,
+              (long long)r.worst_index, r.worst_analytic, r.worst_numeric);
+    dg_graph_free(g);
+}
+
+/* Two segments of T steps with the state carried equal one segment of 2T steps. */
+static void test_carry(dg_cell_kind kind) {
+    enum { S = 2 * T, ROWS = 3 };
+    float xv[ROWS * S * IN];
+    for (int i = 0; i < ROWS * S * IN; i++) xv[i] = test_uniform(-1, 1);
+    float long_h[ROWS * H], seg_h[ROWS * H];
+    for (int variant = 0; variant < 2; variant++) {
+        int steps = variant ? T : S;
+        dg_graph *g = dg_graph_new(9);
+        dg_cell *c = dg_cell_new(g, kind, "c", IN, H, NULL);
+        dg_node *x = dg_input(g, "x", dg_shape3(DG_BATCH, steps, IN));
+        dg_node *xs[S];
+        CHECK_OK(dg_unstack(g, x, 1, xs));
+        dg_unrolled u;
+        CHECK_OK(dg_unroll(g, c, steps, xs, &u));
+        CHECK_OK(dg_unrolled_reset(&u, ROWS));
+        dg_node *last = u.last.h;
+        for (int seg = 0; seg < S / steps; seg++) {
+            /* this segment's inputs: rows of [ROWS, steps, IN] cut from [ROWS, S, IN] */
+            float part[ROWS * S * IN];
+            for (int r = 0; r < ROWS; r++)
+                memcpy(part + r * steps * IN, xv + (r * S + seg * steps) * IN,
+                       (size_t)steps * IN * sizeof(float));
+            CHECK_OK(dg_feed(x, part, ROWS * steps * IN));
+            CHECK_OK(dg_run_many(g, 2, (dg_node *[]){last, u.carry}));
+        }
+        memcpy(variant ? seg_h : long_h, dg_node_data(last), sizeof long_h);
+        /* the carried state is the last output */
+        CHECK(memcmp(dg_node_data(u.init.h), dg_node_data(last), sizeof long_h) == 0);
+        /* a new batch size without a reset: a clear error */
+        float two[2 * S * IN] = {0};
+        CHECK_OK(dg_feed(x, two, 2 * steps * IN));
+        CHECK(dg_run(g, last) == DG_ERR_SHAPE);
+        CHECK_MSG(strstr(dg_graph_error(g), "batch inputs disagree") != NULL, "%s",
+                  dg_graph_error(g));
+        CHECK_OK(dg_unrolled_reset(&u, 2));
+        CHECK_OK(dg_run_many(g, 2, (dg_node *[]){last, u.carry}));
+        dg_graph_free(g);
+    }
+    for (int i = 0; i < ROWS * H; i++) CHECK_NEAR(seg_h[i], long_h[i], 1e-6);
+}
+
+/* Running the carry in the same run as the gradients changes none of them: every reader of
+ * the initial state runs before it is overwritten. */
+static void test_carry_order(void) {
+    float grads[2][H * 4 * H];
+    for (int with_carry = 0; with_carry < 2; with_carry++) {
+        dg_graph *g = dg_graph_new(11);
+        dg_cell *c = dg_lstm(g, "l", IN, H);
+        dg_node *x = dg_input(g, "x", dg_shape3(DG_BATCH, T, IN));
+        test_rng_state = 5;
+        test_fill(x, -1, 1);
+        dg_node *xs[T];
+        dg_unstack(g, x, 1, xs);
+        dg_unrolled u;
+        CHECK_OK(dg_unroll(g, c, T, xs, &u));
+        test_fill(u.init.h, -1, 1);
+        test_fill(u.init.c, -1, 1);
+        dg_node *labels = dg_input(g, "y", dg_shape2(DG_BATCH, T));
+        float lv[T] = {1, 0, 2};
+        dg_feed(labels, lv, T);
+        dg_node *loss = dg_seq_cross_entropy(g, "out", &u, labels, 3, NULL);
+        CHECK_OK(dg_backward(g, loss));
+        dg_node *gu = dg_grad(dg_graph_find(g, "l/U_f"));
+        /* a plan order that would run the carry as early as it could */
+        CHECK_OK(dg_set_plan_order(g, DG_ORDER_LATEST_FIRST, 0));
+        CHECK_OK(with_carry ? dg_run_many(g, 2, (dg_node *[]){gu, u.carry}) : dg_run(g, gu));
+        memcpy(grads[with_carry], dg_node_data(gu), H * H * sizeof(float));
+        dg_graph_free(g);
+    }
+    CHECK(memcmp(grads[0], grads[1], H * H * sizeof(float)) == 0);
+}
+
+static void test_errors(void) {
+    dg_graph *g = dg_graph_new(12);
+    dg_cell *c = dg_gru(g, "g", IN, H);
+    dg_node *xs[2] = {dg_input(g, NULL, dg_shape2(B, IN)), dg_input(g, NULL, dg_shape2(B, IN + 1))};
+    dg_unrolled u;
+    int nodes = dg_graph_node_count(g);
+    CHECK(dg_unroll(g, c, 2, xs, &u) == DG_ERR_SHAPE && u.carry == NULL);
+    CHECK_MSG(
+        strstr(dg_graph_error(g), "unroll: the input of step 1 is [2,4], that of step 0 [2,3]"),
+        "%s", dg_graph_error(g));
+    CHECK(dg_unroll(g, c, 1, &xs[1], &u) == DG_ERR_SHAPE);
+    CHECK(strstr(dg_graph_error(g), "unroll: gru 'g' takes inputs [batch,3], got [2,4]"));
+    CHECK(dg_unroll(g, c, 0, xs, &u) == DG_ERR_ARG);
+    CHECK(dg_graph_node_count(g) == nodes);
+    CHECK_OK(dg_unroll(g, c, 1, xs, &u));
+    dg_node *labels = dg_input(g, NULL, dg_shape2(B, 2));
+    CHECK(dg_seq_cross_entropy(g, "o", &u, labels, 5, NULL) == NULL);
+    CHECK(strstr(dg_graph_error(g), "labels must be [batch,1] (one per step), got [2,2]"));
+    dg_cell_state next;
+    CHECK(dg_cell_step(g, c, xs[0], (dg_cell_state){NULL, NULL}, &next) == NULL);
+    dg_graph_free(g);
+}
+
+int main(void) {
+    test_step_values();
+    test_lstm_init();
+    for (int k = DG_CELL_RNN; k <= DG_CELL_LSTM; k++) {
+        gradcheck_unrolled((dg_cell_kind)k, 0);
+        gradcheck_unrolled((dg_cell_kind)k, 1);
+        test_carry((dg_cell_kind)k);
+    }
+    test_carry_order();
+    test_errors();
+    return test_summary("test_layers_rnn");
+}
