@@ -142,6 +142,15 @@ dg_status dg_split(dg_graph *g, dg_node *x, int axis, int n, dg_node **out);
  *  gradient is a zero-padded tensor of x's size. On error out is cleared and the graph left
  *  as it was. */
 dg_status dg_unstack(dg_graph *g, dg_node *x, int axis, dg_node **out);
+/** The pointwise part of an LSTM step, fused: from pre-activations z [B,4H] (gates i, f, g, o
+ *  packed along the last axis) and the cell state c [B,H], returns [B,2H] = [h' | c'] with
+ *  i, f, o = sigmoid, g = tanh, c' = f c + i g, h' = o tanh(c'). First derivatives only. */
+dg_node *dg_lstm_cell(dg_graph *g, dg_node *z, dg_node *c);
+/** The pointwise part of a GRU step, fused (PyTorch's formulation): from a = x W + b_x and
+ *  b = h U + b_h (each [B,3H], gates r, z, n packed) and the state h [B,H], returns
+ *  h' = n + z (h - n) with r = sigmoid(a_r + b_r), z = sigmoid(a_z + b_z),
+ *  n = tanh(a_n + r b_n). First derivatives only. */
+dg_node *dg_gru_cell(dg_graph *g, dg_node *a, dg_node *b, dg_node *h);
 /** Layer normalisation over the last axis: (x - mean) / sqrt(var + eps), mean and (biased)
  *  variance over that axis; eps > 0 (1e-5 is usual). No learned gain or bias (see
  *  dg_layer_norm_layer). */

@@ -3,16 +3,15 @@
  * backpropagation through time), embeddings, and a loss over all steps. Everything is
  * ordinary ops, so the engine differentiates the unrolled net like any other graph.
  *
- * A step, with x [B,in], h [B,H] and per gate k the parameters W_k [in,H], U_k [H,H], b_k:
- *   pre(k)  = x W_k + h U_k + b_k                      (layer_norm: LN(x W_k + h U_k) g_k + b_k)
- *   RNN:    h' = tanh(pre(h))
- *   GRU:    r = sigmoid(pre(r)), z = sigmoid(pre(z))
- *           n = tanh(x W_n + b_n + r (h U_n + c_n)),  h' = n + z (h - n)      (PyTorch's GRU)
- *   LSTM:   i, f, o = sigmoid(pre(i, f, o)), u = tanh(pre(g))
- *           c' = f c + i u,  h' = o tanh(c')            (forget-gate bias b_f starts at 1)
- * One weight matrix per gate rather than one packed [in,4H] matrix: a packed product would
- * have to be sliced into gates every step, and a slice's gradient is a zero-padded tensor of
- * the packed size.
+ * Parameters are packed by gate as in PyTorch (transposed): W [in,G*H], U [H,G*H], b [G*H],
+ * gates LSTM i, f, g, o (G = 4), GRU r, z, n (G = 3), RNN h (G = 1). A step, x [B,in],
+ * h [B,H]:
+ *   RNN:   h' = tanh(x W + h U + b)
+ *   LSTM:  [h' | c'] = lstm_cell(x W + h U + b, c)          (forget-gate bias starts at 1)
+ *   GRU:   h' = gru_cell(x W + b, h U + c, h)                (c: the state side's bias)
+ * lstm_cell and gru_cell (src/ops/rnn_cell.c) are the fused pointwise parts. With
+ * layer_norm, x W and h U are each normalised per gate and scaled by learned gains before
+ * the biases are added (layer-normalised LSTM of Ba, Kiros and Hinton).
  *
  * Unrolling builds each step in scope "<cell>/t=<k>" (the DOT export collapses such step
  * scopes). The state entering step 0 is a batch input per state tensor, "<cell>/h0" (and
@@ -25,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_GATES = 4 };
-
 struct dg_cell {
     dg_graph *graph;
     dg_cell_kind kind;
@@ -34,9 +31,10 @@ struct dg_cell {
     int64_t inputs, units;
     int gates;
     dg_cell_options opts;
-    dg_node *w[MAX_GATES], *u[MAX_GATES], *b[MAX_GATES], *gain[MAX_GATES];
-    dg_node *c_n; /* GRU: the bias inside the reset gate's product */
-    int unrolls;  /* how many unrolls were built (names their state inputs) */
+    dg_node *w, *u, *b;
+    dg_node *c;               /* GRU: bias of h U */
+    dg_node *gain_x, *gain_h; /* layer norm gains */
+    int unrolls;              /* how many unrolls were built (names their state inputs) */
 };
 
 static const char *kind_name(dg_cell_kind k) {
@@ -50,12 +48,6 @@ static const char *kind_name(dg_cell_kind k) {
 
 static int gate_count(dg_cell_kind k) { return k == DG_CELL_RNN ? 1 : k == DG_CELL_GRU ? 3 : 4; }
 
-/* Gate letters, for parameter names: LSTM i f g o (PyTorch's order), GRU r z n, RNN h. */
-static char gate_letter(dg_cell_kind k, int gate) {
-    static const char lstm[] = "ifgo", gru[] = "rzn";
-    return k == DG_CELL_LSTM ? lstm[gate] : k == DG_CELL_GRU ? gru[gate] : 'h';
-}
-
 dg_cell_options dg_cell_defaults(void) {
     dg_cell_options o;
     memset(&o, 0, sizeof o);
@@ -64,11 +56,11 @@ dg_cell_options dg_cell_defaults(void) {
     return o;
 }
 
-/* A parameter "<scope>/<what>_<gate>" filled with `init`; NULL with the error set. */
-static dg_node *gate_param(dg_graph *g, const char *scope, const char *what, char gate,
-                           dg_shape shape, dg_init init, int64_t fan_in, int64_t fan_out) {
+/* A parameter "<scope>/<what>" filled with `init` (fans per gate); NULL with the error set. */
+static dg_node *cell_param(dg_graph *g, const char *scope, const char *what, dg_shape shape,
+                           dg_init init, int64_t fan_in, int64_t fan_out) {
     char pname[640];
-    snprintf(pname, sizeof pname, "%s/%s_%c", scope, what, gate);
+    snprintf(pname, sizeof pname, "%s/%s", scope, what);
     if (dg_graph_find(g, pname)) {
         dg_set_error(g, DG_ERR_ARG,
                      "a parameter named '%s' already exists (give each cell its own name)", pname);
@@ -106,29 +98,29 @@ dg_cell *dg_cell_new(dg_graph *g, dg_cell_kind kind, const char *name, int64_t i
         return NULL;
     }
     const char *scope = dg_scope_current(g);
+    int64_t gh = c->gates * units;
+    /* Glorot per gate: each gate's block is an [in,H] (or [H,H]) layer of its own */
     dg_init xavier = {DG_INIT_XAVIER_UNIFORM, 0, 0}, zeros = {DG_INIT_ZEROS, 0, 0};
+    dg_init ones = {DG_INIT_CONSTANT, 1.0f, 0};
     int ok = strlen(scope) < 600;
     if (!ok)
         dg_set_error(g, DG_ERR_ARG, "layer name is %zu bytes long with its scopes", strlen(scope));
-    for (int k = 0; ok && k < c->gates; k++) {
-        char gl = gate_letter(kind, k);
-        dg_init bias = zeros;
-        if (kind == DG_CELL_LSTM && gl == 'f') bias = (dg_init){DG_INIT_CONSTANT, o.forget_bias, 0};
-        c->w[k] = gate_param(g, scope, "W", gl, dg_shape2(inputs, units), xavier, inputs, units);
-        c->u[k] = c->w[k]
-                      ? gate_param(g, scope, "U", gl, dg_shape2(units, units), xavier, units, units)
-                      : NULL;
-        c->b[k] = c->u[k] ? gate_param(g, scope, "b", gl, dg_shape1(units), bias, 1, units) : NULL;
-        if (c->b[k] && o.layer_norm)
-            c->gain[k] = gate_param(g, scope, "gain", gl, dg_shape1(units),
-                                    (dg_init){DG_INIT_CONSTANT, 1.0f, 0}, 1, units);
-        ok = c->b[k] && (!o.layer_norm || c->gain[k]);
-    }
+    if (ok) c->w = cell_param(g, scope, "W", dg_shape2(inputs, gh), xavier, inputs, units);
+    if (c->w) c->u = cell_param(g, scope, "U", dg_shape2(units, gh), xavier, units, units);
+    if (c->u) c->b = cell_param(g, scope, "b", dg_shape1(gh), zeros, 1, gh);
+    if (c->b && kind == DG_CELL_LSTM) /* gate order i, f, g, o */
+        for (int64_t j = units; j < 2 * units; j++) dg_node_data(c->b)[j] = o.forget_bias;
+    ok = c->b != NULL;
     if (ok && kind == DG_CELL_GRU)
-        ok = (c->c_n = gate_param(g, scope, "c", 'n', dg_shape1(units), zeros, 1, units)) != NULL;
+        ok = (c->c = cell_param(g, scope, "c", dg_shape1(gh), zeros, 1, gh)) != NULL;
+    if (ok && o.layer_norm) {
+        c->gain_x = cell_param(g, scope, "gain_x", dg_shape1(gh), ones, 1, gh);
+        c->gain_h = c->gain_x ? cell_param(g, scope, "gain_h", dg_shape1(gh), ones, 1, gh) : NULL;
+        ok = c->gain_h != NULL;
+    }
     if (ok) ok = dg_graph_attach(g, c, free) == DG_OK;
     /* the cell's first parameter stands for the layer's result in the scope bookkeeping */
-    if (!dg__layer_end(g, m, ok ? c->w[0] : NULL, kn)) {
+    if (!dg__layer_end(g, m, ok ? c->w : NULL, kn)) {
         if (!ok) free(c);
         return NULL;
     }
@@ -152,47 +144,37 @@ int64_t dg_cell_units(const dg_cell *cell) { return cell ? cell->units : 0; }
 
 /* ---- one step ---- */
 
-/* x W_k + h U_k, layer-normalised when asked, + b_k */
-static dg_node *pre(dg_graph *g, const dg_cell *c, int k, dg_node *x, dg_node *h) {
-    dg_node *s = dg_add(g, dg_matmul(g, x, c->w[k]), dg_matmul(g, h, c->u[k]));
-    if (c->opts.layer_norm) s = dg_mul(g, dg_layer_norm(g, s, c->opts.layer_norm_eps), c->gain[k]);
-    return dg_add(g, s, c->b[k]);
+/* v [B,G*H] normalised per gate (over each H-wide block) and scaled by gain [G*H] */
+static dg_node *gate_norm(dg_graph *g, const dg_cell *c, dg_node *v, dg_node *gain) {
+    dg_node *blocks = dg_reshape(g, v, dg_shape3(-1, c->gates, c->units));
+    dg_node *n = dg_layer_norm(g, blocks, c->opts.layer_norm_eps);
+    return dg_mul(g, dg_reshape(g, n, dg_shape2(-1, c->gates * c->units)), gain);
 }
 
-/* Builds one step in the current scope; NULL with the error set on failure. */
+/* Builds one step in the current scope. */
 static dg_status step_nodes(dg_graph *g, const dg_cell *c, dg_node *x, dg_cell_state prev,
                             dg_cell_state *next) {
-    dg_node *h = prev.h;
+    dg_node *xw = dg_matmul(g, x, c->w), *hu = dg_matmul(g, prev.h, c->u);
+    if (c->opts.layer_norm) {
+        xw = gate_norm(g, c, xw, c->gain_x);
+        hu = gate_norm(g, c, hu, c->gain_h);
+    }
     next->h = next->c = NULL;
     switch (c->kind) {
-    case DG_CELL_RNN: next->h = dg_tanh(g, pre(g, c, 0, x, h)); break;
-    case DG_CELL_GRU: {
-        dg_node *r = dg_sigmoid(g, pre(g, c, 0, x, h));
-        dg_node *z = dg_sigmoid(g, pre(g, c, 1, x, h));
-        dg_node *hn = dg_add(g, dg_matmul(g, h, c->u[2]), c->c_n);
-        dg_node *xn = dg_matmul(g, x, c->w[2]);
-        if (c->opts.layer_norm) {
-            xn = dg_mul(g, dg_layer_norm(g, xn, c->opts.layer_norm_eps), c->gain[2]);
-            hn = dg_layer_norm(g, hn, c->opts.layer_norm_eps);
-        }
-        dg_node *n = dg_tanh(g, dg_add(g, dg_add(g, xn, c->b[2]), dg_mul(g, r, hn)));
-        next->h = dg_add(g, n, dg_mul(g, z, dg_sub(g, h, n)));
+    case DG_CELL_RNN: next->h = dg_tanh(g, dg_add(g, dg_add(g, xw, hu), c->b)); break;
+    case DG_CELL_GRU:
+        next->h = dg_gru_cell(g, dg_add(g, xw, c->b), dg_add(g, hu, c->c), prev.h);
         break;
-    }
     case DG_CELL_LSTM: {
-        dg_node *i = dg_sigmoid(g, pre(g, c, 0, x, h));
-        dg_node *f = dg_sigmoid(g, pre(g, c, 1, x, h));
-        dg_node *u = dg_tanh(g, pre(g, c, 2, x, h));
-        dg_node *o = dg_sigmoid(g, pre(g, c, 3, x, h));
-        next->c = dg_add(g, dg_mul(g, f, prev.c), dg_mul(g, i, u));
-        next->h = dg_mul(g, o, dg_tanh(g, next->c));
+        dg_node *hc = dg_lstm_cell(g, dg_add(g, dg_add(g, xw, hu), c->b), prev.c);
+        next->h = dg_slice(g, hc, 1, 0, c->units);
+        next->c = dg_slice(g, hc, 1, c->units, c->units);
         if (!next->c) next->h = NULL;
         break;
     }
     }
     return next->h ? DG_OK : dg_graph_status(g);
 }
-
 /* Checks x [B,in] and the state [B,H] against the cell. */
 static dg_status check_step(dg_graph *g, const dg_cell *c, const char *who, dg_node *x,
                             dg_cell_state prev) {
