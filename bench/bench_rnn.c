@@ -59,15 +59,11 @@ static int dagrad_epochs(const setup *s, int threads, double *secs, double *loss
     dg_node *x = dg_input(g, "x", dg_shape2(DG_BATCH, UNROLL));
     dg_node *y = dg_input(g, "y", dg_shape2(DG_BATCH, UNROLL));
     dg_node *table = dg_embedding(g, "embed", s->vocab, EMBED);
-    dg_node *idx[UNROLL], *xs[UNROLL];
-    int ok = table && dg_unstack(g, x, 1, idx) == DG_OK;
-    for (int t = 0; ok && t < UNROLL; t++)
-        ok = (xs[t] = dg_embedding_lookup(g, table, idx[t])) != NULL;
     dg_cell *cell =
-        ok ? dg_cell_new(g, s->gru ? DG_CELL_GRU : DG_CELL_LSTM, "rnn", EMBED, s->hidden, NULL)
-           : NULL;
+        table ? dg_cell_new(g, s->gru ? DG_CELL_GRU : DG_CELL_LSTM, "rnn", EMBED, s->hidden, NULL)
+              : NULL;
     dg_unrolled u;
-    dg_node *lossn = cell && dg_unroll(g, cell, UNROLL, xs, &u) == DG_OK
+    dg_node *lossn = cell && dg_unroll_tokens(g, cell, table, x, &u) == DG_OK
                          ? dg_seq_cross_entropy(g, "out", &u, y, s->vocab, NULL)
                          : NULL;
     dg_optim_config cfg = dg_optim_defaults(DG_ADAM);

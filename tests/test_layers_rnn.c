@@ -235,7 +235,57 @@ static void test_errors(void) {
     dg_graph_free(g);
 }
 
+/* dg_unroll_tokens gives what dg_unroll over embedding lookups gives, and its gradients
+ * (through the projected table) match finite differences. */
+static void test_tokens(void) {
+    float out[2][B * H];
+    for (int via_tokens = 0; via_tokens < 2; via_tokens++) {
+        dg_graph *g = dg_graph_new(13);
+        dg_cell *c = dg_lstm(g, "l", IN, H);
+        dg_node *table = dg_embedding(g, "e", 5, IN);
+        dg_node *tok = dg_input(g, "tok", dg_shape2(DG_BATCH, T));
+        float tv[B * T] = {0, 4, 2, 2, 3, 1};
+        dg_feed(tok, tv, B * T);
+        dg_unrolled u;
+        if (via_tokens) {
+            CHECK_OK(dg_unroll_tokens(g, c, table, tok, &u));
+        } else {
+            dg_node *idx[T], *xs[T];
+            CHECK_OK(dg_unstack(g, tok, 1, idx));
+            for (int t = 0; t < T; t++) xs[t] = dg_embedding_lookup(g, table, idx[t]);
+            CHECK_OK(dg_unroll(g, c, T, xs, &u));
+        }
+        CHECK_OK(dg_unrolled_reset(&u, B));
+        CHECK_OK(dg_run(g, u.last.h));
+        memcpy(out[via_tokens], dg_node_data(u.last.h), sizeof out[0]);
+        if (via_tokens) {
+            dg_node *labels = dg_input(g, "y", dg_shape2(B, T));
+            float lv[B * T] = {1, 2, 0, 0, 1, 2};
+            dg_feed(labels, lv, B * T);
+            dg_node *loss = dg_seq_cross_entropy(g, "o", &u, labels, 3, NULL);
+            dg_node *leaves[3] = {table, dg_graph_find(g, "l/W"), dg_graph_find(g, "l/U")};
+            dg_gradcheck_report r;
+            CHECK_OK(dg_gradcheck(g, loss, 3, leaves, 1e-2, 1e-3, 2e-2, &r));
+            CHECK_MSG(r.passed, "tokens: max rel %.3g", r.max_rel_err);
+            /* a token outside the table: a run-time error */
+            tv[3] = 5;
+            dg_feed(tok, tv, B * T);
+            CHECK(dg_run(g, loss) == DG_ERR_ARG);
+            CHECK(
+                strstr(dg_graph_error(g), "index 5 at position 1 is not an integer row in [0,5)"));
+            CHECK(dg_unroll_tokens(g, c, dg_node_input(dg_graph_find(g, "l/W"), 0), tok, &u) !=
+                  DG_OK);
+            CHECK(dg_unroll_tokens(g, c, dg_input(g, NULL, dg_shape2(5, 4)), tok, &u) ==
+                  DG_ERR_SHAPE);
+            CHECK(strstr(dg_graph_error(g), "needs a table [V,3] and tokens [batch,steps]"));
+        }
+        dg_graph_free(g);
+    }
+    for (int i = 0; i < B * H; i++) CHECK_NEAR(out[0][i], out[1][i], 1e-6);
+}
+
 int main(void) {
+    test_tokens();
     test_step_values();
     test_lstm_init();
     for (int k = DG_CELL_RNN; k <= DG_CELL_LSTM; k++) {

@@ -97,10 +97,7 @@ static int build(model *m, const model_cfg *c, int steps, int train, const optio
     m->x = dg_input(g, "x", dg_shape2(DG_BATCH, steps));
     m->y = dg_input(g, "y", dg_shape2(DG_BATCH, steps));
     dg_node *table = dg_embedding(g, "embed", c->vocab, c->embed);
-    dg_node **xs = calloc((size_t)steps, sizeof *xs), **idx = calloc((size_t)steps, sizeof *idx);
-    int ok = xs && idx && table && dg_unstack(g, m->x, 1, idx) == DG_OK;
-    for (int t = 0; ok && t < steps; t++)
-        ok = (xs[t] = dg_embedding_lookup(g, table, idx[t])) != NULL;
+    int ok = table != NULL;
     dg_cell_options co = dg_cell_defaults();
     co.layer_norm = c->layer_norm;
     for (int l = 0; ok && l < c->layers; l++) {
@@ -108,10 +105,10 @@ static int build(model *m, const model_cfg *c, int steps, int train, const optio
         snprintf(name, sizeof name, "%s%d", cell_names[c->cell], l + 1);
         dg_cell *cell =
             dg_cell_new(g, (dg_cell_kind)c->cell, name, l ? c->hidden : c->embed, c->hidden, &co);
-        ok = cell && dg_unroll(g, cell, steps, l ? m->u[l - 1].h : xs, &m->u[l]) == DG_OK;
+        /* the first layer looks its inputs up in the embedding, the others read the last */
+        ok = cell && (l ? dg_unroll(g, cell, steps, m->u[l - 1].h, &m->u[l])
+                        : dg_unroll_tokens(g, cell, table, m->x, &m->u[l])) == DG_OK;
     }
-    free(xs);
-    free(idx);
     if (ok)
         m->loss = dg_seq_cross_entropy(g, "out", &m->u[c->layers - 1], m->y, c->vocab, &m->logits);
     if (!m->loss) return 0;

@@ -183,6 +183,14 @@ typedef struct dg_unrolled {
  *  over all steps: dg_seq_cross_entropy. On error *out is zeroed and the graph left as it
  *  was. */
 dg_status dg_unroll(dg_graph *g, dg_cell *cell, int steps, dg_node *const *xs, dg_unrolled *out);
+/** dg_unroll over token inputs: step t's input is the row of `table` [V,inputs] (an
+ *  embedding, see dg_embedding) picked by column t of `tokens` [B,T] (integer ids as floats;
+ *  T steps). The same as dg_unroll over dg_embedding_lookup(table, tokens[:,t]), but the
+ *  table is multiplied by the cell's input weights once per run ((E W)[ids] = E[ids] W) and
+ *  each step looks up rows of that product, instead of a matrix product per step; and the
+ *  steps' lookups live inside the step scopes. An id outside [0, V) is a run-time error. */
+dg_status dg_unroll_tokens(dg_graph *g, dg_cell *cell, dg_node *table, dg_node *tokens,
+                           dg_unrolled *out);
 /** Sets the unrolled state's initial state to zeros of `batch` rows. */
 dg_status dg_unrolled_reset(const dg_unrolled *u, int64_t batch);
 

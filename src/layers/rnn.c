@@ -151,10 +151,11 @@ static dg_node *gate_norm(dg_graph *g, const dg_cell *c, dg_node *v, dg_node *ga
     return dg_mul(g, dg_reshape(g, n, dg_shape2(-1, c->gates * c->units)), gain);
 }
 
-/* Builds one step in the current scope. */
-static dg_status step_nodes(dg_graph *g, const dg_cell *c, dg_node *x, dg_cell_state prev,
-                            dg_cell_state *next) {
-    dg_node *xw = dg_matmul(g, x, c->w), *hu = dg_matmul(g, prev.h, c->u);
+/* Builds one step in the current scope; x W is given as xw when the unroll has it already. */
+static dg_status step_nodes(dg_graph *g, const dg_cell *c, dg_node *x, dg_node *xw,
+                            dg_cell_state prev, dg_cell_state *next) {
+    if (!xw) xw = dg_matmul(g, x, c->w);
+    dg_node *hu = dg_matmul(g, prev.h, c->u);
     if (c->opts.layer_norm) {
         xw = gate_norm(g, c, xw, c->gain_x);
         hu = gate_norm(g, c, hu, c->gain_h);
@@ -206,7 +207,7 @@ dg_node *dg_cell_step(dg_graph *g, dg_cell *cell, dg_node *x, dg_cell_state prev
     dg_mark m = dg_graph_mark(g);
     if (dg_scope_push(g, cell->name) != DG_OK) return NULL;
     dg_cell_state s;
-    dg_status st = step_nodes(g, cell, x, prev, &s);
+    dg_status st = step_nodes(g, cell, x, NULL, prev, &s);
     if (!dg__layer_end(g, m, st == DG_OK ? s.h : NULL, "cell_step")) return NULL;
     *next = s;
     return s.h;
@@ -285,13 +286,80 @@ dg_status dg_unrolled_reset(const dg_unrolled *u, int64_t batch) {
     return s;
 }
 
-dg_status dg_unroll(dg_graph *g, dg_cell *cell, int steps, dg_node *const *xs, dg_unrolled *out) {
-    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "unroll: graph is NULL");
-    if (!out) return dg_set_error(g, DG_ERR_NULL, "unroll: out is NULL");
+/* Unrolls over xs[0..steps), or, when tokens [B,T] is given, over rows of `table` picked by
+ * each column of tokens: (E[idx] W) = (E W)[idx], so the table is projected through W once per
+ * run (a [V,G*H] product) and each step looks its rows up, instead of a product per step and
+ * a weight gradient per step to add up. */
+static dg_status unroll(dg_graph *g, dg_cell *cell, int steps, dg_node *const *xs, dg_node *table,
+                        dg_node *tokens, dg_unrolled *out) {
+    const char *who = tokens ? "unroll_tokens" : "unroll";
+    dg_node **h = calloc((size_t)steps, sizeof *h);
+    if (!h) return dg_set_error(g, DG_ERR_NOMEM, "%s: out of memory", who);
+    int64_t rows = dg_node_shape(tokens ? tokens : xs[0]).dim[0];
+    dg_mark m = dg_graph_mark(g);
+    dg_status s = dg_scope_push(g, cell->name);
+    if (s != DG_OK) return free(h), s;
+    dg_cell_state init = {state_input(g, cell, "h0"), NULL};
+    if (cell->kind == DG_CELL_LSTM) init.c = state_input(g, cell, "c0");
+    if (!init.h || (cell->kind == DG_CELL_LSTM && !init.c)) s = dg_graph_status(g);
+    /* the state inputs start with as many rows as the inputs have */
+    if (s == DG_OK) {
+        dg_unrolled tmp = {0};
+        tmp.init = init;
+        s = dg_unrolled_reset(&tmp, rows);
+    }
+    if (s == DG_OK && !tokens) s = check_step(g, cell, who, xs[0], init);
+    dg_node *proj = NULL;
+    if (s == DG_OK && tokens && !(proj = dg_matmul(g, table, cell->w))) s = dg_graph_status(g);
+    dg_cell_state state = init;
+    for (int t = 0; t < steps && s == DG_OK; t++) {
+        char sc[32];
+        snprintf(sc, sizeof sc, "t=%d", t);
+        s = dg_scope_push(g, sc);
+        dg_node *xw = NULL;
+        if (s == DG_OK && tokens) {
+            dg_node *idx = dg_reshape(g, dg_slice(g, tokens, 1, t, 1), dg_shape1(-1));
+            if (!(xw = dg_embedding_lookup(g, proj, idx))) s = dg_graph_status(g);
+        }
+        if (s == DG_OK) s = step_nodes(g, cell, tokens ? NULL : xs[t], xw, state, &state);
+        if (s == DG_OK) s = dg_scope_pop(g);
+        h[t] = state.h;
+    }
+    dg_node *carry = NULL;
+    if (s == DG_OK) {
+        dg_node *in[4] = {init.h, init.c, state.h, state.c};
+        if (cell->kind != DG_CELL_LSTM) in[1] = state.h;
+        carry = cell->kind == DG_CELL_LSTM ? dg_apply(g, &carry2_op, 4, in, NULL, 0)
+                                           : dg_apply(g, &carry1_op, 2, in, NULL, 0);
+        if (!carry) s = dg_graph_status(g);
+    }
+    if (s == DG_OK) s = dg_graph_attach(g, h, free);
+    if (!dg__layer_end(g, m, s == DG_OK ? carry : NULL, who)) {
+        if (s != DG_OK) free(h);
+        return dg_graph_status(g);
+    }
+    cell->unrolls++;
+    out->steps = steps;
+    out->h = h;
+    out->init = init;
+    out->last = state;
+    out->carry = carry;
+    return DG_OK;
+}
+
+static dg_status check_cell(dg_graph *g, dg_cell *cell, dg_unrolled *out, const char *who) {
+    if (!g) return dg_set_error(NULL, DG_ERR_NULL, "%s: graph is NULL", who);
+    if (!out) return dg_set_error(g, DG_ERR_NULL, "%s: out is NULL", who);
     memset(out, 0, sizeof *out);
     if (!cell || cell->graph != g)
-        return dg_set_error(g, DG_ERR_ARG, "unroll: %s",
+        return dg_set_error(g, DG_ERR_ARG, "%s: %s", who,
                             cell ? "cell of another graph" : "cell is NULL");
+    return DG_OK;
+}
+
+dg_status dg_unroll(dg_graph *g, dg_cell *cell, int steps, dg_node *const *xs, dg_unrolled *out) {
+    dg_status s = check_cell(g, cell, out, "unroll");
+    if (s != DG_OK) return s;
     if (steps < 1 || !xs)
         return dg_set_error(g, DG_ERR_ARG, "unroll: needs steps >= 1 and their inputs, got %d",
                             steps);
@@ -305,50 +373,25 @@ dg_status dg_unroll(dg_graph *g, dg_cell *cell, int steps, dg_node *const *xs, d
                                 dg_shape_str(dg_node_shape(xs[0]), s0, sizeof s0));
         }
     }
-    dg_node **h = calloc((size_t)steps, sizeof *h);
-    if (!h) return dg_set_error(g, DG_ERR_NOMEM, "unroll: out of memory");
-    dg_mark m = dg_graph_mark(g);
-    dg_status s = dg_scope_push(g, cell->name);
+    return unroll(g, cell, steps, xs, NULL, NULL, out);
+}
+
+dg_status dg_unroll_tokens(dg_graph *g, dg_cell *cell, dg_node *table, dg_node *tokens,
+                           dg_unrolled *out) {
+    dg_status s = check_cell(g, cell, out, "unroll_tokens");
     if (s != DG_OK) return s;
-    dg_cell_state init = {state_input(g, cell, "h0"), NULL};
-    if (cell->kind == DG_CELL_LSTM) init.c = state_input(g, cell, "c0");
-    if (!init.h || (cell->kind == DG_CELL_LSTM && !init.c)) s = dg_graph_status(g);
-    /* the state inputs start with as many rows as the inputs have */
-    if (s == DG_OK) {
-        dg_unrolled tmp = {0};
-        tmp.init = init;
-        s = dg_unrolled_reset(&tmp, dg_node_shape(xs[0]).ndim ? dg_node_shape(xs[0]).dim[0] : 1);
-    }
-    if (s == DG_OK) s = check_step(g, cell, "unroll", xs[0], init);
-    dg_cell_state state = init;
-    for (int t = 0; t < steps && s == DG_OK; t++) {
-        char sc[32];
-        snprintf(sc, sizeof sc, "t=%d", t);
-        s = dg_scope_push(g, sc);
-        if (s == DG_OK) s = step_nodes(g, cell, xs[t], state, &state);
-        if (s == DG_OK) s = dg_scope_pop(g);
-        h[t] = state.h;
-    }
-    dg_node *carry = NULL;
-    if (s == DG_OK) {
-        dg_node *in[4] = {init.h, init.c, state.h, state.c};
-        if (cell->kind != DG_CELL_LSTM) in[1] = state.h;
-        carry = cell->kind == DG_CELL_LSTM ? dg_apply(g, &carry2_op, 4, in, NULL, 0)
-                                           : dg_apply(g, &carry1_op, 2, in, NULL, 0);
-        if (!carry) s = dg_graph_status(g);
-    }
-    if (s == DG_OK) s = dg_graph_attach(g, h, free);
-    if (!dg__layer_end(g, m, s == DG_OK ? carry : NULL, "unroll")) {
-        if (s != DG_OK) free(h);
+    if (!dg__check_input(g, "unroll_tokens", table) || !dg__check_input(g, "unroll_tokens", tokens))
         return dg_graph_status(g);
-    }
-    cell->unrolls++;
-    out->steps = steps;
-    out->h = h;
-    out->init = init;
-    out->last = state;
-    out->carry = carry;
-    return DG_OK;
+    dg_shape ts = dg_node_shape(table), ks = dg_node_shape(tokens);
+    char s1[64], s2[64];
+    if (ts.ndim != 2 || ts.dim[1] != cell->inputs || ks.ndim != 2 || ks.dim[1] > 1000000)
+        return dg_set_error(
+            g, DG_ERR_SHAPE,
+            "unroll_tokens: %s '%s' needs a table [V,%lld] and tokens [batch,steps], "
+            "got %s and %s",
+            kind_name(cell->kind), cell->name, (long long)cell->inputs,
+            dg_shape_str(ts, s1, sizeof s1), dg_shape_str(ks, s2, sizeof s2));
+    return unroll(g, cell, (int)ks.dim[1], NULL, table, tokens, out);
 }
 
 /* ---- inputs per step, embeddings, loss over all steps ---- */
