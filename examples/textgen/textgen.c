@@ -116,6 +116,7 @@ static int build(model *m, const model_cfg *c, int steps, int train, const optio
         dg_optim_config oc =
             dg_optim_defaults(strcmp(o->optimizer, "rmsprop") ? DG_ADAM : DG_RMSPROP);
         oc.lr = (float)o->lr;
+        oc.alpha = 0.9f; /* RMSprop's decay as KANN's textgen has it (PyTorch's is 0.99) */
         oc.clip_norm = (float)o->clip;
         if (!(m->opt = dg_optimizer_new(g, m->loss, &oc))) return 0;
     }
@@ -372,8 +373,8 @@ int main(int argc, char **argv) {
          1000},
         {"--batch", EX_ARG_INT, &o.batch, "N", "parallel streams (default 64)", NULL, 1, 65536},
         {"--epochs", EX_ARG_INT, &o.epochs, "N", "epochs (default 3)", NULL, 1, 100000},
-        {"--optimizer", EX_ARG_CHOICE, &o.optimizer, "NAME", "optimizer (default adam)",
-         "adam|rmsprop", 0, 0},
+        {"--optimizer", EX_ARG_CHOICE, &o.optimizer, "NAME",
+         "optimizer (default adam; rmsprop decays by 0.9)", "adam|rmsprop", 0, 0},
         {"--lr", EX_ARG_FLOAT, &o.lr, "LR", "learning rate (default 2e-3)", NULL, 1e-7, 10},
         {"--clip", EX_ARG_FLOAT, &o.clip, "NORM", "gradient norm clipping (default 5, 0: off)",
          NULL, 0, 1e6},
