@@ -284,7 +284,45 @@ static void test_tokens(void) {
     for (int i = 0; i < B * H; i++) CHECK_NEAR(out[0][i], out[1][i], 1e-6);
 }
 
+/* Two training steps of an unrolled LSTM and GRU give bitwise the same weights with 1 and 2
+ * threads (sizes large enough for the kernels to split their work). */
+static void test_threads(void) {
+    enum { TB = 48, TT = 6, TH = 96, TV = 20 };
+    float w[2][2][TH * 4 * TH];
+    for (int kind = 0; kind < 2; kind++)
+        for (int threads = 1; threads <= 2; threads++) {
+            dg_set_num_threads(threads);
+            dg_graph *g = dg_graph_new(21);
+            dg_cell *c = dg_cell_new(g, kind ? DG_CELL_GRU : DG_CELL_LSTM, "c", 16, TH, NULL);
+            dg_node *table = dg_embedding(g, "e", TV, 16);
+            dg_node *tok = dg_input(g, "tok", dg_shape2(DG_BATCH, TT));
+            dg_node *y = dg_input(g, "y", dg_shape2(DG_BATCH, TT));
+            float tv[TB * TT], yv[TB * TT];
+            for (int i = 0; i < TB * TT; i++)
+                tv[i] = (float)(i * 7 % TV), yv[i] = (float)(i * 3 % TV);
+            dg_feed(tok, tv, TB * TT);
+            dg_feed(y, yv, TB * TT);
+            dg_unrolled u;
+            CHECK_OK(dg_unroll_tokens(g, c, table, tok, &u));
+            CHECK_OK(dg_unrolled_reset(&u, TB));
+            dg_optim_config oc = dg_optim_defaults(DG_ADAM);
+            oc.clip_norm = 1.0f;
+            dg_optimizer *opt =
+                dg_optimizer_new(g, dg_seq_cross_entropy(g, "o", &u, y, TV, NULL), &oc);
+            CHECK(opt != NULL);
+            for (int step = 0; opt && step < 2; step++)
+                CHECK_OK(dg_run_many(g, 2, (dg_node *[]){dg_optimizer_step_node(opt), u.carry}));
+            memcpy(w[kind][threads - 1], dg_node_data(dg_graph_find(g, "c/U")),
+                   sizeof(float) * TH * (kind ? 3 : 4) * TH);
+            dg_graph_free(g);
+        }
+    dg_set_num_threads(0);
+    CHECK(memcmp(w[0][0], w[0][1], sizeof w[0][0]) == 0);
+    CHECK(memcmp(w[1][0], w[1][1], sizeof(float) * TH * 3 * TH) == 0);
+}
+
 int main(void) {
+    test_threads();
     test_tokens();
     test_step_values();
     test_lstm_init();
