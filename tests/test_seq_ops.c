@@ -189,6 +189,38 @@ static void test_layer_norm(void) {
     dg_graph_free(g);
 }
 
+/* The fused cell ops: gradients of every input; no second derivative (a clean error, graph
+ * unchanged); the layer-norm layer's parameters. */
+static void test_cells(void) {
+    dg_graph *g = dg_graph_new(9);
+    dg_node *z = grad_input(g, "z", dg_shape2(3, 8)), *c = grad_input(g, "c", dg_shape2(3, 2));
+    dg_node *hc = dg_lstm_cell(g, z, c);
+    CHECK(hc && dg_shape_equal(dg_node_shape(hc), dg_shape2(3, 4)));
+    dg_node *leaves[3] = {z, c};
+    check_grad("lstm_cell", g, weighted_sum(g, dg_tanh(g, hc)), 2, leaves);
+    dg_node *a = grad_input(g, "a", dg_shape2(3, 6)), *b = grad_input(g, "b", dg_shape2(3, 6));
+    dg_node *h = grad_input(g, "h", dg_shape2(3, 2));
+    dg_node *gl[3] = {a, b, h};
+    dg_node *hn = dg_gru_cell(g, a, b, h);
+    dg_node *loss = weighted_sum(g, dg_mul(g, hn, hn));
+    check_grad("gru_cell", g, loss, 3, gl);
+    CHECK_OK(dg_backward(g, loss));
+    int nodes = dg_graph_node_count(g);
+    dg_node *gg = dg_sum(g, dg_grad(a));
+    CHECK(dg_backward(g, gg) == DG_ERR_UNSUPPORTED);
+    CHECK(strstr(dg_graph_error(g), "gru_cell_grad") != NULL);
+    CHECK(dg_graph_node_count(g) == nodes + 1);
+    CHECK(dg_lstm_cell(g, z, h) != NULL); /* [3,8] and [3,2]: H = 2 */
+    CHECK(dg_lstm_cell(g, a, h) == NULL); /* 6 is not 4 H */
+    CHECK(strstr(dg_graph_error(g), "lstm_cell: needs gates z [B,4H]"));
+    CHECK(dg_gru_cell(g, a, z, h) == NULL && dg_graph_status(g) == DG_ERR_SHAPE);
+    dg_node *y = dg_layer_norm_layer(g, "ln", z, 1e-5f);
+    CHECK(y && dg_graph_find(g, "ln/gain") && dg_graph_find(g, "ln/bias"));
+    CHECK(dg_node_data(dg_graph_find(g, "ln/gain"))[7] == 1.0f);
+    CHECK(dg_layer_norm_layer(g, "ln", z, 1e-5f) == NULL && dg_graph_status(g) == DG_ERR_ARG);
+    dg_graph_free(g);
+}
+
 /* Results do not depend on the thread count (the scatter-add in particular). */
 static void test_threads(void) {
     float out[2][64 * 48];
@@ -220,6 +252,7 @@ int main(void) {
     test_stack_follows_batch();
     test_embedding();
     test_layer_norm();
+    test_cells();
     test_threads();
     return test_summary("test_seq_ops");
 }

@@ -199,6 +199,11 @@ dg_status dg_unrolled_reset(const dg_unrolled *u, int64_t batch);
  *  in an unrolled net, once per step on that step's indices (see dg_unstack). */
 dg_node *dg_embedding(dg_graph *g, const char *name, int64_t vocab, int64_t dim);
 
+/** Layer normalisation over the last axis with a learned gain "<name>/gain" (ones) and bias
+ *  "<name>/bias" (zeros), both of the last axis' size: dg_layer_norm(x, eps) gain + bias.
+ *  Scope `name` (NULL: "layer_norm1", ...). */
+dg_node *dg_layer_norm_layer(dg_graph *g, const char *name, dg_node *x, float eps);
+
 /** Loss over all steps of an unrolled sequence: the outputs are stacked to [B*T,units] (row
  *  b*T + t is step t of sequence b), a dense layer `name` maps them to `classes` logits, and
  *  the result is the mean cross-entropy against labels [B,T] (integer classes as floats).

@@ -416,6 +416,30 @@ dg_node *dg_embedding(dg_graph *g, const char *name, int64_t vocab, int64_t dim)
     return dg__layer_end(g, m, t, "embedding");
 }
 
+dg_node *dg_layer_norm_layer(dg_graph *g, const char *name, dg_node *x, float eps) {
+    if (!dg__check_input(g, "layer_norm_layer", x)) return NULL;
+    dg_shape s = dg_node_shape(x);
+    if (s.ndim < 1)
+        return dg_set_error(g, DG_ERR_SHAPE, "layer_norm_layer: input is a scalar"), NULL;
+    int64_t d = s.dim[s.ndim - 1];
+    char lname[128], pname[300];
+    dg_mark m = dg_graph_mark(g);
+    if (dg__layer_begin(g, name, "layer_norm", lname, sizeof lname) != DG_OK) return NULL;
+    const char *scope = dg_scope_current(g);
+    dg_node *gain = NULL, *bias = NULL;
+    snprintf(pname, sizeof pname, "%s/gain", scope);
+    if (dg_graph_find(g, pname))
+        dg_set_error(g, DG_ERR_ARG, "layer_norm_layer: a parameter named '%s' already exists",
+                     pname);
+    else if ((gain = dg_param(g, pname, dg_shape1(d))) &&
+             dg_init_fill(gain, (dg_init){DG_INIT_CONSTANT, 1.0f, 0}, 1, d) == DG_OK) {
+        snprintf(pname, sizeof pname, "%s/bias", scope);
+        bias = dg_param(g, pname, dg_shape1(d));
+    }
+    dg_node *y = bias ? dg_add(g, dg_mul(g, dg_layer_norm(g, x, eps), gain), bias) : NULL;
+    return dg__layer_end(g, m, y, "layer_norm_layer");
+}
+
 dg_node *dg_seq_cross_entropy(dg_graph *g, const char *name, const dg_unrolled *u, dg_node *labels,
                               int64_t classes, dg_node **logits) {
     if (logits) *logits = NULL;
