@@ -151,23 +151,23 @@ static dg_node *gate_norm(dg_graph *g, const dg_cell *c, dg_node *v, dg_node *ga
     return dg_mul(g, dg_reshape(g, n, dg_shape2(-1, c->gates * c->units)), gain);
 }
 
-/* Builds one step in the current scope; x W is given as xw when the unroll has it already. */
-static dg_status step_nodes(dg_graph *g, const dg_cell *c, dg_node *x, dg_node *xw,
+/* Builds one step in the current scope. The unroll may give x W + b already as xwb (rows of
+ * the projected embedding table), else it is computed here. */
+static dg_status step_nodes(dg_graph *g, const dg_cell *c, dg_node *x, dg_node *xwb,
                             dg_cell_state prev, dg_cell_state *next) {
-    if (!xw) xw = dg_matmul(g, x, c->w);
     dg_node *hu = dg_matmul(g, prev.h, c->u);
-    if (c->opts.layer_norm) {
-        xw = gate_norm(g, c, xw, c->gain_x);
-        hu = gate_norm(g, c, hu, c->gain_h);
+    if (c->opts.layer_norm) hu = gate_norm(g, c, hu, c->gain_h);
+    if (!xwb) {
+        dg_node *xw = dg_matmul(g, x, c->w);
+        if (c->opts.layer_norm) xw = gate_norm(g, c, xw, c->gain_x);
+        xwb = dg_add(g, xw, c->b);
     }
     next->h = next->c = NULL;
     switch (c->kind) {
-    case DG_CELL_RNN: next->h = dg_tanh(g, dg_add(g, dg_add(g, xw, hu), c->b)); break;
-    case DG_CELL_GRU:
-        next->h = dg_gru_cell(g, dg_add(g, xw, c->b), dg_add(g, hu, c->c), prev.h);
-        break;
+    case DG_CELL_RNN: next->h = dg_tanh(g, dg_add(g, xwb, hu)); break;
+    case DG_CELL_GRU: next->h = dg_gru_cell(g, xwb, dg_add(g, hu, c->c), prev.h); break;
     case DG_CELL_LSTM: {
-        dg_node *hc = dg_lstm_cell(g, dg_add(g, dg_add(g, xw, hu), c->b), prev.c);
+        dg_node *hc = dg_lstm_cell(g, dg_add(g, xwb, hu), prev.c);
         next->h = dg_slice(g, hc, 1, 0, c->units);
         next->c = dg_slice(g, hc, 1, c->units, c->units);
         if (!next->c) next->h = NULL;
@@ -309,8 +309,14 @@ static dg_status unroll(dg_graph *g, dg_cell *cell, int steps, dg_node *const *x
         s = dg_unrolled_reset(&tmp, rows);
     }
     if (s == DG_OK && !tokens) s = check_step(g, cell, who, xs[0], init);
+    /* tokens: the table projected once, E W + b (layer-normalised per row and gate first when
+     * asked: the rows of E W are the x W of the steps) */
     dg_node *proj = NULL;
-    if (s == DG_OK && tokens && !(proj = dg_matmul(g, table, cell->w))) s = dg_graph_status(g);
+    if (s == DG_OK && tokens) {
+        proj = dg_matmul(g, table, cell->w);
+        if (cell->opts.layer_norm) proj = gate_norm(g, cell, proj, cell->gain_x);
+        if (!(proj = dg_add(g, proj, cell->b))) s = dg_graph_status(g);
+    }
     dg_cell_state state = init;
     for (int t = 0; t < steps && s == DG_OK; t++) {
         char sc[32];
