@@ -118,8 +118,9 @@ typedef enum dg_cell_kind {
 
 /** Options of dg_cell_new; start from dg_cell_defaults(). */
 typedef struct dg_cell_options {
-    /** 1: layer-normalise each gate's pre-activation x W + h U and scale it by a learned gain
-     *  "<name>/gain_<gate>" (starting at 1) before the bias is added. Default 0. */
+    /** 1: layer-normalise x W and h U, each per gate, and scale them by learned gains
+     *  "<name>/gain_x" and "<name>/gain_h" ([gates*units], starting at 1) before the biases
+     *  are added. Default 0. */
     int layer_norm;
     float layer_norm_eps; /**< eps of that normalisation (default 1e-5) */
     float forget_bias;    /**< LSTM: initial bias of the forget gate (default 1) */
@@ -132,12 +133,15 @@ dg_cell_options dg_cell_defaults(void);
  *  by the graph. */
 typedef struct dg_cell dg_cell;
 
-/** Creates a cell's parameters in scope `name` (NULL: "lstm1", "gru1", ...): per gate k a
- *  matrix "<name>/W_k" [inputs,units] for the input, "<name>/U_k" [units,units] for the
- *  state (both Glorot uniform) and a bias "<name>/b_k" [units] (zero; the LSTM's forget
- *  gate opts->forget_bias). Gates: LSTM i, f, g, o; GRU r, z, n (plus "<name>/c_n", the bias
- *  inside the reset gate's product); RNN h. `opts` NULL means dg_cell_defaults(). Returns
- *  NULL with the graph's error set; the graph is then left as it was. */
+/** Creates a cell's parameters in scope `name` (NULL: "lstm1", "gru1", ...), packed by gate
+ *  (G gates; PyTorch's layout, transposed): "<name>/W" [inputs,G*units] for the input,
+ *  "<name>/U" [units,G*units] for the state (each gate's block Glorot uniform) and a bias
+ *  "<name>/b" [G*units] (zero; the LSTM's forget gate block opts->forget_bias). Gates: LSTM
+ *  i, f, g, o (G = 4); GRU r, z, n (G = 3; plus "<name>/c" [3*units], the bias of h U, which
+ *  for n sits inside the reset gate's product); RNN h (G = 1). A step computes the gates
+ *  from x W + h U + b and applies dg_lstm_cell / dg_gru_cell / tanh. `opts` NULL means
+ *  dg_cell_defaults(). Returns NULL with the graph's error set; the graph is then left as
+ *  it was. */
 dg_cell *dg_cell_new(dg_graph *g, dg_cell_kind kind, const char *name, int64_t inputs,
                      int64_t units, const dg_cell_options *opts);
 /** dg_cell_new(g, DG_CELL_RNN, name, inputs, units, NULL). */

@@ -13,6 +13,11 @@
  * layer_norm, x W and h U are each normalised per gate and scaled by learned gains before
  * the biases are added (layer-normalised LSTM of Ba, Kiros and Hinton).
  *
+ * dg_unroll_tokens takes token ids and an embedding table E instead of step inputs:
+ * (E W + b)[ids] = E[ids] W + b, so it projects the table once per run and each step looks
+ * up rows of the product (no matrix product and no weight gradient per step on the input
+ * side).
+ *
  * Unrolling builds each step in scope "<cell>/t=<k>" (the DOT export collapses such step
  * scopes). The state entering step 0 is a batch input per state tensor, "<cell>/h0" (and
  * "<cell>/c0"); the carry node copies the last step's state into them in place (an op that
