@@ -39,10 +39,11 @@ say() { printf '\n==== %s\n' "$*"; }
 # python3 on PATH will do, Debian's only when there is none. openmpi-bin and
 # libopenmpi-dev: the MPI layer (dagrad_mpi) and its tests under mpirun. npm also fetches
 # ONNX Runtime (scripts/get_onnxruntime.sh); python3-onnx (the ONNX checker) and
-# python3-torch (PyTorch's ONNX export) serve the ONNX peer tests (tests/onnx/).
+# python3-torch (PyTorch's ONNX export) serve the ONNX peer tests (tests/onnx/). bible-kjv
+# and bible-kjv-text: the English text of the textgen example test (scripts/get_text.sh).
 PKGS=(build-essential cmake zlib1g-dev pkg-config doxygen graphviz libgraphviz-dev
     dataset-fashion-mnist curl ca-certificates openmpi-bin libopenmpi-dev python3-onnx
-    python3-torch)
+    python3-torch bible-kjv bible-kjv-text)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 command -v python3 >/dev/null 2>&1 || PKGS+=(python3)
@@ -87,6 +88,10 @@ bash "$ROOT/scripts/get_mnist.sh" "$ROOT/data/mnist" ||
 say "ONNX Runtime (scripts/get_onnxruntime.sh)"
 bash "$ROOT/scripts/get_onnxruntime.sh" "$ROOT/data/onnxruntime" ||
     echo "test.sh: could not get onnxruntime-node; the ONNX Runtime tests will be skipped"
+# The King James Bible for the textgen example test (skipped, not failed, without it).
+say "English text (scripts/get_text.sh)"
+bash "$ROOT/scripts/get_text.sh" "$ROOT/data/text" ||
+    echo "test.sh: could not get the text; the textgen example test will be skipped"
 
 # configure_build DIR CMAKE_ARGS...: configure and build; a warning is an error (DG_WERROR).
 configure_build() {

@@ -61,6 +61,12 @@ typedef struct dg_dot_options {
     const char *rankdir;
     /** Title drawn above the graph, or NULL. Any text is escaped. Default NULL. */
     const char *title;
+    /** 1: in a cell unrolled by dg_unroll (steps in scopes "<cell>/t=<k>"), draw the first
+     *  and the last step in full and every step between them as one box per cell ("lstm1:
+     *  t=1 ... t=62", with its node count), the gradient nodes of those steps as one box per
+     *  backward pass; edges into and out of a box are merged. Applies when collapse_scopes
+     *  is 0. Default 1. */
+    int collapse_steps;
 } dg_dot_options;
 
 /** The defaults documented on each field. */

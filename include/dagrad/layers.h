@@ -107,6 +107,114 @@ int64_t dg_param_count(const dg_graph *g);
  *  every parameter, in a scope or not. */
 dg_status dg_summary(const dg_graph *g, FILE *out);
 
+/* ---- sequence models: recurrent cells, unrolling, embeddings ---- */
+
+/** Kind of recurrent cell. */
+typedef enum dg_cell_kind {
+    DG_CELL_RNN,  /**< h' = tanh(x W + h U + b) */
+    DG_CELL_GRU,  /**< gated recurrent unit, PyTorch's formulation */
+    DG_CELL_LSTM, /**< long short-term memory with cell state c */
+} dg_cell_kind;
+
+/** Options of dg_cell_new; start from dg_cell_defaults(). */
+typedef struct dg_cell_options {
+    /** 1: layer-normalise x W and h U, each per gate, and scale them by learned gains
+     *  "<name>/gain_x" and "<name>/gain_h" ([gates*units], starting at 1) before the biases
+     *  are added. Default 0. */
+    int layer_norm;
+    float layer_norm_eps; /**< eps of that normalisation (default 1e-5) */
+    float forget_bias;    /**< LSTM: initial bias of the forget gate (default 1) */
+} dg_cell_options;
+
+/** No layer norm, forget-gate bias 1. */
+dg_cell_options dg_cell_defaults(void);
+
+/** A recurrent cell (opaque): its parameters, shared by every step it is applied at. Owned
+ *  by the graph. */
+typedef struct dg_cell dg_cell;
+
+/** Creates a cell's parameters in scope `name` (NULL: "lstm1", "gru1", ...), packed by gate
+ *  (G gates; PyTorch's layout, transposed): "<name>/W" [inputs,G*units] for the input,
+ *  "<name>/U" [units,G*units] for the state (each gate's block Glorot uniform) and a bias
+ *  "<name>/b" [G*units] (zero; the LSTM's forget gate block opts->forget_bias). Gates: LSTM
+ *  i, f, g, o (G = 4); GRU r, z, n (G = 3; plus "<name>/c" [3*units], the bias of h U, which
+ *  for n sits inside the reset gate's product); RNN h (G = 1). A step computes the gates
+ *  from x W + h U + b and applies dg_lstm_cell / dg_gru_cell / tanh. `opts` NULL means
+ *  dg_cell_defaults(). Returns NULL with the graph's error set; the graph is then left as
+ *  it was. */
+dg_cell *dg_cell_new(dg_graph *g, dg_cell_kind kind, const char *name, int64_t inputs,
+                     int64_t units, const dg_cell_options *opts);
+/** dg_cell_new(g, DG_CELL_RNN, name, inputs, units, NULL). */
+dg_cell *dg_rnn(dg_graph *g, const char *name, int64_t inputs, int64_t units);
+/** dg_cell_new(g, DG_CELL_GRU, name, inputs, units, NULL). */
+dg_cell *dg_gru(dg_graph *g, const char *name, int64_t inputs, int64_t units);
+/** dg_cell_new(g, DG_CELL_LSTM, name, inputs, units, NULL): forget-gate bias 1. */
+dg_cell *dg_lstm(dg_graph *g, const char *name, int64_t inputs, int64_t units);
+/** The cell's layer name; NULL for NULL. */
+const char *dg_cell_name(const dg_cell *cell);
+/** The cell's state size; 0 for NULL. */
+int64_t dg_cell_units(const dg_cell *cell);
+
+/** The state a cell passes from step to step: h [B,units], and for an LSTM c [B,units]
+ *  (NULL otherwise). */
+typedef struct dg_cell_state {
+    dg_node *h; /**< hidden state, also the step's output */
+    dg_node *c; /**< LSTM cell state; NULL for RNN and GRU */
+} dg_cell_state;
+
+/** One step of the cell (in the cell's scope): from input x [B,inputs] and state `prev`,
+ *  builds the new state into *next and returns its h (NULL on error, graph unchanged). */
+dg_node *dg_cell_step(dg_graph *g, dg_cell *cell, dg_node *x, dg_cell_state prev,
+                      dg_cell_state *next);
+
+/** A cell unrolled over a segment of `steps` steps (see dg_unroll). */
+typedef struct dg_unrolled {
+    int steps;          /**< T */
+    dg_node **h;        /**< the T outputs h_t [B,units] (array owned by the graph) */
+    dg_cell_state init; /**< state entering step 0: batch inputs "<cell>/h0" ("<cell>/c0") */
+    dg_cell_state last; /**< state after the last step */
+    /** Copies `last` into `init` in place when run (after every other reader of `init` in
+     *  the same run): run it with each training step to carry the state to the next
+     *  segment (truncated backpropagation through time: gradients stop at the boundary). */
+    dg_node *carry;
+} dg_unrolled;
+
+/** Unrolls `cell` over `steps` steps with inputs xs[0..steps) (each [B,inputs], all one
+ *  shape), sharing the cell's parameters. Step t is built in scope "<cell>/t=<t>", which the
+ *  DOT export collapses. The initial state is a pair of batch inputs holding zeros (named
+ *  "<cell>/h0", "<cell>/c0"; "<cell>/h0.2" and so on for later unrolls of the same cell);
+ *  after changing the batch size, or to start a new text, call dg_unrolled_reset. A loss
+ *  over all steps: dg_seq_cross_entropy. On error *out is zeroed and the graph left as it
+ *  was. */
+dg_status dg_unroll(dg_graph *g, dg_cell *cell, int steps, dg_node *const *xs, dg_unrolled *out);
+/** dg_unroll over token inputs: step t's input is the row of `table` [V,inputs] (an
+ *  embedding, see dg_embedding) picked by column t of `tokens` [B,T] (integer ids as floats;
+ *  T steps). The same as dg_unroll over dg_embedding_lookup(table, tokens[:,t]), but the
+ *  table is multiplied by the cell's input weights once per run ((E W)[ids] = E[ids] W) and
+ *  each step looks up rows of that product, instead of a matrix product per step; and the
+ *  steps' lookups live inside the step scopes. An id outside [0, V) is a run-time error. */
+dg_status dg_unroll_tokens(dg_graph *g, dg_cell *cell, dg_node *table, dg_node *tokens,
+                           dg_unrolled *out);
+/** Sets the unrolled state's initial state to zeros of `batch` rows. */
+dg_status dg_unrolled_reset(const dg_unrolled *u, int64_t batch);
+
+/** An embedding table "<name>/table" [vocab,dim] (scope `name`, NULL: "embedding1", ...),
+ *  initialised N(0, 1) as PyTorch's nn.Embedding. Look rows up with dg_embedding_lookup;
+ *  in an unrolled net, once per step on that step's indices (see dg_unstack). */
+dg_node *dg_embedding(dg_graph *g, const char *name, int64_t vocab, int64_t dim);
+
+/** Layer normalisation over the last axis with a learned gain "<name>/gain" (ones) and bias
+ *  "<name>/bias" (zeros), both of the last axis' size: dg_layer_norm(x, eps) gain + bias.
+ *  Scope `name` (NULL: "layer_norm1", ...). */
+dg_node *dg_layer_norm_layer(dg_graph *g, const char *name, dg_node *x, float eps);
+
+/** Loss over all steps of an unrolled sequence: the outputs are stacked to [B*T,units] (row
+ *  b*T + t is step t of sequence b), a dense layer `name` maps them to `classes` logits, and
+ *  the result is the mean cross-entropy against labels [B,T] (integer classes as floats).
+ *  *logits (if not NULL) receives the logits [B*T,classes]. NULL on error (graph unchanged). */
+dg_node *dg_seq_cross_entropy(dg_graph *g, const char *name, const dg_unrolled *u, dg_node *labels,
+                              int64_t classes, dg_node **logits);
+
 #ifdef __cplusplus
 }
 #endif

@@ -117,6 +117,45 @@ dg_node *dg_bce_logits_loss(dg_graph *g, dg_node *logits, dg_node *target);
  *  run-time error. */
 dg_node *dg_cross_entropy_loss(dg_graph *g, dg_node *logits, dg_node *labels);
 
+/* ---- sequence ops: embeddings, joining and cutting along an axis, layer norm ---- */
+
+/** Rows of `table` [V,E] picked by `indices` (integers stored as floats, any shape of rank
+ *  <= 3): the result has indices' shape + [E]. The table's gradient adds each position's
+ *  gradient row into the row it came from. An index that is not an integer in [0, V) is a
+ *  run-time error naming it and its position. Indices get no gradient. */
+dg_node *dg_embedding_lookup(dg_graph *g, dg_node *table, dg_node *indices);
+/** The n inputs side by side along `axis` (negative counts from the end); all other axes
+ *  must be equal. One node for any n (an unrolled sequence is one concat). */
+dg_node *dg_concat(dg_graph *g, int n, dg_node *const *xs, int axis);
+/** The n inputs, all of one shape, along a new axis `axis` (0 .. rank; negative counts from
+ *  the end of the result): stacking T tensors [B,H] along axis 1 gives [B,T,H]. */
+dg_node *dg_stack(dg_graph *g, int n, dg_node *const *xs, int axis);
+/** x[..., start : start + len, ...] along `axis` (negative counts from the end). The
+ *  gradient is dy placed into zeros of x's shape. */
+dg_node *dg_slice(dg_graph *g, dg_node *x, int axis, int64_t start, int64_t len);
+/** Cuts x into n equal slices along `axis` (out[0..n)). On error every out[k] is NULL and the
+ *  graph is left as it was. */
+dg_status dg_split(dg_graph *g, dg_node *x, int axis, int n, dg_node **out);
+/** The dim(axis) slices of x along `axis`, each without that axis (x [B,T] gives T nodes
+ *  [B]; a leading axis other than `axis` follows the run's batch size), into out[0..dim).
+ *  For inputs that need no gradient (token indices to look up per step): each slice's
+ *  gradient is a zero-padded tensor of x's size. On error out is cleared and the graph left
+ *  as it was. */
+dg_status dg_unstack(dg_graph *g, dg_node *x, int axis, dg_node **out);
+/** The pointwise part of an LSTM step, fused: from pre-activations z [B,4H] (gates i, f, g, o
+ *  packed along the last axis) and the cell state c [B,H], returns [B,2H] = [h' | c'] with
+ *  i, f, o = sigmoid, g = tanh, c' = f c + i g, h' = o tanh(c'). First derivatives only. */
+dg_node *dg_lstm_cell(dg_graph *g, dg_node *z, dg_node *c);
+/** The pointwise part of a GRU step, fused (PyTorch's formulation): from a = x W + b_x and
+ *  b = h U + b_h (each [B,3H], gates r, z, n packed) and the state h [B,H], returns
+ *  h' = n + z (h - n) with r = sigmoid(a_r + b_r), z = sigmoid(a_z + b_z),
+ *  n = tanh(a_n + r b_n). First derivatives only. */
+dg_node *dg_gru_cell(dg_graph *g, dg_node *a, dg_node *b, dg_node *h);
+/** Layer normalisation over the last axis: (x - mean) / sqrt(var + eps), mean and (biased)
+ *  variance over that axis; eps > 0 (1e-5 is usual). No learned gain or bias (see
+ *  dg_layer_norm_layer). */
+dg_node *dg_layer_norm(dg_graph *g, dg_node *x, float eps);
+
 #ifdef __cplusplus
 }
 #endif

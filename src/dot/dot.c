@@ -156,6 +156,7 @@ dg_dot_options dg_dot_defaults(void) {
     o.legend = 1;
     o.small_consts = 1;
     o.show_optimizer_state = 0;
+    o.collapse_steps = 1;
     return o;
 }
 
@@ -181,7 +182,8 @@ typedef struct ninfo {
 
 typedef struct box {
     int pass;
-    char *name; /* top-level scope component, owned */
+    char *name;  /* top-level scope component (or a step box's label), owned */
+    char *scope; /* step boxes: the scope holding the collapsed steps ("lstm1"), owned */
     int count, last, n_params;
     int64_t nan, inf;
     double gnorm2;
@@ -470,6 +472,8 @@ static int in_scope(const char *scope, const char *prefix, size_t k) {
  * the deepest cluster, so every node is still drawn exactly once. */
 #define MAX_CLUSTER_DEPTH 24
 
+static void emit_step_boxes(dot_ctx *c, int pass, const char *path);
+
 /* Emits the shown nodes of `pass` whose scope is exactly `path` (NULL: no scope), then one
  * nested cluster per child scope of `path`, children in order of first appearance. */
 static void emit_scope(dot_ctx *c, int pass, const char *path, int depth) {
@@ -480,10 +484,12 @@ static void emit_scope(dot_ctx *c, int pass, const char *path, int depth) {
     for (int i = 0; i < n; i++) {
         const dg_node *x = dg_graph_node(g, i);
         if (!c->info[i].shown || c->info[i].update || dg_node_backward_pass(x) != pass) continue;
+        if (c->info[i].box >= 0) continue; /* drawn as part of a collapsed run of steps */
         const char *s = c->o->cluster_scopes ? dg_node_scope(x) : NULL;
         if ((!path && !s) || (path && s && (last ? in_scope(s, path, k) : !strcmp(s, path))))
             emit_node(c, x);
     }
+    emit_step_boxes(c, pass, c->o->cluster_scopes ? path : NULL);
     if (!c->o->cluster_scopes || last) return;
     /* children: the next path component after `path/` of each node's scope */
     const char **seen = NULL;
@@ -492,7 +498,8 @@ static void emit_scope(dot_ctx *c, int pass, const char *path, int depth) {
     for (int i = 0; i < n; i++) {
         const dg_node *x = dg_graph_node(g, i);
         const char *s = dg_node_scope(x);
-        if (!c->info[i].shown || c->info[i].update || dg_node_backward_pass(x) != pass || !s)
+        if (!c->info[i].shown || c->info[i].update || dg_node_backward_pass(x) != pass || !s ||
+            c->info[i].box >= 0)
             continue;
         if (path && !(in_scope(s, path, k) && s[k] == '/')) continue;
         const char *start = path ? s + k + 1 : s;
@@ -656,6 +663,143 @@ static void emit_box(dot_ctx *c, int k) {
     sb_puts(b, ">];\n");
 }
 
+/* ---- collapsed steps of unrolled cells ---- */
+
+/* Step K of a cell unrolled by dg_unroll lives in a scope with the component "t=K" (K in
+ * decimal). Returns K (the outermost such component) and sets *prefix to the length of the
+ * scope before "/t=K" (0 when it is the first component), or returns -1. */
+static long step_of(const char *scope, size_t *prefix) {
+    for (const char *p = scope; p && *p;) {
+        size_t len = strcspn(p, "/");
+        if (len > 2 && p[0] == 't' && p[1] == '=' && strspn(p + 2, "0123456789") == len - 2 &&
+            len < 12) {
+            *prefix = p == scope ? 0 : (size_t)(p - scope - 1);
+            return strtol(p + 2, NULL, 10);
+        }
+        p += len + (p[len] == '/');
+    }
+    return -1;
+}
+
+static void add_to_box(dot_ctx *c, int i) {
+    box *bx = &c->boxes[c->info[i].box];
+    bx->count++;
+    if (i > bx->last) bx->last = i;
+    bx->nan += c->info[i].nan;
+    bx->inf += c->info[i].inf;
+}
+
+typedef struct step_group {
+    const char *scope; /* a scope of the group's steps; the prefix is its first len bytes */
+    size_t len;
+    long lo, hi; /* first and last step drawn */
+} step_group;
+
+/* With collapse_steps: the forward nodes of every step of an unrolled cell but the first and
+ * the last go into one box per cell ("lstm1: t=1 ... t=62"), and the gradient nodes made for
+ * them into one box per backward pass, so a net unrolled over any number of steps is drawn
+ * as the first step, a box, and the last step. */
+static void assign_step_boxes(dot_ctx *c) {
+    const dg_graph *g = c->g;
+    int n = dg_graph_node_count(g), n_groups = 0;
+    step_group *groups = calloc((size_t)(n > 0 ? n : 1), sizeof *groups);
+    if (!groups) {
+        c->b->oom = 1;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const dg_node *x = dg_graph_node(g, i);
+        size_t len;
+        long k = c->info[i].shown && dg_node_backward_pass(x) == 0 ? step_of(dg_node_scope(x), &len)
+                                                                   : -1;
+        if (k < 0) continue;
+        int j = 0;
+        while (j < n_groups &&
+               !(groups[j].len == len && !strncmp(groups[j].scope, dg_node_scope(x), len)))
+            j++;
+        if (j == n_groups) groups[n_groups++] = (step_group){dg_node_scope(x), len, k, k};
+        if (k < groups[j].lo) groups[j].lo = k;
+        if (k > groups[j].hi) groups[j].hi = k;
+    }
+    for (int i = 0; i < n && !c->b->oom; i++) {
+        const dg_node *x = dg_graph_node(g, i);
+        ninfo *in = &c->info[i];
+        if (!in->shown || in->update) continue;
+        int pass = dg_node_backward_pass(x), src = -1;
+        if (pass > 0) {
+            /* the gradient of a collapsed value, or a product made from such gradients */
+            const dg_node *t = dg_node_grad_of(x);
+            if (t)
+                src = c->info[dg_node_id(t)].box;
+            else
+                for (int k = 0; src < 0 && k < dg_node_input_count(x); k++) {
+                    const dg_node *p = dg_node_input(x, k);
+                    if (dg_node_backward_pass(p) > 0) src = c->info[dg_node_id(p)].box;
+                }
+            if (src >= 0) {
+                const char *label = c->boxes[src].name; /* owned by the box, not moved */
+                in->box = find_box(c, label, strlen(label), pass);
+            }
+        } else {
+            size_t len;
+            long k = step_of(dg_node_scope(x), &len);
+            int j = 0;
+            while (k >= 0 && j < n_groups &&
+                   !(groups[j].len == len && !strncmp(groups[j].scope, dg_node_scope(x), len)))
+                j++;
+            if (k < 0 || j == n_groups || k <= groups[j].lo || k >= groups[j].hi) continue;
+            char label[300];
+            snprintf(label, sizeof label, "%.*s%st=%ld \xE2\x80\xA6 t=%ld",
+                     (int)(len < 200 ? len : 200), dg_node_scope(x), len ? ": " : "",
+                     groups[j].lo + 1, groups[j].hi - 1);
+            in->box = find_box(c, label, strlen(label), 0);
+            if (in->box >= 0 && !c->boxes[in->box].scope && len) {
+                c->boxes[in->box].scope = malloc(len + 1);
+                if (!c->boxes[in->box].scope) {
+                    c->b->oom = 1;
+                    break;
+                }
+                memcpy(c->boxes[in->box].scope, dg_node_scope(x), len);
+                c->boxes[in->box].scope[len] = 0;
+            }
+        }
+        if (in->box >= 0) add_to_box(c, i);
+    }
+    /* Backward nodes that are no value's gradient (a slice of a stacked gradient, say) join
+     * the box of their consumers when these all lie in one box: newest first, so that a
+     * node's consumers are placed before it. cons[i]: -2 none yet, -1 several, else a box. */
+    int *cons = malloc(sizeof *cons * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; cons && i < n; i++) cons[i] = -2;
+    for (int i = n - 1; cons && i >= 0 && !c->b->oom; i--) {
+        const dg_node *x = dg_graph_node(g, i);
+        ninfo *in = &c->info[i];
+        if (!in->shown) continue;
+        if (in->box < 0 && cons[i] >= 0 && dg_node_backward_pass(x) > 0 && !dg_node_grad_of(x) &&
+            c->boxes[cons[i]].pass == dg_node_backward_pass(x)) {
+            in->box = cons[i];
+            add_to_box(c, i);
+        }
+        for (int k = 0; k < dg_node_input_count(x); k++) {
+            int p = dg_node_id(dg_node_input(x, k));
+            cons[p] = cons[p] == -2 || cons[p] == in->box ? in->box : -1;
+        }
+    }
+    if (!cons) c->b->oom = 1;
+    free(cons);
+    free(groups);
+}
+
+/* The step boxes of `pass` that belong in the cluster of scope `path` (NULL: outside any). */
+static void emit_step_boxes(dot_ctx *c, int pass, const char *path) {
+    if (c->o->collapse_scopes) return; /* whole layers are boxes already */
+    for (int k = 0; k < c->n_boxes; k++) {
+        const box *bx = &c->boxes[k];
+        const char *scope = c->o->cluster_scopes && pass == 0 ? bx->scope : NULL;
+        if (bx->pass == pass && ((!path && !scope) || (path && scope && !strcmp(path, scope))))
+            emit_box(c, k);
+    }
+}
+
 /* ---- edges ---- */
 
 enum { EDGE_FORWARD, EDGE_BACKWARD, EDGE_SAVED, EDGE_GRAD };
@@ -679,7 +823,7 @@ static int edge_type(const dg_node *from, const dg_node *to) {
 
 /* An endpoint as drawn: "n<id>" or, when collapsing, "b<box>". */
 static void endpoint(const dot_ctx *c, const dg_node *x, char *out, size_t size) {
-    int bx = c->o->collapse_scopes ? c->info[dg_node_id(x)].box : -1;
+    int bx = c->info[dg_node_id(x)].box; /* -1 unless collapsed (layers or steps) */
     if (bx >= 0)
         snprintf(out, size, "b%d", bx);
     else
@@ -744,7 +888,7 @@ static void emit_edges(dot_ctx *c) {
                 endpoint(c, from, e.from, sizeof e.from);
                 endpoint(c, to, e.to, sizeof e.to);
                 e.type = phase ? EDGE_GRAD : edge_type(from, to);
-                if (!c->o->collapse_scopes) {
+                if (!c->n_boxes) {
                     emit_edge(c->b, &e);
                     continue;
                 }
@@ -1021,7 +1165,10 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
     for (int i = 0; i < n; i++) /* drawn state of an update counts for the legend too */
         if (c.info[i].shown && dg_node_kind_of(dg_graph_node(g, i)) == DG_STATE)
             kinds_seen[DG_STATE] = 1;
-    if (o.collapse_scopes) assign_boxes(&c);
+    if (o.collapse_scopes)
+        assign_boxes(&c);
+    else if (o.collapse_steps)
+        assign_step_boxes(&c);
 
     sb_printf(&b,
               "digraph dagrad {\n graph [rankdir=%s, fontname=\"Helvetica\", newrank=true, "
@@ -1061,7 +1208,7 @@ char *dg_dot_string(const dg_graph *g, const dg_dot_options *opts) {
     emit_edges(&c);
     sb_puts(&b, "}\n");
 
-    for (int i = 0; i < c.n_boxes; i++) free(c.boxes[i].name);
+    for (int i = 0; i < c.n_boxes; i++) free(c.boxes[i].name), free(c.boxes[i].scope);
     free(c.boxes);
     free(c.info);
     if (b.oom) {
