@@ -1,66 +1,15 @@
 /* Reverse mode. The engine walks nodes in reverse creation order (a reverse topological
  * order of the data edges), asks each op for its vector-Jacobian product (built from graph
- * ops), reduces a broadcast input's contribution to the input's shape (sum_like), and sums
- * the contributions of a value's consumers (accumulate). Both are the engine's own
+ * ops), reduces a broadcast input's contribution to the input's shape (sum_like), and adds
+ * each further contribution of a value's consumers to its running sum as soon as it is
+ * found (accumulate): a chain of sums that the planner runs in place, so a weight shared by
+ * T steps of a recurrent net never holds T gradient terms at once. Both are the engine's own
  * primitives (primitives.c); it calls no op builder and contains no op-specific logic. The
  * gradient is ordinary graph nodes, so it can be run, exported and differentiated again. */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Contributions to each node's gradient, in the order they were found. */
-typedef struct contrib {
-    dg_node *term;
-    int next; /* index of the next contribution to the same node, or -1 */
-} contrib;
-
-typedef struct contribs {
-    contrib *c;
-    int n, cap;
-    int *head, *tail; /* per node id */
-} contribs;
-
-static int contrib_add(contribs *cs, int id, dg_node *term) {
-    if (cs->n == cs->cap) {
-        int cap = cs->cap ? 2 * cs->cap : 256;
-        contrib *c = realloc(cs->c, (size_t)cap * sizeof *c);
-        if (!c) return 0;
-        cs->c = c;
-        cs->cap = cap;
-    }
-    cs->c[cs->n].term = term;
-    cs->c[cs->n].next = -1;
-    if (cs->tail[id] >= 0)
-        cs->c[cs->tail[id]].next = cs->n;
-    else
-        cs->head[id] = cs->n;
-    cs->tail[id] = cs->n++;
-    return 1;
-}
-
-/* The sum of node id's contributions, or NULL if it has none (error: *s set). */
-static dg_node *gather(dg_graph *g, contribs *cs, int id, dg_node ***terms, int *cap,
-                       dg_status *s) {
-    int n = 0;
-    for (int k = cs->head[id]; k >= 0; k = cs->c[k].next) {
-        if (n == *cap) {
-            int nc = *cap ? 2 * *cap : 16;
-            dg_node **t = realloc(*terms, (size_t)nc * sizeof *t);
-            if (!t) {
-                *s = dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
-                return NULL;
-            }
-            *terms = t;
-            *cap = nc;
-        }
-        (*terms)[n++] = cs->c[k].term;
-    }
-    if (n == 0) return NULL;
-    dg_node *sum = dg__accumulate(g, n, *terms);
-    if (!sum) *s = g->status;
-    return sum;
-}
 
 /* Builds gradients of y for every node that needs one; grads[i] is the gradient node of
  * node i (or NULL). On error, removes every node it added. */
@@ -83,24 +32,21 @@ static dg_status build_gradients(dg_graph *g, dg_node *y, dg_node ***grads_out) 
     dg_mark mark = dg_graph_mark(g);
     int n0 = g->n_nodes;
     dg_node **grads = calloc((size_t)n0, sizeof *grads);
-    contribs cs = {NULL, 0, 0, malloc((size_t)n0 * sizeof(int)), malloc((size_t)n0 * sizeof(int))};
-    dg_node **terms = NULL, **dx = NULL;
-    int terms_cap = 0, dx_cap = 0;
+    dg_node **dx = NULL;
+    int dx_cap = 0;
     dg_status s = DG_OK;
-    if (!grads || !cs.head || !cs.tail) {
+    if (!grads) {
         s = dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
         goto done;
     }
-    for (int i = 0; i < n0; i++) cs.head[i] = cs.tail[i] = -1;
     g->n_backward++;
 
     grads[y->id] = dg_const(g, NULL, y->shape, NULL, 1.0f);
     if (!grads[y->id]) s = g->status;
     for (int id = y->id; id >= 0 && s == DG_OK; id--) {
         dg_node *x = g->nodes[id];
-        if (id != y->id) grads[id] = gather(g, &cs, id, &terms, &terms_cap, &s);
         dg_node *dy = grads[id];
-        if (!dy || x->kind != DG_OP_NODE || s != DG_OK) continue;
+        if (!dy || x->kind != DG_OP_NODE) continue;
         if (!x->op->backward) {
             s = dg_set_error(g, DG_ERR_UNSUPPORTED, "backward: op %s (node %d) has no derivative",
                              x->op->name, x->id);
@@ -141,15 +87,16 @@ static dg_status build_gradients(dg_graph *g, dg_node *y, dg_node ***grads_out) 
                 }
                 c = r;
             }
-            if (!contrib_add(&cs, in->id, c))
-                s = dg_set_error(g, DG_ERR_NOMEM, "backward: out of memory");
+            /* a value read by several consumers: the sum of their contributions, left to
+             * right in the order they are found */
+            if (grads[in->id]) {
+                dg_node *terms[2] = {grads[in->id], c};
+                if (!(c = dg__accumulate(g, 2, terms))) s = g->status;
+            }
+            grads[in->id] = c;
         }
     }
 done:
-    free(cs.c);
-    free(cs.head);
-    free(cs.tail);
-    free(terms);
     free(dx);
     if (s != DG_OK) {
         free(grads);
