@@ -117,6 +117,29 @@ dg_node *dg_bce_logits_loss(dg_graph *g, dg_node *logits, dg_node *target);
  *  run-time error. */
 dg_node *dg_cross_entropy_loss(dg_graph *g, dg_node *logits, dg_node *labels);
 
+/* ---- convolution and pooling (images as [N,C,H,W], row-major) ---- */
+
+/** Geometry of a 2-D convolution, per axis ([0] height, [1] width). */
+typedef struct dg_conv2d_options {
+    int stride[2];   /**< >= 1 (default 1) */
+    int padding[2];  /**< zeros added on both sides, >= 0 (default 0) */
+    int dilation[2]; /**< spacing of the kernel taps, >= 1 (default 1) */
+    int groups;      /**< >= 1, dividing the input channels and the outputs (default 1) */
+} dg_conv2d_options;
+
+/** Stride 1, no padding, dilation 1, one group. */
+dg_conv2d_options dg_conv2d_defaults(void);
+
+/** 2-D convolution (cross-correlation, as in PyTorch's conv2d) of x [N,C,H,W] with weights
+ *  w [O,C/groups,KH,KW] -> [N,O,OH,OW], OH = (H + 2 padding - dilation (KH - 1) - 1) / stride
+ *  + 1 (rounded down; OW alike). `opts` NULL means dg_conv2d_defaults(). Add a bias by
+ *  broadcasting ([O,1,1]). Errors name the op and both shapes
+ *  (`conv2d: 3 input channels but weights expect 1: [32,3,28,28] * [16,1,5,5]`); a kernel
+ *  larger than the padded input, a stride or dilation below 1 and negative padding are
+ *  errors. Computed with dg_gemm on im2col columns; bitwise the same for any thread count.
+ *  Differentiable twice (its gradients are convolutions too). */
+dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, const dg_conv2d_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

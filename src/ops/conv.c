@@ -1,0 +1,468 @@
+/* 2-D convolution (cross-correlation, as in every deep-learning library) and the two ops
+ * that make up its gradient. With x [N,C,H,W], w [O,C/G,KH,KW] (G groups), stride s,
+ * zero padding p and dilation d per axis:
+ *
+ *   y[n,o,i,j] = sum_{c in group(o), a, b} w[o,c,a,b] x[n,c, i s_h - p_h + a d_h, j s_w - p_w + b
+ * d_w] OH = floor((H + 2 p_h - d_h (KH - 1) - 1) / s_h) + 1   (and OW alike)
+ *
+ * y is linear in x and in w: y = A(w) x = B(x) w. The gradient ops are the adjoints:
+ *   conv2d_input_grad (dy, w; x for its shape)  = A(w)^T dy    the gradient w.r.t. x
+ *   conv2d_weight_grad(x, dy; w for its shape)  = B(x)^T dy    the gradient w.r.t. w
+ * and the three ops differentiate into each other, so second derivatives work:
+ *   conv2d:             dx = input_grad(dy, w, x)       dw = weight_grad(x, dy, w)
+ *   input_grad(dy, w):  d(dy) = conv2d(dz, w)           dw = weight_grad(dz, dy, w)
+ *   weight_grad(x, dy): dx = input_grad(dy, dz, x)      d(dy) = conv2d(x, dz)
+ * The output size of input_grad is ambiguous from dy alone (28 and 27 rows both give 14
+ * with stride 2), which is why x and w come along for their shapes.
+ *
+ * Kernels lower everything to dg_gemm. With K = C KH KW and P = OH OW, the columns of one
+ * image, col [K, P] (im2col: row (c,a,b), column (i,j) holds the input pixel that weight
+ * (c,a,b) meets at output (i,j), 0 in the padding), give per group
+ *   y_n = W col_n,   dcol_n = W^T dy_n (then col2im adds it back onto dx_n),
+ *   dW = sum_n dy_n col_n^T.
+ * The batch is cut into `slots` of consecutive images, a number that depends only on the
+ * shapes (never on the thread count); each slot's images run on one thread with the slot's
+ * own column buffer from the plan's scratch, the GEMMs inside being single products. dW
+ * gets one partial sum per slot (the first in the output itself), added in slot order at
+ * the end, so every result is bitwise the same for any number of threads. A 1x1 kernel with
+ * stride 1 and no padding needs no columns: col_n is x_n itself. */
+#include "kernels.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Attributes (per axis: 0 = height, 1 = width). */
+typedef struct conv_attrs {
+    int64_t stride[2], pad[2], dil[2];
+    int64_t groups;
+} conv_attrs;
+
+/* Most slots a batch is cut into, and the scratch (in floats) their column buffers may take
+ * together before fewer slots are used. */
+#define CONV_SLOTS       8
+#define CONV_SCRATCH_CAP ((int64_t)16 << 20)
+
+/* Everything a kernel needs to know about one convolution. */
+typedef struct geom {
+    int64_t n, c, h, w, o, kh, kw, oh, ow;
+    int64_t groups, cg, og, kg; /* channels, outputs and K per group */
+    int64_t k, p;               /* K = C KH KW, P = OH OW */
+    int64_t stride[2], pad[2], dil[2];
+    int64_t slots;
+    int direct; /* 1x1, stride 1, no padding: columns are the input itself */
+} geom;
+
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+static geom make_geom(dg_shape xs, dg_shape ws, const conv_attrs *a) {
+    geom g;
+    g.n = xs.dim[0], g.c = xs.dim[1], g.h = xs.dim[2], g.w = xs.dim[3];
+    g.o = ws.dim[0], g.kh = ws.dim[2], g.kw = ws.dim[3];
+    for (int i = 0; i < 2; i++)
+        g.stride[i] = a->stride[i], g.pad[i] = a->pad[i], g.dil[i] = a->dil[i];
+    g.oh = out_size(g.h, g.kh, g.stride[0], g.pad[0], g.dil[0]);
+    g.ow = out_size(g.w, g.kw, g.stride[1], g.pad[1], g.dil[1]);
+    g.groups = a->groups;
+    g.cg = g.c / g.groups, g.og = g.o / g.groups;
+    g.kg = g.cg * g.kh * g.kw;
+    g.k = g.c * g.kh * g.kw;
+    g.p = g.oh * g.ow;
+    g.direct = g.kh == 1 && g.kw == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.pad[0] == 0 &&
+               g.pad[1] == 0;
+    int64_t per = g.k * g.p;
+    g.slots = g.n < CONV_SLOTS ? g.n : CONV_SLOTS;
+    while (g.slots > 1 && g.slots * per > CONV_SCRATCH_CAP) g.slots--;
+    return g;
+}
+
+/* The shape rule shared by the three ops: checks x [N,C,H,W] against w [O,C/G,KH,KW] and the
+ * attributes, and gives y's shape. */
+static dg_status conv_check(dg_shape xs, dg_shape ws, const conv_attrs *a, dg_shape *ys, char *msg,
+                            size_t size) {
+    char sx[64], sw[64];
+    dg_shape_str(xs, sx, sizeof sx);
+    dg_shape_str(ws, sw, sizeof sw);
+    if (xs.ndim != 4 || ws.ndim != 4) {
+        snprintf(msg, size, "input must be [N,C,H,W] and weights [O,C,KH,KW]: %s * %s", sx, sw);
+        return DG_ERR_SHAPE;
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *axis = i ? "width" : "height";
+        if (a->stride[i] < 1) {
+            snprintf(msg, size, "stride must be >= 1, got %lld along the %s: %s * %s",
+                     (long long)a->stride[i], axis, sx, sw);
+            return DG_ERR_ARG;
+        }
+        if (a->pad[i] < 0) {
+            snprintf(msg, size, "padding must be >= 0, got %lld along the %s: %s * %s",
+                     (long long)a->pad[i], axis, sx, sw);
+            return DG_ERR_ARG;
+        }
+        if (a->dil[i] < 1) {
+            snprintf(msg, size, "dilation must be >= 1, got %lld along the %s: %s * %s",
+                     (long long)a->dil[i], axis, sx, sw);
+            return DG_ERR_ARG;
+        }
+    }
+    int64_t groups = a->groups;
+    if (groups < 1 || xs.dim[1] % groups || ws.dim[0] % groups) {
+        snprintf(msg, size,
+                 "groups must be >= 1 and divide the %lld input channels and %lld outputs, got "
+                 "%lld: %s * %s",
+                 (long long)xs.dim[1], (long long)ws.dim[0], (long long)groups, sx, sw);
+        return DG_ERR_ARG;
+    }
+    if (xs.dim[1] != ws.dim[1] * groups) {
+        if (groups == 1)
+            snprintf(msg, size, "%lld input channels but weights expect %lld: %s * %s",
+                     (long long)xs.dim[1], (long long)ws.dim[1], sx, sw);
+        else
+            snprintf(msg, size,
+                     "%lld input channels but weights expect %lld per group x %lld groups: %s * %s",
+                     (long long)xs.dim[1], (long long)ws.dim[1], (long long)groups, sx, sw);
+        return DG_ERR_SHAPE;
+    }
+    int64_t out[2];
+    for (int i = 0; i < 2; i++) {
+        int64_t in = xs.dim[2 + i] + 2 * a->pad[i], span = a->dil[i] * (ws.dim[2 + i] - 1) + 1;
+        if (span > in) {
+            snprintf(msg, size,
+                     "kernel %lldx%lld (dilation %lldx%lld) is larger than the padded input "
+                     "%lldx%lld (padding %lldx%lld): %s * %s",
+                     (long long)ws.dim[2], (long long)ws.dim[3], (long long)a->dil[0],
+                     (long long)a->dil[1], (long long)(xs.dim[2] + 2 * a->pad[0]),
+                     (long long)(xs.dim[3] + 2 * a->pad[1]), (long long)a->pad[0],
+                     (long long)a->pad[1], sx, sw);
+            return DG_ERR_SHAPE;
+        }
+        out[i] = (in - span) / a->stride[i] + 1;
+    }
+    *ys = dg_shape4(xs.dim[0], ws.dim[0], out[0], out[1]);
+    return DG_OK;
+}
+
+static dg_status conv_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out, char *msg,
+                           size_t size) {
+    (void)n;
+    return conv_check(in[0]->shape, in[1]->shape, attrs, out, msg, size);
+}
+
+/* dy must be what conv2d(x, w) gives; `what` is the output (x's or w's shape). */
+static dg_status grad_check(dg_shape dys, dg_shape xs, dg_shape ws, const conv_attrs *a,
+                            dg_shape what, dg_shape *out, char *msg, size_t size) {
+    dg_shape ys;
+    dg_status s = conv_check(xs, ws, a, &ys, msg, size);
+    if (s != DG_OK) return s;
+    if (!dg_shape_equal(ys, dys)) {
+        char b0[64], b1[64], b2[64], b3[64];
+        snprintf(msg, size, "gradient %s is not the shape %s of conv2d(%s, %s)",
+                 dg_shape_str(dys, b0, sizeof b0), dg_shape_str(ys, b1, sizeof b1),
+                 dg_shape_str(xs, b2, sizeof b2), dg_shape_str(ws, b3, sizeof b3));
+        return DG_ERR_SHAPE;
+    }
+    *out = what;
+    return DG_OK;
+}
+
+/* inputs: dy, w, x (shape only) */
+static dg_status input_grad_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                                 char *msg, size_t size) {
+    (void)n;
+    return grad_check(in[0]->shape, in[2]->shape, in[1]->shape, attrs, in[2]->shape, out, msg,
+                      size);
+}
+
+/* inputs: x, dy, w (shape only) */
+static dg_status weight_grad_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                                  char *msg, size_t size) {
+    (void)n;
+    return grad_check(in[1]->shape, in[0]->shape, in[2]->shape, attrs, in[2]->shape, out, msg,
+                      size);
+}
+
+/* ---- im2col and col2im for one image ---- */
+
+/* The range [lo, hi) of output positions j whose input j s - p + off lies in [0, len). */
+static void valid_range(int64_t outs, int64_t s, int64_t p, int64_t off, int64_t len, int64_t *lo,
+                        int64_t *hi) {
+    int64_t first = p - off; /* j s >= p - off */
+    *lo = first <= 0 ? 0 : (first + s - 1) / s;
+    int64_t last = len - 1 + p - off; /* j s <= len - 1 + p - off */
+    *hi = last < 0 ? 0 : last / s + 1;
+    if (*hi > outs) *hi = outs;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* col [K, P] from one image x [C, H, W]. */
+static void im2col(const geom *g, const float *restrict x, float *restrict col) {
+    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t a = 0; a < g->kh; a++)
+            for (int64_t b = 0; b < g->kw; b++) {
+                float *row = col + ((c * g->kh + a) * g->kw + b) * g->p;
+                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1;
+                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);
+                for (int64_t i = 0; i < g->oh; i++) {
+                    float *r = row + i * g->ow;
+                    int64_t ih = i * sh - ph + offh;
+                    if (ih < 0 || ih >= g->h) {
+                        memset(r, 0, (size_t)g->ow * sizeof(float));
+                        continue;
+                    }
+                    const float *src = x + (c * g->h + ih) * g->w - pw + offw;
+                    for (int64_t j = 0; j < j0; j++) r[j] = 0.0f;
+                    if (sw == 1)
+                        memcpy(r + j0, src + j0, (size_t)(j1 - j0) * sizeof(float));
+                    else
+                        for (int64_t j = j0; j < j1; j++) r[j] = src[j * sw];
+                    for (int64_t j = j1; j < g->ow; j++) r[j] = 0.0f;
+                }
+            }
+}
+
+/* dx [C, H, W] = the columns added back onto the pixels they came from (dx zeroed first).
+ * Each pixel receives its terms in a fixed order: by (a, b), then by output position. */
+static void col2im(const geom *g, const float *restrict col, float *restrict dx) {
+    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];
+    memset(dx, 0, (size_t)(g->c * g->h * g->w) * sizeof(float));
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t a = 0; a < g->kh; a++)
+            for (int64_t b = 0; b < g->kw; b++) {
+                const float *row = col + ((c * g->kh + a) * g->kw + b) * g->p;
+                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1, i0, i1;
+                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);
+                valid_range(g->oh, sh, ph, offh, g->h, &i0, &i1);
+                for (int64_t i = i0; i < i1; i++) {
+                    const float *r = row + i * g->ow;
+                    float *dst = dx + (c * g->h + i * sh - ph + offh) * g->w - pw + offw;
+                    if (sw == 1)
+                        for (int64_t j = j0; j < j1; j++) dst[j] += r[j];
+                    else
+                        for (int64_t j = j0; j < j1; j++) dst[j * sw] += r[j];
+                }
+            }
+}
+
+/* ---- kernels: slots of consecutive images, one thread each ---- */
+
+typedef struct conv_job {
+    geom g;
+    const float *x, *w, *dy;
+    float *out;     /* y, dx or dw */
+    float *scratch; /* slots column buffers of K P floats, then dw partials */
+} conv_job;
+
+static int64_t slot_begin(const geom *g, int64_t s) { return g->n * s / g->slots; }
+
+/* y_n = W col_n per group, for the images of slots [lo, hi). */
+static void forward_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    float *col = j->g.direct ? NULL : j->scratch + lo * g->k * g->p;
+    for (int64_t n = slot_begin(g, lo); n < slot_begin(g, hi); n++) {
+        const float *xn = j->x + n * g->c * g->h * g->w;
+        const float *cn = xn;
+        if (col) {
+            im2col(g, xn, col);
+            cn = col;
+        }
+        float *yn = j->out + n * g->o * g->p;
+        for (int64_t q = 0; q < g->groups; q++)
+            dg_gemm(0, 0, g->og, g->p, g->kg, j->w + q * g->og * g->kg, g->kg,
+                    cn + q * g->kg * g->p, g->p, yn + q * g->og * g->p, g->p, 0);
+    }
+}
+
+/* dx_n = col2im(W^T dy_n) per group. */
+static void input_grad_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    float *col = j->g.direct ? NULL : j->scratch + lo * g->k * g->p;
+    for (int64_t n = slot_begin(g, lo); n < slot_begin(g, hi); n++) {
+        float *dxn = j->out + n * g->c * g->h * g->w;
+        const float *dyn = j->dy + n * g->o * g->p;
+        float *cn = col ? col : dxn;
+        for (int64_t q = 0; q < g->groups; q++)
+            dg_gemm(1, 0, g->kg, g->p, g->og, j->w + q * g->og * g->kg, g->kg,
+                    dyn + q * g->og * g->p, g->p, cn + q * g->kg * g->p, g->p, 0);
+        if (col) col2im(g, col, dxn);
+    }
+}
+
+/* Partial dW of each slot: sum over its images of dy_n col_n^T, accumulated in image order;
+ * slot 0's goes straight into the output. */
+static void weight_grad_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    float *col = j->g.direct ? NULL : j->scratch + lo * g->k * g->p;
+    float *partials = j->scratch + (j->g.direct ? 0 : g->slots * g->k * g->p);
+    for (int64_t s = lo; s < hi; s++) {
+        float *dw = s == 0 ? j->out : partials + (s - 1) * g->o * g->kg;
+        for (int64_t n = slot_begin(g, s); n < slot_begin(g, s + 1); n++) {
+            const float *xn = j->x + n * g->c * g->h * g->w, *cn = xn;
+            if (col) {
+                im2col(g, xn, col);
+                cn = col;
+            }
+            const float *dyn = j->dy + n * g->o * g->p;
+            for (int64_t q = 0; q < g->groups; q++)
+                dg_gemm(0, 1, g->og, g->kg, g->p, dyn + q * g->og * g->p, g->p,
+                        cn + q * g->kg * g->p, g->p, dw + q * g->og * g->kg, g->kg,
+                        n > slot_begin(g, s));
+        }
+    }
+}
+
+/* dw += the other slots' partials, in slot order. */
+static void reduce_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t size = g->o * g->kg;
+    const float *partials = j->scratch + (j->g.direct ? 0 : g->slots * g->k * g->p);
+    for (int64_t s = 1; s < g->slots; s++) {
+        const float *restrict p = partials + (s - 1) * size;
+        float *restrict dw = j->out;
+        for (int64_t e = lo; e < hi; e++) dw[e] += p[e];
+    }
+}
+
+/* Work per slot, in the elementary operations dg_parallel_for weighs. */
+static int64_t slot_cost(const geom *g) {
+    return (g->n / g->slots + 1) * (g->o * g->kg * g->p + g->k * g->p);
+}
+
+static size_t columns_bytes(const geom *g) {
+    return g->direct ? 0 : (size_t)(g->slots * g->k * g->p) * sizeof(float);
+}
+
+static const conv_attrs *attrs_of(const dg_node *self) { return self->attrs; }
+
+static size_t forward_scratch(const dg_node *self) {
+    geom g = make_geom(self->inputs[0]->shape, self->inputs[1]->shape, attrs_of(self));
+    return columns_bytes(&g);
+}
+
+static size_t input_grad_scratch(const dg_node *self) {
+    geom g = make_geom(self->inputs[2]->shape, self->inputs[1]->shape, attrs_of(self));
+    return columns_bytes(&g);
+}
+
+static size_t weight_grad_scratch(const dg_node *self) {
+    geom g = make_geom(self->inputs[0]->shape, self->inputs[2]->shape, attrs_of(self));
+    return columns_bytes(&g) + (size_t)((g.slots - 1) * g.o * g.kg) * sizeof(float);
+}
+
+static dg_status conv_forward(dg_node *self) {
+    conv_job j = {make_geom(self->inputs[0]->shape, self->inputs[1]->shape, attrs_of(self)),
+                  self->inputs[0]->value,
+                  self->inputs[1]->value,
+                  NULL,
+                  self->value,
+                  dg_node_scratch(self)};
+    dg_parallel_for(j.g.slots, slot_cost(&j.g), forward_range, &j);
+    return DG_OK;
+}
+
+static dg_status input_grad_forward(dg_node *self) {
+    conv_job j = {make_geom(self->inputs[2]->shape, self->inputs[1]->shape, attrs_of(self)),
+                  NULL,
+                  self->inputs[1]->value,
+                  self->inputs[0]->value,
+                  self->value,
+                  dg_node_scratch(self)};
+    dg_parallel_for(j.g.slots, slot_cost(&j.g), input_grad_range, &j);
+    return DG_OK;
+}
+
+static dg_status weight_grad_forward(dg_node *self) {
+    conv_job j = {make_geom(self->inputs[0]->shape, self->inputs[2]->shape, attrs_of(self)),
+                  self->inputs[0]->value,
+                  NULL,
+                  self->inputs[1]->value,
+                  self->value,
+                  dg_node_scratch(self)};
+    dg_parallel_for(j.g.slots, slot_cost(&j.g), weight_grad_range, &j);
+    if (j.g.slots > 1) dg_parallel_for(j.g.o * j.g.kg, j.g.slots, reduce_range, &j);
+    return DG_OK;
+}
+
+/* ---- the three ops and their backward rules ---- */
+
+static dg_status conv_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx);
+static dg_status input_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx);
+static dg_status weight_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx);
+
+static const dg_op_def conv_op = {.name = "conv2d",
+                                  .n_inputs = 2,
+                                  .infer_shape = conv_rule,
+                                  .forward = conv_forward,
+                                  .backward = conv_backward,
+                                  .scratch_bytes = forward_scratch};
+
+static const dg_op_def input_grad_op = {.name = "conv2d_input_grad",
+                                        .n_inputs = 3,
+                                        .shape_only = 1u << 2,
+                                        .infer_shape = input_grad_rule,
+                                        .forward = input_grad_forward,
+                                        .backward = input_grad_backward,
+                                        .scratch_bytes = input_grad_scratch};
+
+static const dg_op_def weight_grad_op = {.name = "conv2d_weight_grad",
+                                         .n_inputs = 3,
+                                         .shape_only = 1u << 2,
+                                         .infer_shape = weight_grad_rule,
+                                         .forward = weight_grad_forward,
+                                         .backward = weight_grad_backward,
+                                         .scratch_bytes = weight_grad_scratch};
+
+static dg_node *apply3(dg_graph *g, const dg_op_def *op, dg_node *a, dg_node *b, dg_node *c,
+                       const conv_attrs *at) {
+    dg_node *in[3] = {a, b, c};
+    return dg_apply(g, op, 3, in, at, sizeof *at);
+}
+
+static dg_status conv_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *x = self->inputs[0], *w = self->inputs[1];
+    const conv_attrs *a = attrs_of(self);
+    if (x->requires_grad && !(dx[0] = apply3(g, &input_grad_op, dy, w, x, a)))
+        return dg_graph_status(g);
+    if (w->requires_grad && !(dx[1] = apply3(g, &weight_grad_op, x, dy, w, a)))
+        return dg_graph_status(g);
+    return DG_OK;
+}
+
+static dg_status input_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx) {
+    dg_node *dy = self->inputs[0], *w = self->inputs[1];
+    const conv_attrs *a = attrs_of(self);
+    if (dy->requires_grad && !(dx[0] = dg__apply2(g, &conv_op, dz, w, a, sizeof *a)))
+        return dg_graph_status(g);
+    if (w->requires_grad && !(dx[1] = apply3(g, &weight_grad_op, dz, dy, w, a)))
+        return dg_graph_status(g);
+    return DG_OK;
+}
+
+static dg_status weight_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx) {
+    dg_node *x = self->inputs[0], *dy = self->inputs[1];
+    const conv_attrs *a = attrs_of(self);
+    if (x->requires_grad && !(dx[0] = apply3(g, &input_grad_op, dy, dz, x, a)))
+        return dg_graph_status(g);
+    if (dy->requires_grad && !(dx[1] = dg__apply2(g, &conv_op, x, dz, a, sizeof *a)))
+        return dg_graph_status(g);
+    return DG_OK;
+}
+
+dg_conv2d_options dg_conv2d_defaults(void) {
+    dg_conv2d_options o = {{1, 1}, {0, 0}, {1, 1}, 1};
+    return o;
+}
+
+dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, const dg_conv2d_options *opts) {
+    dg_conv2d_options o = opts ? *opts : dg_conv2d_defaults();
+    conv_attrs a;
+    for (int i = 0; i < 2; i++)
+        a.stride[i] = o.stride[i], a.pad[i] = o.padding[i], a.dil[i] = o.dilation[i];
+    a.groups = o.groups;
+    return dg__apply2(g, &conv_op, x, w, &a, sizeof a);
+}
