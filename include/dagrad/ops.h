@@ -140,6 +140,31 @@ dg_conv2d_options dg_conv2d_defaults(void);
  *  Differentiable twice (its gradients are convolutions too). */
 dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, const dg_conv2d_options *opts);
 
+/** Geometry of a 2-D pooling window, per axis ([0] height, [1] width). */
+typedef struct dg_pool2d_options {
+    int kernel[2];   /**< window size, >= 1 */
+    int stride[2];   /**< >= 1 */
+    int padding[2];  /**< >= 0 and at most half the kernel (every window then holds a pixel) */
+    int dilation[2]; /**< >= 1 */
+} dg_pool2d_options;
+
+/** A square window of `kernel` with stride `kernel`, no padding, dilation 1 (non-overlapping
+ *  windows, the usual pooling). */
+dg_pool2d_options dg_pool2d_defaults(int kernel);
+
+/** Max pooling of x [N,C,H,W] -> [N,C,OH,OW] (sizes as for dg_convolve2d). Padding never
+ *  wins; among equal values the first in window order (row by row) does, and a NaN beats
+ *  every number, so results and gradients are the same on every run. The gradient goes to
+ *  each window's winner. */
+dg_node *dg_pool2d_max(dg_graph *g, dg_node *x, const dg_pool2d_options *opts);
+
+/** Average pooling: the window's sum divided by KH KW, padding counting as zeros (PyTorch's
+ *  default, count_include_pad). */
+dg_node *dg_pool2d_avg(dg_graph *g, dg_node *x, const dg_pool2d_options *opts);
+
+/** Global average pooling: x [N,C,H,W] -> [N,C], the mean of each channel's H x W values. */
+dg_node *dg_pool2d_global_avg(dg_graph *g, dg_node *x);
+
 #ifdef __cplusplus
 }
 #endif
