@@ -165,6 +165,19 @@ dg_node *dg_pool2d_avg(dg_graph *g, dg_node *x, const dg_pool2d_options *opts);
 /** Global average pooling: x [N,C,H,W] -> [N,C], the mean of each channel's H x W values. */
 dg_node *dg_pool2d_global_avg(dg_graph *g, dg_node *x);
 
+/** Batch normalisation of x [N,C] or [N,C,H,W] over every axis but the channel axis 1:
+ *  y = gamma (x - m) / sqrt(v + eps) + beta. In training mode (dg_set_training) m and v are
+ *  the batch's mean and (biased) variance, and each run also updates the leaves
+ *  running_mean <- (1 - momentum) running_mean + momentum m and running_var likewise with
+ *  the unbiased variance (PyTorch's rule; fewer than two values per channel is a run-time
+ *  error); in evaluation mode m and v are running_mean and running_var. gamma, beta, the
+ *  running statistics: [C]; gamma and beta may be NULL (no scale, no shift); the running
+ *  statistics must be leaves (dg_state). Gradients follow the mode of the run that
+ *  computes them; second derivatives work. */
+dg_node *dg_batch_normalize(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *beta,
+                            dg_node *running_mean, dg_node *running_var, float momentum,
+                            float eps);
+
 #ifdef __cplusplus
 }
 #endif
