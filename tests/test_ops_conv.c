@@ -8,6 +8,7 @@
 
 typedef struct cfg {
     int n, c, h, w, o, kh, kw, s, p, d, groups;
+    int bias; /* 1: with a bias [O] */
 } cfg;
 
 static dg_conv2d_options opts_of(const cfg *k) {
@@ -25,14 +26,14 @@ static int out_dim(int in, int k, int s, int p, int d) {
 
 /* y[n,o,i,j] = sum over the group's channels and the kernel taps, straight from the
  * definition, in double. */
-static void naive_conv(const cfg *k, const float *x, const float *w, double *y) {
+static void naive_conv(const cfg *k, const float *x, const float *w, const float *bias, double *y) {
     int oh = out_dim(k->h, k->kh, k->s, k->p, k->d), ow = out_dim(k->w, k->kw, k->s, k->p, k->d);
     int cg = k->c / k->groups, og = k->o / k->groups;
     for (int n = 0; n < k->n; n++)
         for (int o = 0; o < k->o; o++)
             for (int i = 0; i < oh; i++)
                 for (int j = 0; j < ow; j++) {
-                    double acc = 0;
+                    double acc = bias ? bias[o] : 0;
                     int q = o / og;
                     for (int c = 0; c < cg; c++)
                         for (int a = 0; a < k->kh; a++)
@@ -49,7 +50,7 @@ static void naive_conv(const cfg *k, const float *x, const float *w, double *y) 
 
 typedef struct built {
     dg_graph *g;
-    dg_node *x, *w, *y;
+    dg_node *x, *w, *b, *y;
 } built;
 
 static built build(const cfg *k, uint64_t seed) {
@@ -61,14 +62,21 @@ static built build(const cfg *k, uint64_t seed) {
     dg_set_requires_grad(b.w, 1);
     test_fill(b.x, -1, 1);
     test_fill(b.w, -1, 1);
+    b.b = NULL;
+    if (k->bias) {
+        b.b = dg_input(b.g, "b", dg_shape1(k->o));
+        dg_set_requires_grad(b.b, 1);
+        test_fill(b.b, -1, 1);
+    }
     dg_conv2d_options o = opts_of(k);
-    b.y = dg_convolve2d(b.g, b.x, b.w, &o);
+    b.y = dg_convolve2d(b.g, b.x, b.w, b.b, &o);
     return b;
 }
 
 static void describe(const cfg *k, char *buf, size_t size) {
-    snprintf(buf, size, "x[%d,%d,%d,%d] w[%d,%d,%d,%d] s%d p%d d%d g%d", k->n, k->c, k->h, k->w,
-             k->o, k->c / k->groups, k->kh, k->kw, k->s, k->p, k->d, k->groups);
+    snprintf(buf, size, "x[%d,%d,%d,%d] w[%d,%d,%d,%d] s%d p%d d%d g%d%s", k->n, k->c, k->h, k->w,
+             k->o, k->c / k->groups, k->kh, k->kw, k->s, k->p, k->d, k->groups,
+             k->bias ? " +b" : "");
 }
 
 static void check_values(const cfg *k) {
@@ -80,7 +88,7 @@ static void check_values(const cfg *k) {
     CHECK_OK(dg_run(b.g, b.y));
     int64_t ny = dg_node_numel(b.y);
     double *ref = malloc((size_t)ny * sizeof *ref);
-    naive_conv(k, dg_node_data(b.x), dg_node_data(b.w), ref);
+    naive_conv(k, dg_node_data(b.x), dg_node_data(b.w), b.b ? dg_node_data(b.b) : NULL, ref);
     const float *y = dg_node_data(b.y);
     double worst = 0;
     for (int64_t i = 0; i < ny; i++) worst = fmax(worst, fabs(y[i] - ref[i]));
@@ -113,21 +121,27 @@ static void check_grads(const cfg *k, int second) {
     dg_node *loss = quad_loss(b.g, b.y);
     CHECK_MSG(loss != NULL, "%s: %s", what, dg_graph_error(b.g));
     if (!loss) return dg_graph_free(b.g);
-    dg_node *leaves[2] = {b.x, b.w};
+    dg_node *leaves[3] = {b.x, b.w, b.b};
+    int nl = b.b ? 3 : 2;
     dg_gradcheck_report r;
-    dg_status s = dg_gradcheck(b.g, loss, 2, leaves, 1e-2, 2e-3, 2e-3, &r);
+    dg_status s = dg_gradcheck(b.g, loss, nl, leaves, 1e-2, 2e-3, 2e-3, &r);
     check_report(what, "gradient", s, &r, b.g);
     if (second) {
         /* d/d(x,w) of sum(dL/dx v + dL/dw u): through conv2d_input_grad and _weight_grad */
-        dg_node *grads[2];
-        CHECK_OK(dg_gradients(b.g, loss, 2, leaves, grads));
+        dg_node *grads[3];
+        CHECK_OK(dg_gradients(b.g, loss, nl, leaves, grads));
         dg_node *v = dg_input(b.g, "v", dg_node_shape(b.x));
         dg_node *u = dg_input(b.g, "u", dg_node_shape(b.w));
         test_fill(v, -1, 1);
         test_fill(u, -1, 1);
         dg_node *gv = dg_add(b.g, dg_sum(b.g, dg_mul(b.g, grads[0], v)),
                              dg_sum(b.g, dg_mul(b.g, grads[1], u)));
-        s = dg_gradcheck(b.g, gv, 2, leaves, 1e-2, 2e-3, 2e-3, &r);
+        if (b.b) {
+            dg_node *t = dg_input(b.g, "t", dg_shape1(k->o));
+            test_fill(t, -1, 1);
+            gv = dg_add(b.g, gv, dg_sum(b.g, dg_mul(b.g, grads[2], t)));
+        }
+        s = dg_gradcheck(b.g, gv, nl, leaves, 1e-2, 2e-3, 2e-3, &r);
         check_report(what, "second derivative", s, &r, b.g);
     }
     dg_graph_free(b.g);
@@ -139,21 +153,23 @@ static void run_threads(int threads, int batch, float *out, int64_t *sizes) {
     dg_graph *g = dg_graph_new(3);
     dg_node *x = dg_input(g, "x", dg_shape4(DG_BATCH, 6, 19, 17));
     dg_node *w = dg_param(g, "w", dg_shape4(10, 3, 3, 3));
+    dg_node *b = dg_param(g, "b", dg_shape1(10));
     dg_set_requires_grad(x, 1);
     test_rng_state = 1234567;
     float *data = malloc(sizeof(float) * 13 * 6 * 19 * 17);
     for (int i = 0; i < 13 * 6 * 19 * 17; i++) data[i] = test_uniform(-1, 1);
     CHECK_OK(dg_feed(x, data, (int64_t)batch * 6 * 19 * 17));
     test_fill(w, -1, 1);
+    test_fill(b, -1, 1);
     dg_conv2d_options o = dg_conv2d_defaults();
     o.stride[0] = 2, o.padding[0] = o.padding[1] = 1, o.dilation[1] = 2, o.groups = 2;
-    dg_node *y = dg_convolve2d(g, x, w, &o);
+    dg_node *y = dg_convolve2d(g, x, w, b, &o);
     dg_node *loss = quad_loss(g, dg_reshape(g, y, dg_shape2(-1, 10 * 10 * 15)));
     CHECK_OK(dg_backward(g, loss));
-    dg_node *targets[3] = {y, dg_grad(x), dg_grad(w)};
-    CHECK_OK(dg_run_many(g, 3, targets));
+    dg_node *targets[4] = {y, dg_grad(x), dg_grad(w), dg_grad(b)};
+    CHECK_OK(dg_run_many(g, 4, targets));
     int64_t off = 0;
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         sizes[t] = dg_node_numel(targets[t]);
         memcpy(out + off, dg_node_data(targets[t]), sizeof(float) * (size_t)sizes[t]);
         off += sizes[t];
@@ -166,13 +182,13 @@ static void run_threads(int threads, int batch, float *out, int64_t *sizes) {
 static void check_threads(void) {
     size_t cap = 2 * 13 * 10 * 10 * 15 + 13 * 6 * 19 * 17 + 300;
     float *ref = malloc(cap * sizeof(float)), *got = malloc(cap * sizeof(float));
-    int64_t sr[3], sg[3];
+    int64_t sr[4], sg[4];
     for (int batch = 1; batch <= 13; batch += 12) {
         run_threads(1, batch, ref, sr);
         for (int t = 2; t <= 4; t++) {
             run_threads(t, batch, got, sg);
-            int64_t total = sr[0] + sr[1] + sr[2];
-            CHECK(sg[0] == sr[0] && sg[1] == sr[1] && sg[2] == sr[2]);
+            int64_t total = sr[0] + sr[1] + sr[2] + sr[3];
+            CHECK(sg[0] == sr[0] && sg[1] == sr[1] && sg[2] == sr[2] && sg[3] == sr[3]);
             CHECK_MSG(memcmp(ref, got, (size_t)total * sizeof(float)) == 0,
                       "batch %d: %d threads differ from 1 thread", batch, t);
         }
@@ -188,7 +204,7 @@ static void check_batch_sizes(void) {
     dg_node *x = dg_input(g, "x", dg_shape4(DG_BATCH, 2, 9, 8));
     dg_node *w = dg_param(g, "w", dg_shape4(4, 2, 3, 3));
     test_fill(w, -1, 1);
-    dg_node *y = dg_convolve2d(g, x, w, NULL);
+    dg_node *y = dg_convolve2d(g, x, w, NULL, NULL);
     float data[5 * 2 * 9 * 8];
     for (int i = 0; i < 5 * 2 * 9 * 8; i++) data[i] = test_uniform(-1, 1);
     int batches[3] = {5, 2, 5};
@@ -198,9 +214,9 @@ static void check_batch_sizes(void) {
         CHECK_OK(dg_feed(x, data, n * 2 * 9 * 8));
         CHECK_OK(dg_run(g, y));
         CHECK(dg_node_shape(y).dim[0] == n);
-        cfg k = {n, 2, 9, 8, 4, 3, 3, 1, 0, 1, 1};
+        cfg k = {n, 2, 9, 8, 4, 3, 3, 1, 0, 1, 1, 0};
         double ref[5 * 4 * 7 * 6];
-        naive_conv(&k, data, dg_node_data(w), ref);
+        naive_conv(&k, data, dg_node_data(w), NULL, ref);
         double worst = 0;
         for (int i = 0; i < n * 4 * 7 * 6; i++)
             worst = fmax(worst, fabs(dg_node_data(y)[i] - ref[i]));
@@ -216,7 +232,7 @@ static void expect_error(dg_shape xs, dg_shape ws, const dg_conv2d_options *o, d
     dg_graph *g = dg_graph_new(5);
     dg_node *x = dg_input(g, "x", xs), *w = dg_input(g, "w", ws);
     int before = dg_graph_node_count(g);
-    dg_node *y = dg_convolve2d(g, x, w, o);
+    dg_node *y = dg_convolve2d(g, x, w, NULL, o);
     CHECK(y == NULL);
     CHECK_MSG(dg_graph_status(g) == want, "status %s, want %s", dg_status_name(dg_graph_status(g)),
               dg_status_name(want));
@@ -257,10 +273,19 @@ static void check_errors(void) {
     expect_error(dg_shape4(2, 4, 8, 8), dg_shape4(4, 1, 3, 3), &o, DG_ERR_SHAPE,
                  "4 input channels but weights expect 1 per group x 2 groups: [2,4,8,8] * "
                  "[4,1,3,3]");
+    dg_graph *gb = dg_graph_new(6);
+    dg_node *xb = dg_input(gb, "x", dg_shape4(2, 1, 5, 5)),
+            *wb = dg_input(gb, "w", dg_shape4(4, 1, 3, 3));
+    CHECK(dg_convolve2d(gb, xb, wb, dg_input(gb, "b", dg_shape1(5)), NULL) == NULL);
+    CHECK_MSG(strstr(dg_graph_error(gb),
+                     "conv2d: bias [5] does not match the 4 outputs: [2,1,5,5] * "
+                     "[4,1,3,3] + [5]") != NULL,
+              "%s", dg_graph_error(gb));
+    dg_graph_free(gb);
     /* a NULL input from an earlier failure keeps that failure's message */
     dg_graph *g = dg_graph_new(6);
     dg_node *w = dg_input(g, "w", dg_shape4(1, 1, 1, 1));
-    CHECK(dg_convolve2d(g, NULL, w, NULL) == NULL);
+    CHECK(dg_convolve2d(g, NULL, w, NULL, NULL) == NULL);
     CHECK(dg_graph_status(g) == DG_ERR_NULL);
     dg_graph_free(g);
 }
@@ -268,11 +293,11 @@ static void check_errors(void) {
 int main(void) {
     /* values: a spread of geometries, with odd and non-square sizes */
     cfg values[] = {
-        {2, 3, 7, 6, 4, 3, 3, 1, 0, 1, 1},    {1, 1, 28, 28, 6, 5, 5, 1, 2, 1, 1},
-        {3, 2, 9, 11, 5, 3, 2, 2, 1, 1, 1},   {2, 4, 10, 9, 6, 3, 3, 2, 2, 2, 2},
-        {3, 3, 5, 5, 2, 1, 1, 1, 0, 1, 1},    {2, 6, 8, 7, 6, 3, 3, 1, 1, 1, 3},
-        {9, 4, 6, 6, 8, 1, 1, 1, 0, 1, 2},    {2, 2, 7, 7, 3, 1, 1, 2, 1, 1, 1},
-        {11, 5, 12, 10, 7, 3, 3, 1, 1, 1, 1},
+        {2, 3, 7, 6, 4, 3, 3, 1, 0, 1, 1, 0},    {1, 1, 28, 28, 6, 5, 5, 1, 2, 1, 1, 1},
+        {3, 2, 9, 11, 5, 3, 2, 2, 1, 1, 1, 0},   {2, 4, 10, 9, 6, 3, 3, 2, 2, 2, 2, 0},
+        {3, 3, 5, 5, 2, 1, 1, 1, 0, 1, 1, 0},    {2, 6, 8, 7, 6, 3, 3, 1, 1, 1, 3, 0},
+        {9, 4, 6, 6, 8, 1, 1, 1, 0, 1, 2, 0},    {2, 2, 7, 7, 3, 1, 1, 2, 1, 1, 1, 0},
+        {11, 5, 12, 10, 7, 3, 3, 1, 1, 1, 1, 1}, {4, 4, 6, 6, 8, 1, 1, 1, 0, 1, 2, 1},
     };
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) check_values(&values[i]);
 
@@ -281,14 +306,14 @@ int main(void) {
         for (int p = 0; p <= 2; p++)
             for (int d = 1; d <= 2; d++)
                 for (int n = 1; n <= 3; n += 2) {
-                    cfg k = {n, 2, 7, 6, 3, 3, 2, s, p, d, 1};
+                    cfg k = {n, 2, 7, 6, 3, 3, 2, s, p, d, 1, (s + p + d + n) % 2};
                     check_grads(&k, 0);
                 }
     /* second derivatives, groups, 1x1 kernels, odd sizes */
-    cfg second[] = {{2, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1},
-                    {1, 4, 7, 5, 4, 2, 3, 2, 2, 2, 2},
-                    {3, 3, 4, 5, 3, 1, 1, 1, 0, 1, 1},
-                    {2, 2, 6, 6, 2, 1, 1, 2, 1, 1, 2}};
+    cfg second[] = {{2, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1, 1},
+                    {1, 4, 7, 5, 4, 2, 3, 2, 2, 2, 2, 0},
+                    {3, 3, 4, 5, 3, 1, 1, 1, 0, 1, 1, 0},
+                    {2, 2, 6, 6, 2, 1, 1, 2, 1, 1, 2, 1}};
     for (size_t i = 0; i < sizeof second / sizeof second[0]; i++) check_grads(&second[i], 1);
 
     check_threads();

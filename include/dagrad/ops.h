@@ -132,13 +132,15 @@ dg_conv2d_options dg_conv2d_defaults(void);
 
 /** 2-D convolution (cross-correlation, as in PyTorch's conv2d) of x [N,C,H,W] with weights
  *  w [O,C/groups,KH,KW] -> [N,O,OH,OW], OH = (H + 2 padding - dilation (KH - 1) - 1) / stride
- *  + 1 (rounded down; OW alike). `opts` NULL means dg_conv2d_defaults(). Add a bias by
- *  broadcasting ([O,1,1]). Errors name the op and both shapes
+ *  + 1 (rounded down; OW alike), plus the bias b [O] on every position of each output
+ *  channel (b NULL: no bias). `opts` NULL means dg_conv2d_defaults(). Errors name the op
+ *  and the shapes
  *  (`conv2d: 3 input channels but weights expect 1: [32,3,28,28] * [16,1,5,5]`); a kernel
  *  larger than the padded input, a stride or dilation below 1 and negative padding are
  *  errors. Computed with dg_gemm on im2col columns; bitwise the same for any thread count.
  *  Differentiable twice (its gradients are convolutions too). */
-dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, const dg_conv2d_options *opts);
+dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, dg_node *b,
+                       const dg_conv2d_options *opts);
 
 /** Geometry of a 2-D pooling window, per axis ([0] height, [1] width). */
 typedef struct dg_pool2d_options {

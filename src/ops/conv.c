@@ -5,8 +5,10 @@
  *   y[n,o,i,j] = sum_{c in group(o), a, b} w[o,c,a,b] x[n,c, i s_h - p_h + a d_h, j s_w - p_w + b
  * d_w] OH = floor((H + 2 p_h - d_h (KH - 1) - 1) / s_h) + 1   (and OW alike)
  *
- * y is linear in x and in w: y = A(w) x = B(x) w. The gradient ops are the adjoints:
- *   conv2d_input_grad (dy, w; x for its shape)  = A(w)^T dy    the gradient w.r.t. x
+ * plus an optional bias b [O] added to every position of channel o (its gradient,
+ * conv2d_bias_grad, sums dy over images and positions; its own gradient broadcasts back).
+ * Without the bias y is linear in x and in w: y = A(w) x = B(x) w. The gradient ops are the
+ * adjoints: conv2d_input_grad (dy, w; x for its shape)  = A(w)^T dy    the gradient w.r.t. x
  *   conv2d_weight_grad(x, dy; w for its shape)  = B(x)^T dy    the gradient w.r.t. w
  * and the three ops differentiate into each other, so second derivatives work:
  *   conv2d:             dx = input_grad(dy, w, x)       dw = weight_grad(x, dy, w)
@@ -143,10 +145,27 @@ static dg_status conv_check(dg_shape xs, dg_shape ws, const conv_attrs *a, dg_sh
     return DG_OK;
 }
 
+/* inputs: x, w and optionally a bias b [O] */
 static dg_status conv_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out, char *msg,
                            size_t size) {
-    (void)n;
-    return conv_check(in[0]->shape, in[1]->shape, attrs, out, msg, size);
+    if (n > 3) {
+        snprintf(msg, size, "takes x, w and an optional bias, got %d inputs", n);
+        return DG_ERR_ARG;
+    }
+    if (n < 2) {
+        snprintf(msg, size, "needs an input and weights, got %d inputs", n);
+        return DG_ERR_ARG;
+    }
+    dg_status s = conv_check(in[0]->shape, in[1]->shape, attrs, out, msg, size);
+    if (s == DG_OK && n == 3 && (in[2]->shape.ndim != 1 || in[2]->shape.dim[0] != out->dim[1])) {
+        char sx[64], sw[64], sb[64];
+        snprintf(msg, size, "bias %s does not match the %lld outputs: %s * %s + %s",
+                 dg_shape_str(in[2]->shape, sb, sizeof sb), (long long)out->dim[1],
+                 dg_shape_str(in[0]->shape, sx, sizeof sx),
+                 dg_shape_str(in[1]->shape, sw, sizeof sw), sb);
+        return DG_ERR_SHAPE;
+    }
+    return s;
 }
 
 /* dy must be what conv2d(x, w) gives; `what` is the output (x's or w's shape). */
@@ -249,14 +268,15 @@ static void col2im(const geom *g, const float *restrict col, float *restrict dx)
 
 typedef struct conv_job {
     geom g;
-    const float *x, *w, *dy;
-    float *out;     /* y, dx or dw */
-    float *scratch; /* slots column buffers of K P floats, then dw partials */
+    const float *x, *w, *dy, *bias; /* bias: NULL for none */
+    float *out;                     /* y, dx or dw */
+    float *scratch;                 /* slots column buffers of K P floats, then dw partials */
 } conv_job;
 
 static int64_t slot_begin(const geom *g, int64_t s) { return g->n * s / g->slots; }
 
-/* y_n = W col_n per group, for the images of slots [lo, hi). */
+/* y_n = W col_n per group (+ b: the GEMM accumulates onto rows filled with the bias), for
+ * the images of slots [lo, hi). */
 static void forward_range(void *ctx, int64_t lo, int64_t hi) {
     const conv_job *j = ctx;
     const geom *g = &j->g;
@@ -269,9 +289,12 @@ static void forward_range(void *ctx, int64_t lo, int64_t hi) {
             cn = col;
         }
         float *yn = j->out + n * g->o * g->p;
+        if (j->bias)
+            for (int64_t o = 0; o < g->o; o++)
+                for (int64_t i = 0; i < g->p; i++) yn[o * g->p + i] = j->bias[o];
         for (int64_t q = 0; q < g->groups; q++)
             dg_gemm(0, 0, g->og, g->p, g->kg, j->w + q * g->og * g->kg, g->kg,
-                    cn + q * g->kg * g->p, g->p, yn + q * g->og * g->p, g->p, 0);
+                    cn + q * g->kg * g->p, g->p, yn + q * g->og * g->p, g->p, j->bias != NULL);
     }
 }
 
@@ -359,6 +382,7 @@ static dg_status conv_forward(dg_node *self) {
                   self->inputs[0]->value,
                   self->inputs[1]->value,
                   NULL,
+                  self->n_inputs == 3 ? self->inputs[2]->value : NULL,
                   self->value,
                   dg_node_scratch(self)};
     dg_parallel_for(j.g.slots, slot_cost(&j.g), forward_range, &j);
@@ -370,6 +394,7 @@ static dg_status input_grad_forward(dg_node *self) {
                   NULL,
                   self->inputs[1]->value,
                   self->inputs[0]->value,
+                  NULL,
                   self->value,
                   dg_node_scratch(self)};
     dg_parallel_for(j.g.slots, slot_cost(&j.g), input_grad_range, &j);
@@ -381,12 +406,70 @@ static dg_status weight_grad_forward(dg_node *self) {
                   self->inputs[0]->value,
                   NULL,
                   self->inputs[1]->value,
+                  NULL,
                   self->value,
                   dg_node_scratch(self)};
     dg_parallel_for(j.g.slots, slot_cost(&j.g), weight_grad_range, &j);
     if (j.g.slots > 1) dg_parallel_for(j.g.o * j.g.kg, j.g.slots, reduce_range, &j);
     return DG_OK;
 }
+
+/* ---- the bias gradient: db[o] = sum over n and positions of dy[n,o,:] ---- */
+
+static dg_status bias_grad_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
+                                size_t size) {
+    (void)n, (void)a;
+    if (in[0]->shape.ndim != 4) {
+        char sb[64];
+        snprintf(msg, size, "gradient must be [N,O,OH,OW], got %s",
+                 dg_shape_str(in[0]->shape, sb, sizeof sb));
+        return DG_ERR_SHAPE;
+    }
+    *out = dg_shape1(in[0]->shape.dim[1]);
+    return DG_OK;
+}
+
+typedef struct bias_job {
+    const float *dy;
+    float *db;
+    int64_t n, o, p;
+} bias_job;
+
+/* One channel per index, images and positions in order, in double. */
+static void bias_range(void *ctx, int64_t lo, int64_t hi) {
+    const bias_job *j = ctx;
+    for (int64_t o = lo; o < hi; o++) {
+        double acc = 0.0;
+        for (int64_t n = 0; n < j->n; n++) {
+            const float *r = j->dy + (n * j->o + o) * j->p;
+            float part = 0.0f;
+            for (int64_t i = 0; i < j->p; i++) part += r[i];
+            acc += part;
+        }
+        j->db[o] = (float)acc;
+    }
+}
+
+static dg_status bias_grad_forward(dg_node *self) {
+    dg_shape s = self->inputs[0]->shape;
+    bias_job j = {self->inputs[0]->value, self->value, s.dim[0], s.dim[1], s.dim[2] * s.dim[3]};
+    dg_parallel_for(j.o, j.n * j.p, bias_range, &j);
+    return DG_OK;
+}
+
+/* linear: d(dy) = dz broadcast over images and positions */
+static dg_status bias_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx) {
+    dg_node *dy = self->inputs[0];
+    dg_node *col = dg_reshape(g, dz, dg_shape3(dy->shape.dim[1], 1, 1));
+    dx[0] = dg_broadcast_like(g, col, dy);
+    return dx[0] ? DG_OK : dg_graph_status(g);
+}
+
+static const dg_op_def bias_grad_op = {.name = "conv2d_bias_grad",
+                                       .n_inputs = 1,
+                                       .infer_shape = bias_grad_rule,
+                                       .forward = bias_grad_forward,
+                                       .backward = bias_grad_backward};
 
 /* ---- the three ops and their backward rules ---- */
 
@@ -395,7 +478,7 @@ static dg_status input_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg
 static dg_status weight_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx);
 
 static const dg_op_def conv_op = {.name = "conv2d",
-                                  .n_inputs = 2,
+                                  .n_inputs = DG_VARIADIC,
                                   .infer_shape = conv_rule,
                                   .forward = conv_forward,
                                   .backward = conv_backward,
@@ -430,6 +513,9 @@ static dg_status conv_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node 
         return dg_graph_status(g);
     if (w->requires_grad && !(dx[1] = apply3(g, &weight_grad_op, x, dy, w, a)))
         return dg_graph_status(g);
+    if (self->n_inputs == 3 && self->inputs[2]->requires_grad &&
+        !(dx[2] = dg__apply1(g, &bias_grad_op, dy, NULL, 0)))
+        return dg_graph_status(g);
     return DG_OK;
 }
 
@@ -458,11 +544,13 @@ dg_conv2d_options dg_conv2d_defaults(void) {
     return o;
 }
 
-dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, const dg_conv2d_options *opts) {
+dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, dg_node *b,
+                       const dg_conv2d_options *opts) {
     dg_conv2d_options o = opts ? *opts : dg_conv2d_defaults();
     conv_attrs a;
     for (int i = 0; i < 2; i++)
         a.stride[i] = o.stride[i], a.pad[i] = o.padding[i], a.dil[i] = o.dilation[i];
     a.groups = o.groups;
-    return dg__apply2(g, &conv_op, x, w, &a, sizeof a);
+    dg_node *in[3] = {x, w, b};
+    return dg_apply(g, &conv_op, b ? 3 : 2, in, &a, sizeof a);
 }
