@@ -138,6 +138,22 @@ static void check_ties(void) {
         CHECK(dg_node_data(y)[0] == 2.0f && dg_node_data(y)[1] == 1.0f);
         CHECK(isnan(dg_node_data(y)[3]));
     }
+    /* four windows in a row (the vectorised path): all equal -> first; equal maxima at
+     * (0,1) and (1,0) -> (0,1); a NaN last -> it; two NaNs -> the first */
+    dg_graph *g4 = dg_graph_new(3);
+    dg_node *x4 = dg_input(g4, "x", dg_shape4(1, 1, 2, 8));
+    dg_set_requires_grad(x4, 1);
+    float row[16] = {1, 1, 0, 2, 0, 0, NAN, 0, /**/ 1, 1, 2, 0, 0, NAN, 5, NAN};
+    CHECK_OK(dg_feed(x4, row, 16));
+    dg_node *y4 = dg_pool2d_max(g4, x4, &o);
+    CHECK_OK(dg_backward(g4, dg_sum(g4, y4)));
+    dg_node *t4[2] = {dg_grad(x4), y4};
+    CHECK_OK(dg_run_many(g4, 2, t4));
+    float want4[16] = {1, 0, 0, 1, 0, 0, 1, 0, /**/ 0, 0, 0, 0, 0, 1, 0, 0};
+    CHECK(memcmp(dg_node_data(dg_grad(x4)), want4, sizeof want4) == 0);
+    CHECK(dg_node_data(y4)[0] == 1.0f && dg_node_data(y4)[1] == 2.0f);
+    CHECK(isnan(dg_node_data(y4)[2]) && isnan(dg_node_data(y4)[3]));
+    dg_graph_free(g4);
     /* the generic kernel (3x3 windows, stride 1) breaks ties the same way */
     dg_graph *g3 = dg_graph_new(3);
     dg_node *x3 = dg_input(g3, "x", dg_shape4(1, 1, 3, 3));

@@ -169,6 +169,84 @@ static int is_2x2(const pgeom *g) {
            g->dh == 1 && g->dw == 1;
 }
 
+/* 2x2 windows with stride 2 over rows r0, r1: the winner of window q is the first largest of
+ * (r0[2q], r0[2q+1], r1[2q], r1[2q+1]), a NaN beating numbers. "v beats m" is
+ * !(v <= m) && m == m: true if v > m or v is NaN, false once m is NaN. Only selects, no
+ * arithmetic: the SSE2 path (four windows at a time; SSE2 is part of x86-64) and the scalar
+ * one give the same bits. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define POOL_SSE2 1
+
+/* m, at = v, k where v beats m (k: the candidate's index in the window, as a float) */
+static inline void beat4(__m128 v, float k, __m128 *m, __m128 *at) {
+    __m128 t = _mm_and_ps(_mm_cmpnle_ps(v, *m), _mm_cmpord_ps(*m, *m));
+    *m = _mm_or_ps(_mm_and_ps(t, v), _mm_andnot_ps(t, *m));
+    *at = _mm_or_ps(_mm_and_ps(t, _mm_set1_ps(k)), _mm_andnot_ps(t, *at));
+}
+
+/* Windows 4 at a time: de-interleaves the even and odd pixels of two rows. */
+static inline void window4(const float *r0, const float *r1, int64_t q, __m128 *m, __m128 *at) {
+    __m128 a0 = _mm_loadu_ps(r0 + 2 * q), a1 = _mm_loadu_ps(r0 + 2 * q + 4);
+    __m128 b0 = _mm_loadu_ps(r1 + 2 * q), b1 = _mm_loadu_ps(r1 + 2 * q + 4);
+    *m = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+    *at = _mm_setzero_ps();
+    beat4(_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)), 1.0f, m, at);
+    beat4(_mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), 2.0f, m, at);
+    beat4(_mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)), 3.0f, m, at);
+}
+#endif
+
+/* Window q's winner: its value in *m, its index 0..3 in the window as the return value. */
+static inline int window1(const float *r0, const float *r1, int64_t q, float *m) {
+    float v[3] = {r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]}, best = r0[2 * q];
+    int at = 0;
+    for (int t = 0; t < 3; t++)
+        if (!(v[t] <= best) && best == best) best = v[t], at = t + 1;
+    *m = best;
+    return at;
+}
+
+static void max_row_2x2(const float *r0, const float *r1, float *y, int64_t ow) {
+    int64_t q = 0;
+#ifdef POOL_SSE2
+    for (; q + 4 <= ow; q += 4) {
+        __m128 m, at;
+        window4(r0, r1, q, &m, &at);
+        _mm_storeu_ps(y + q, m);
+    }
+#endif
+    for (; q < ow; q++) window1(r0, r1, q, &y[q]);
+}
+
+/* The gradient of max_row_2x2: dy[q] at window q's winner, 0 at its other three pixels. */
+static void scatter_row_2x2(const float *r0, const float *r1, const float *dy, float *d0, float *d1,
+                            int64_t ow) {
+    int64_t q = 0;
+#ifdef POOL_SSE2
+    for (; q + 4 <= ow; q += 4) {
+        __m128 m, at, d = _mm_loadu_ps(dy + q);
+        window4(r0, r1, q, &m, &at);
+        __m128 e0 = _mm_and_ps(_mm_cmpeq_ps(at, _mm_setzero_ps()), d);
+        __m128 o0 = _mm_and_ps(_mm_cmpeq_ps(at, _mm_set1_ps(1.0f)), d);
+        __m128 e1 = _mm_and_ps(_mm_cmpeq_ps(at, _mm_set1_ps(2.0f)), d);
+        __m128 o1 = _mm_and_ps(_mm_cmpeq_ps(at, _mm_set1_ps(3.0f)), d);
+        _mm_storeu_ps(d0 + 2 * q, _mm_unpacklo_ps(e0, o0));
+        _mm_storeu_ps(d0 + 2 * q + 4, _mm_unpackhi_ps(e0, o0));
+        _mm_storeu_ps(d1 + 2 * q, _mm_unpacklo_ps(e1, o1));
+        _mm_storeu_ps(d1 + 2 * q + 4, _mm_unpackhi_ps(e1, o1));
+    }
+#endif
+    for (; q < ow; q++) {
+        float m;
+        int at = window1(r0, r1, q, &m);
+        d0[2 * q] = at == 0 ? dy[q] : 0.0f;
+        d0[2 * q + 1] = at == 1 ? dy[q] : 0.0f;
+        d1[2 * q] = at == 2 ? dy[q] : 0.0f;
+        d1[2 * q + 1] = at == 3 ? dy[q] : 0.0f;
+    }
+}
+
 static void max_range(void *ctx, int64_t lo, int64_t hi) {
     const pool_job *j = ctx;
     const pgeom *g = &j->g;
@@ -176,16 +254,8 @@ static void max_range(void *ctx, int64_t lo, int64_t hi) {
         const float *x = j->x + p * g->h * g->w;
         float *y = j->y + p * g->oh * g->ow;
         if (is_2x2(g)) {
-            for (int64_t i = 0; i < g->oh; i++) {
-                const float *r0 = x + 2 * i * g->w, *r1 = r0 + g->w;
-                for (int64_t q = 0; q < g->ow; q++) {
-                    float m = r0[2 * q];
-                    float c[3] = {r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
-                    for (int t = 0; t < 3; t++)
-                        if (c[t] > m || (isnan(c[t]) && !isnan(m))) m = c[t];
-                    y[i * g->ow + q] = m;
-                }
-            }
+            for (int64_t i = 0; i < g->oh; i++)
+                max_row_2x2(x + 2 * i * g->w, x + (2 * i + 1) * g->w, y + i * g->ow, g->ow);
             continue;
         }
         for (int64_t i = 0; i < g->oh; i++)
@@ -205,30 +275,27 @@ static void select_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-/* max_pool2d_grad: dy added onto the winners of x, window by window. */
+/* max_pool2d_grad: dy added onto the winners of x, window by window. 2x2 windows do not
+ * overlap: each pixel is written once, dy at its window's winner and 0 elsewhere. */
 static void scatter_range(void *ctx, int64_t lo, int64_t hi) {
     const pool_job *j = ctx;
     const pgeom *g = &j->g;
     for (int64_t p = lo; p < hi; p++) {
         const float *x = j->x + p * g->h * g->w, *dy = j->v + p * g->oh * g->ow;
         float *dx = j->y + p * g->h * g->w;
-        memset(dx, 0, (size_t)(g->h * g->w) * sizeof(float));
         if (is_2x2(g)) {
             for (int64_t i = 0; i < g->oh; i++) {
-                const float *r0 = x + 2 * i * g->w, *r1 = r0 + g->w;
                 float *d0 = dx + 2 * i * g->w, *d1 = d0 + g->w;
-                for (int64_t q = 0; q < g->ow; q++) {
-                    float m = r0[2 * q];
-                    float *at = d0 + 2 * q;
-                    float c[3] = {r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
-                    float *where[3] = {d0 + 2 * q + 1, d1 + 2 * q, d1 + 2 * q + 1};
-                    for (int t = 0; t < 3; t++)
-                        if (c[t] > m || (isnan(c[t]) && !isnan(m))) m = c[t], at = where[t];
-                    *at += dy[i * g->ow + q];
-                }
+                scatter_row_2x2(x + 2 * i * g->w, x + (2 * i + 1) * g->w, dy + i * g->ow, d0, d1,
+                                g->ow);
+                /* an odd width leaves a last column outside every window */
+                for (int64_t c = 2 * g->ow; c < g->w; c++) d0[c] = d1[c] = 0.0f;
             }
+            for (int64_t r = 2 * g->oh; r < g->h; r++)
+                for (int64_t c = 0; c < g->w; c++) dx[r * g->w + c] = 0.0f;
             continue;
         }
+        memset(dx, 0, (size_t)(g->h * g->w) * sizeof(float));
         for (int64_t i = 0; i < g->oh; i++)
             for (int64_t q = 0; q < g->ow; q++) dx[window_argmax(g, x, i, q)] += dy[i * g->ow + q];
     }
