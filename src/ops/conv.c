@@ -33,6 +33,7 @@
 #include "kernels.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Attributes (per axis: 0 = height, 1 = width). */
@@ -234,57 +235,208 @@ static void valid_range(int64_t outs, int64_t s, int64_t p, int64_t off, int64_t
 #define NO_LIBCALLS
 #endif
 
-/* The columns of one image x [C, H, W]: row (c,a,b) of length P at col + row ld. */
-NO_LIBCALLS static void im2col(const geom *g, const float *restrict x, float *restrict col,
-                               int64_t ld) {
-    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];
-    for (int64_t c = 0; c < g->c; c++)
-        for (int64_t a = 0; a < g->kh; a++)
-            for (int64_t b = 0; b < g->kw; b++) {
-                float *row = col + ((c * g->kh + a) * g->kw + b) * ld;
-                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1;
-                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);
-                for (int64_t i = 0; i < g->oh; i++) {
-                    float *restrict r = row + i * g->ow;
-                    int64_t ih = i * sh - ph + offh;
-                    if (ih < 0 || ih >= g->h) {
-                        for (int64_t j = 0; j < g->ow; j++) r[j] = 0.0f;
-                        continue;
-                    }
-                    const float *restrict src = x + (c * g->h + ih) * g->w - pw + offw;
-                    for (int64_t j = 0; j < j0; j++) r[j] = 0.0f;
-                    if (sw == 1)
-                        for (int64_t j = j0; j < j1; j++) r[j] = src[j];
-                    else
-                        for (int64_t j = j0; j < j1; j++) r[j] = src[j * sw];
-                    for (int64_t j = j1; j < g->ow; j++) r[j] = 0.0f;
-                }
+/* im2col and col2im are written once as macros over three row operations (copy a run, zero
+ * a run, add a run onto another) and instantiated twice: with plain loops, and on x86-64
+ * with AVX-512 masked loads and stores, whose one instruction per run of up to 16 floats
+ * suits the short rows of small images (10 floats for a 10x10 output). Both do the same
+ * per-element copies and additions, so they give the same bits; the CPU decides which runs. */
+#define IM2COL_BODY(COPY, ZERO)                                                                    \
+    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];            \
+    for (int64_t c = 0; c < g->c; c++)                                                             \
+        for (int64_t a = 0; a < g->kh; a++)                                                        \
+            for (int64_t b = 0; b < g->kw; b++) {                                                  \
+                float *row = col + ((c * g->kh + a) * g->kw + b) * ld;                             \
+                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1;                        \
+                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);                                  \
+                for (int64_t i = 0; i < g->oh; i++) {                                              \
+                    float *r = row + i * g->ow;                                                    \
+                    int64_t ih = i * sh - ph + offh;                                               \
+                    if (ih < 0 || ih >= g->h) {                                                    \
+                        ZERO(r, g->ow);                                                            \
+                        continue;                                                                  \
+                    }                                                                              \
+                    const float *src = x + (c * g->h + ih) * g->w - pw + offw;                     \
+                    ZERO(r, j0);                                                                   \
+                    if (sw == 1)                                                                   \
+                        COPY(r + j0, src + j0, j1 - j0);                                           \
+                    else                                                                           \
+                        for (int64_t j = j0; j < j1; j++) r[j] = src[j * sw];                      \
+                    ZERO(r + j1, g->ow - j1);                                                      \
+                }                                                                                  \
             }
+
+#define COL2IM_BODY(ZERO, ADD)                                                                     \
+    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];            \
+    ZERO(dx, g->c * g->h * g->w);                                                                  \
+    for (int64_t c = 0; c < g->c; c++)                                                             \
+        for (int64_t a = 0; a < g->kh; a++)                                                        \
+            for (int64_t b = 0; b < g->kw; b++) {                                                  \
+                const float *row = col + ((c * g->kh + a) * g->kw + b) * ld;                       \
+                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1, i0, i1;                \
+                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);                                  \
+                valid_range(g->oh, sh, ph, offh, g->h, &i0, &i1);                                  \
+                for (int64_t i = i0; i < i1; i++) {                                                \
+                    const float *r = row + i * g->ow;                                              \
+                    float *dst = dx + (c * g->h + i * sh - ph + offh) * g->w - pw + offw;          \
+                    if (sw == 1)                                                                   \
+                        ADD(dst + j0, r + j0, j1 - j0);                                            \
+                    else                                                                           \
+                        for (int64_t j = j0; j < j1; j++) dst[j * sw] += r[j];                     \
+                }                                                                                  \
+            }
+
+static inline void copy_plain(float *restrict d, const float *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = s[i];
 }
+static inline void zero_plain(float *restrict d, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = 0.0f;
+}
+static inline void add_plain(float *restrict d, const float *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] += s[i];
+}
+
+/* The columns of one image x [C, H, W]: row (c,a,b) of length P at col + row ld. */
+NO_LIBCALLS static void im2col_plain(const geom *g, const float *restrict x, float *restrict col,
+                                     int64_t ld){IM2COL_BODY(copy_plain, zero_plain)}
 
 /* dx [C, H, W] = the columns (row stride ld) added back onto the pixels they came from (dx
  * zeroed first). Each pixel receives its terms in a fixed order: by (a, b), then by output
  * position. */
-NO_LIBCALLS static void col2im(const geom *g, const float *restrict col, int64_t ld,
-                               float *restrict dx) {
-    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];
-    for (int64_t i = 0, n = g->c * g->h * g->w; i < n; i++) dx[i] = 0.0f;
+NO_LIBCALLS static void col2im_plain(const geom *g, const float *restrict col, int64_t ld,
+                                     float *restrict dx) {
+    COL2IM_BODY(zero_plain, add_plain)
+}
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CONV_AVX512 1
+
+#define AVX512 __attribute__((target("avx512f")))
+static inline AVX512 __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u); }
+static inline AVX512 void copy_avx512(float *d, const float *s, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16, s += 16) _mm512_storeu_ps(d, _mm512_loadu_ps(s));
+    if (n > 0) _mm512_mask_storeu_ps(d, tail_mask(n), _mm512_maskz_loadu_ps(tail_mask(n), s));
+}
+static inline AVX512 void zero_avx512(float *d, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16) _mm512_storeu_ps(d, _mm512_setzero_ps());
+    if (n > 0) _mm512_mask_storeu_ps(d, tail_mask(n), _mm512_setzero_ps());
+}
+static inline AVX512 void add_avx512(float *d, const float *s, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16, s += 16)
+        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_loadu_ps(s)));
+    if (n > 0) {
+        __mmask16 m = tail_mask(n);
+        _mm512_mask_storeu_ps(
+            d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), _mm512_maskz_loadu_ps(m, s)));
+    }
+}
+/* Rows of at most 16 floats with stride and dilation 1 (small images): one register per
+ * row. j0/j1 per kernel column b are the output positions whose input pixel j + b - pw lies
+ * in the image; their lanes are loaded straight from the input row, the others are zero. */
+static int short_rows(const geom *g) {
+    return g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
+           g->ow + g->kw - 1 <= 16 && g->kw <= 16;
+}
+
+static inline AVX512 __mmask16 lanes(int64_t lo, int64_t hi) {
+    return hi > lo ? (__mmask16)(tail_mask(hi) & ~tail_mask(lo)) : 0;
+}
+
+static AVX512 void im2col_short(const geom *g, const float *x, float *col, int64_t ld) {
+    const int64_t pw = g->pad[1], ph = g->pad[0];
+    __mmask16 valid[16], all = tail_mask(g->ow);
+    for (int64_t b = 0; b < g->kw; b++) {
+        int64_t j0, j1;
+        valid_range(g->ow, 1, pw, b, g->w, &j0, &j1);
+        valid[b] = lanes(j0, j1);
+    }
     for (int64_t c = 0; c < g->c; c++)
-        for (int64_t a = 0; a < g->kh; a++)
-            for (int64_t b = 0; b < g->kw; b++) {
-                const float *row = col + ((c * g->kh + a) * g->kw + b) * ld;
-                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1, i0, i1;
-                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);
-                valid_range(g->oh, sh, ph, offh, g->h, &i0, &i1);
-                for (int64_t i = i0; i < i1; i++) {
-                    const float *restrict r = row + i * g->ow;
-                    float *restrict dst = dx + (c * g->h + i * sh - ph + offh) * g->w - pw + offw;
-                    if (sw == 1)
-                        for (int64_t j = j0; j < j1; j++) dst[j] += r[j];
-                    else
-                        for (int64_t j = j0; j < j1; j++) dst[j * sw] += r[j];
+        for (int64_t a = 0; a < g->kh; a++) {
+            float *rows = col + (c * g->kh + a) * g->kw * ld;
+            for (int64_t i = 0; i < g->oh; i++) {
+                int64_t ih = i - ph + a;
+                const float *src = x + (c * g->h + ih) * g->w - pw;
+                int inside = ih >= 0 && ih < g->h;
+                for (int64_t b = 0; b < g->kw; b++) {
+                    __m512 v =
+                        inside ? _mm512_maskz_loadu_ps(valid[b], src + b) : _mm512_setzero_ps();
+                    _mm512_mask_storeu_ps(rows + b * ld + i * g->ow, all, v);
                 }
             }
+        }
+}
+
+/* Pixel row ih of channel c gathers, for each kernel column b in order, the terms of output
+ * row i = ih + ph - a at lanes L = j + b (pixel L - pw): summed in a register and stored
+ * once. Each pixel still receives its terms in (a, b) order, as in the plain loop. */
+static AVX512 void col2im_short(const geom *g, const float *col, int64_t ld, float *dx) {
+    const int64_t pw = g->pad[1], ph = g->pad[0];
+    zero_avx512(dx, g->c * g->h * g->w);
+    __mmask16 term[16], pixels = lanes(pw, pw + g->w) & tail_mask(g->ow + g->kw - 1);
+    for (int64_t b = 0; b < g->kw; b++) term[b] = lanes(b, b + g->ow) & pixels;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t a = 0; a < g->kh; a++) {
+            const float *rows = col + (c * g->kh + a) * g->kw * ld;
+            int64_t i0, i1;
+            valid_range(g->oh, 1, ph, a, g->h, &i0, &i1);
+            for (int64_t i = i0; i < i1; i++) {
+                float *dst = dx + (c * g->h + i - ph + a) * g->w - pw;
+                __m512 acc = _mm512_maskz_loadu_ps(pixels, dst);
+                for (int64_t b = 0; b < g->kw; b++)
+                    acc = _mm512_mask_add_ps(
+                        acc, term[b], acc,
+                        _mm512_maskz_loadu_ps(term[b], rows + b * ld + i * g->ow - b));
+                _mm512_mask_storeu_ps(dst, pixels, acc);
+            }
+        }
+}
+
+static AVX512 void im2col_avx512(const geom *g, const float *x, float *col, int64_t ld) {
+    if (short_rows(g)) {
+        im2col_short(g, x, col, ld);
+        return;
+    }
+    IM2COL_BODY(copy_avx512, zero_avx512)
+}
+static AVX512 void col2im_avx512(const geom *g, const float *col, int64_t ld, float *dx) {
+    if (short_rows(g)) {
+        col2im_short(g, col, ld, dx);
+        return;
+    }
+    COL2IM_BODY(zero_avx512, add_avx512)
+}
+
+/* The CPU has AVX-512 and DG_GEMM_KERNEL (the GEMM's override, for tests and benchmarks)
+ * does not ask for a narrower kernel. */
+static int have_avx512(void) {
+    static int known = -1; /* a benign race: every thread finds the same answer */
+    if (known < 0) {
+        const char *env = getenv("DG_GEMM_KERNEL");
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") && (!env || !strcmp(env, "avx512")) ? 1 : 0;
+    }
+    return known;
+}
+#endif
+
+static void im2col(const geom *g, const float *x, float *col, int64_t ld) {
+#ifdef CONV_AVX512
+    if (have_avx512()) {
+        im2col_avx512(g, x, col, ld);
+        return;
+    }
+#endif
+    im2col_plain(g, x, col, ld);
+}
+
+static void col2im(const geom *g, const float *col, int64_t ld, float *dx) {
+#ifdef CONV_AVX512
+    if (have_avx512()) {
+        col2im_avx512(g, col, ld, dx);
+        return;
+    }
+#endif
+    col2im_plain(g, col, ld, dx);
 }
 
 /* Copies `rows` rows of `len` floats from src (stride src_ld) to dst (stride dst_ld). */
