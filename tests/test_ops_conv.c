@@ -97,6 +97,52 @@ static void check_values(const cfg *k) {
     dg_graph_free(b.g);
 }
 
+/* The gradients of sum(y r) are the adjoints applied to r; checked element by element
+ * against naive sums over the batch (batches above 8 put several images in a slot, whose
+ * partial weight gradients accumulate image after image). */
+static void check_grad_values(const cfg *k) {
+    char what[128];
+    describe(k, what, sizeof what);
+    built b = build(k, 7);
+    dg_node *r = dg_input(b.g, "r", dg_node_shape(b.y));
+    test_fill(r, -1, 1);
+    dg_node *leaves[3] = {b.x, b.w, b.b}, *grads[3] = {NULL, NULL, NULL};
+    CHECK_OK(dg_gradients(b.g, dg_sum(b.g, dg_mul(b.g, b.y, r)), k->bias ? 3 : 2, leaves, grads));
+    CHECK_OK(dg_run_many(b.g, k->bias ? 3 : 2, grads));
+    int oh = out_dim(k->h, k->kh, k->s, k->p, k->d), ow = out_dim(k->w, k->kw, k->s, k->p, k->d);
+    int cg = k->c / k->groups, og = k->o / k->groups;
+    int64_t nx = dg_node_numel(b.x), nw = dg_node_numel(b.w);
+    double *dx = calloc((size_t)nx, sizeof *dx), *dw = calloc((size_t)nw, sizeof *dw);
+    double *db = calloc((size_t)k->o, sizeof *db);
+    const float *x = dg_node_data(b.x), *w = dg_node_data(b.w), *rv = dg_node_data(r);
+    for (int n = 0; n < k->n; n++)
+        for (int o = 0; o < k->o; o++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++) {
+                    double d = rv[((n * k->o + o) * oh + i) * ow + j];
+                    db[o] += d;
+                    for (int c = 0; c < cg; c++)
+                        for (int a = 0; a < k->kh; a++)
+                            for (int e = 0; e < k->kw; e++) {
+                                int y = i * k->s - k->p + a * k->d, t = j * k->s - k->p + e * k->d;
+                                if (y < 0 || y >= k->h || t < 0 || t >= k->w) continue;
+                                int64_t xi = ((n * k->c + o / og * cg + c) * k->h + y) * k->w + t;
+                                int64_t wi = ((o * cg + c) * k->kh + a) * k->kw + e;
+                                dx[xi] += d * w[wi];
+                                dw[wi] += d * x[xi];
+                            }
+                }
+    double ex = 0, ew = 0, eb = 0;
+    for (int64_t i = 0; i < nx; i++) ex = fmax(ex, fabs(dg_node_data(grads[0])[i] - dx[i]));
+    for (int64_t i = 0; i < nw; i++) ew = fmax(ew, fabs(dg_node_data(grads[1])[i] - dw[i]));
+    for (int i = 0; k->bias && i < k->o; i++)
+        eb = fmax(eb, fabs(dg_node_data(grads[2])[i] - db[i]));
+    CHECK_MSG(ex < 1e-4 && ew < 1e-3 && eb < 1e-3, "%s: max errors dx %g, dw %g, db %g", what, ex,
+              ew, eb);
+    free(dx), free(dw), free(db);
+    dg_graph_free(b.g);
+}
+
 /* loss = sum(y^2 r) for random r: not linear in y, so the second derivatives are not zero. */
 static dg_node *quad_loss(dg_graph *g, dg_node *y) {
     dg_node *r = dg_input(g, "r", dg_node_shape(y));
@@ -309,12 +355,25 @@ int main(void) {
                     cfg k = {n, 2, 7, 6, 3, 3, 2, s, p, d, 1, (s + p + d + n) % 2};
                     check_grads(&k, 0);
                 }
-    /* second derivatives, groups, 1x1 kernels, odd sizes */
-    cfg second[] = {{2, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1, 1},
-                    {1, 4, 7, 5, 4, 2, 3, 2, 2, 2, 2, 0},
-                    {3, 3, 4, 5, 3, 1, 1, 1, 0, 1, 1, 0},
-                    {2, 2, 6, 6, 2, 1, 1, 2, 1, 1, 2, 1}};
+    /* second derivatives, groups, 1x1 kernels, odd sizes; the last two have outputs of 64
+     * positions or more and few weights, the thin weight-gradient path */
+    cfg second[] = {{2, 1, 9, 9, 3, 3, 3, 1, 1, 1, 1, 1}, {2, 2, 10, 8, 4, 3, 3, 1, 1, 1, 2, 0},
+                    {2, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1, 1}, {1, 4, 7, 5, 4, 2, 3, 2, 2, 2, 2, 0},
+                    {3, 3, 4, 5, 3, 1, 1, 1, 0, 1, 1, 0}, {2, 2, 6, 6, 2, 1, 1, 2, 1, 1, 2, 1}};
     for (size_t i = 0; i < sizeof second / sizeof second[0]; i++) check_grads(&second[i], 1);
+
+    /* gradient values at batches where slots hold several images: GEMM products (wide
+     * weights) and the thin weight-gradient path (few weights, outputs of >= 64 positions) */
+    cfg grad_values[] = {{11, 3, 9, 8, 5, 3, 3, 1, 1, 1, 1, 1},
+                         {13, 1, 12, 12, 4, 5, 5, 1, 2, 1, 1, 1},
+                         {10, 4, 11, 9, 6, 3, 3, 1, 1, 1, 2, 0},
+                         {17, 2, 8, 8, 3, 2, 2, 2, 0, 1, 1, 1},
+                         {9, 16, 6, 6, 32, 3, 3, 1, 1, 1, 1, 1},
+                         /* 23x23 outputs: one image per chunk, so chunks accumulate in a slot */
+                         {17, 2, 23, 23, 3, 3, 3, 1, 1, 1, 1, 1},
+                         {17, 16, 23, 23, 32, 3, 3, 1, 1, 1, 1, 0}};
+    for (size_t i = 0; i < sizeof grad_values / sizeof grad_values[0]; i++)
+        check_grad_values(&grad_values[i]);
 
     check_threads();
     check_batch_sizes();

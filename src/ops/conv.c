@@ -408,6 +408,64 @@ static AVX512 void col2im_avx512(const geom *g, const float *col, int64_t ld, fl
 
 /* The CPU has AVX-512 and DG_GEMM_KERNEL (the GEMM's override, for tests and benchmarks)
  * does not ask for a narrower kernel. */
+/* Thin products, C[i][j] (+)= sum_p A[i lda + p] B[j ldb + p] with m n small and k long and
+ * contiguous in both operands (the weight gradient of a layer with few inputs and outputs
+ * and large images, such as a first convolution: 32 x 25 dot products of 784): packing for
+ * the GEMM would cost more than the products. Blocks of 4 rows of A by 6 of B keep 24
+ * accumulators of 16 lanes; each element's lanes are summed over p in order (the tail
+ * masked), then reduced by a fixed tree: the same bits on every run and thread. */
+#define DOT_BLOCK(MR, NR)                                                                          \
+    static AVX512 void dot_##MR##x##NR(int64_t k, const float *a, int64_t lda, const float *b,     \
+                                       int64_t ldb, float *c, int64_t ldc, int acc) {              \
+        __m512 s[MR][NR];                                                                          \
+        for (int r = 0; r < MR; r++)                                                               \
+            for (int t = 0; t < NR; t++) s[r][t] = _mm512_setzero_ps();                            \
+        int64_t p = 0;                                                                             \
+        for (; p + 16 <= k; p += 16) {                                                             \
+            __m512 va[MR], vb[NR];                                                                 \
+            for (int r = 0; r < MR; r++) va[r] = _mm512_loadu_ps(a + r * lda + p);                 \
+            for (int t = 0; t < NR; t++) vb[t] = _mm512_loadu_ps(b + t * ldb + p);                 \
+            for (int r = 0; r < MR; r++)                                                           \
+                for (int t = 0; t < NR; t++) s[r][t] = _mm512_fmadd_ps(va[r], vb[t], s[r][t]);     \
+        }                                                                                          \
+        if (p < k) {                                                                               \
+            __mmask16 m = tail_mask(k - p);                                                        \
+            __m512 va[MR], vb[NR];                                                                 \
+            for (int r = 0; r < MR; r++) va[r] = _mm512_maskz_loadu_ps(m, a + r * lda + p);        \
+            for (int t = 0; t < NR; t++) vb[t] = _mm512_maskz_loadu_ps(m, b + t * ldb + p);        \
+            for (int r = 0; r < MR; r++)                                                           \
+                for (int t = 0; t < NR; t++) s[r][t] = _mm512_fmadd_ps(va[r], vb[t], s[r][t]);     \
+        }                                                                                          \
+        for (int r = 0; r < MR; r++)                                                               \
+            for (int t = 0; t < NR; t++) {                                                         \
+                float v = _mm512_reduce_add_ps(s[r][t]);                                           \
+                c[r * ldc + t] = acc ? c[r * ldc + t] + v : v;                                     \
+            }                                                                                      \
+    }
+DOT_BLOCK(4, 6)
+DOT_BLOCK(4, 1)
+DOT_BLOCK(1, 6)
+DOT_BLOCK(1, 1)
+
+static AVX512 void dot_products(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                                const float *b, int64_t ldb, float *c, int64_t ldc, int acc) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        int64_t j = 0;
+        for (; j + 6 <= n; j += 6)
+            dot_4x6(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+        for (; j < n; j++)
+            dot_4x1(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+    }
+    for (; i < m; i++) {
+        int64_t j = 0;
+        for (; j + 6 <= n; j += 6)
+            dot_1x6(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+        for (; j < n; j++)
+            dot_1x1(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+    }
+}
+
 static int have_avx512(void) {
     static int known = -1; /* a benign race: every thread finds the same answer */
     if (known < 0) {
@@ -525,6 +583,17 @@ static void input_grad_range(void *ctx, int64_t lo, int64_t hi) {
         }
 }
 
+/* A thin weight gradient (few outputs by few inputs per group, long rows): dot products
+ * image by image instead of GEMMs (see dot_products). */
+static int thin_weight_grad(const geom *g) {
+#ifdef CONV_AVX512
+    return g->og * g->kg <= 4096 && g->p >= 64 && have_avx512();
+#else
+    (void)g;
+    return 0;
+#endif
+}
+
 /* Partial dW of each slot: sum over its chunks of dy col^T, accumulated in image order;
  * slot 0's goes straight into the output, the others' after the slots' buffers. */
 static void weight_grad_range(void *ctx, int64_t lo, int64_t hi) {
@@ -533,14 +602,25 @@ static void weight_grad_range(void *ctx, int64_t lo, int64_t hi) {
     float *col = j->scratch + lo * g->per_slot,
           *tmp = col + (g->direct ? 0 : g->k * g->chunk * g->p);
     float *partials = j->scratch + g->slots * g->per_slot;
+    int thin = thin_weight_grad(g);
     for (int64_t s = lo; s < hi; s++) {
         float *dw = s == 0 ? j->out : partials + (s - 1) * g->o * g->kg;
-        for (int64_t n0 = slot_begin(g, s), end = slot_begin(g, s + 1); n0 < end; n0 += g->chunk) {
-            int64_t cnt = end - n0 < g->chunk ? end - n0 : g->chunk, ld = cnt * g->p;
+        int64_t chunk = thin ? 1 : g->chunk;
+        for (int64_t n0 = slot_begin(g, s), end = slot_begin(g, s + 1); n0 < end; n0 += chunk) {
+            int64_t cnt = end - n0 < chunk ? end - n0 : chunk, ld = cnt * g->p;
             const float *cols = chunk_columns(j, col, n0, cnt), *dy = chunk_dy(j, tmp, n0, cnt);
-            for (int64_t q = 0; q < g->groups; q++)
-                dg_gemm(0, 1, g->og, g->kg, ld, dy + q * g->og * ld, ld, cols + q * g->kg * ld, ld,
-                        dw + q * g->og * g->kg, g->kg, n0 > slot_begin(g, s));
+            for (int64_t q = 0; q < g->groups; q++) {
+                const float *a = dy + q * g->og * ld, *b = cols + q * g->kg * ld;
+                float *c = dw + q * g->og * g->kg;
+                int acc = n0 > slot_begin(g, s);
+#ifdef CONV_AVX512
+                if (thin) {
+                    dot_products(g->og, g->kg, ld, a, ld, b, ld, c, g->kg, acc);
+                    continue;
+                }
+#endif
+                dg_gemm(0, 1, g->og, g->kg, ld, a, ld, b, ld, c, g->kg, acc);
+            }
         }
     }
 }
