@@ -1,27 +1,30 @@
-/* 2-D convolution (cross-correlation, as in every deep-learning library) and the two ops
- * that make up its gradient. With x [N,C,H,W], w [O,C/G,KH,KW] (G groups), stride s,
- * zero padding p and dilation d per axis:
+/* 2-D convolution (cross-correlation, as in every deep-learning library) and the ops that
+ * make up its gradient. With x [N,C,H,W], w [O,C/G,KH,KW] (G groups), stride s, zero
+ * padding p and dilation d per axis, and an optional bias b [O]:
  *
- *   y[n,o,i,j] = sum_{c in group(o), a, b} w[o,c,a,b] x[n,c, i s_h - p_h + a d_h, j s_w - p_w + b
- * d_w] OH = floor((H + 2 p_h - d_h (KH - 1) - 1) / s_h) + 1   (and OW alike)
+ *   y[n,o,i,j] = b[o] + sum over c in o's group, a, e of
+ *                w[o,c,a,e] x[n, c, i s_h - p_h + a d_h, j s_w - p_w + e d_w]
+ *   OH = floor((H + 2 p_h - d_h (KH - 1) - 1) / s_h) + 1, and OW alike.
  *
- * plus an optional bias b [O] added to every position of channel o (its gradient,
- * conv2d_bias_grad, sums dy over images and positions; its own gradient broadcasts back).
- * Without the bias y is linear in x and in w: y = A(w) x = B(x) w. The gradient ops are the
- * adjoints: conv2d_input_grad (dy, w; x for its shape)  = A(w)^T dy    the gradient w.r.t. x
- *   conv2d_weight_grad(x, dy; w for its shape)  = B(x)^T dy    the gradient w.r.t. w
- * and the three ops differentiate into each other, so second derivatives work:
- *   conv2d:             dx = input_grad(dy, w, x)       dw = weight_grad(x, dy, w)
- *   input_grad(dy, w):  d(dy) = conv2d(dz, w)           dw = weight_grad(dz, dy, w)
- *   weight_grad(x, dy): dx = input_grad(dy, dz, x)      d(dy) = conv2d(x, dz)
+ * Without the bias y is linear in x and in w, y = A(w) x = B(x) w, and the gradient ops are
+ * the adjoints:
+ *   conv2d_input_grad (dy, w; x for its shape) = A(w)^T dy, the gradient w.r.t. x
+ *   conv2d_weight_grad(x, dy; w for its shape) = B(x)^T dy, the gradient w.r.t. w
+ *   conv2d_bias_grad  (dy)                     = dy summed over images and positions
+ * They differentiate into each other, so second derivatives work:
+ *   conv2d:             dx = input_grad(dy, w, x)   dw = weight_grad(x, dy, w)
+ *                       db = bias_grad(dy)
+ *   input_grad(dy, w):  d(dy) = conv2d(dz, w)       dw = weight_grad(dz, dy, w)
+ *   weight_grad(x, dy): dx = input_grad(dy, dz, x)  d(dy) = conv2d(x, dz)
+ *   bias_grad(dy):      d(dy) = dz broadcast over images and positions
  * The output size of input_grad is ambiguous from dy alone (28 and 27 rows both give 14
  * with stride 2), which is why x and w come along for their shapes.
  *
  * Kernels lower everything to dg_gemm. With K = C KH KW and P = OH OW, the columns of one
- * image, col [K, P] (im2col: row (c,a,b), column (i,j) holds the input pixel that weight
- * (c,a,b) meets at output (i,j), 0 in the padding), give per group
- *   y_n = W col_n (+ b),   dcol_n = W^T dy_n (then col2im adds it back onto dx_n),
- *   dW = sum_n dy_n col_n^T.
+ * image, col [K, P] (im2col: row (c,a,e), column (i,j) holds the input pixel that weight
+ * (c,a,e) meets at output (i,j), 0 in the padding), give per group
+ *   y_n = W col_n + b,   dcol_n = W^T dy_n (col2im adds it back onto dx_n),
+ *   dW = sum over n of dy_n col_n^T.
  * The batch is cut into `slots` of consecutive images, a number that depends only on the
  * shapes (never on the thread count); each slot's images run on one thread with the slot's
  * own buffers from the plan's scratch, the GEMMs inside being single-threaded products.
@@ -29,7 +32,9 @@
  * side (col [K, G P]) and runs one wider GEMM per chunk; G is fixed by the shapes too. dW
  * gets one partial sum per slot (the first in the output itself), added in slot order at
  * the end, so every result is bitwise the same for any number of threads. A 1x1 kernel with
- * stride 1 and no padding needs no columns: col_n is x_n itself. */
+ * stride 1 and no padding needs no columns: col_n is x_n itself. On CPUs with AVX-512,
+ * im2col/col2im move rows with masked loads and stores, and thin weight gradients (few
+ * weights, long rows) are dot products instead of GEMMs; see below. */
 #include "kernels.h"
 
 #include <stdio.h>
