@@ -348,25 +348,29 @@ static inline AVX512 __mmask16 lanes(int64_t lo, int64_t hi) {
 }
 
 static AVX512 void im2col_short(const geom *g, const float *x, float *col, int64_t ld) {
-    const int64_t pw = g->pad[1], ph = g->pad[0];
-    __mmask16 valid[16], all = tail_mask(g->ow);
-    for (int64_t b = 0; b < g->kw; b++) {
+    /* locals: the stores below could alias *g as far as the compiler knows */
+    const int64_t pw = g->pad[1], ph = g->pad[0], ow = g->ow, oh = g->oh, kw = g->kw;
+    const int64_t h = g->h, w = g->w, kh = g->kh, channels = g->c;
+    __mmask16 valid[16], all = tail_mask(ow);
+    for (int64_t b = 0; b < kw; b++) {
         int64_t j0, j1;
-        valid_range(g->ow, 1, pw, b, g->w, &j0, &j1);
+        valid_range(ow, 1, pw, b, w, &j0, &j1);
         valid[b] = lanes(j0, j1);
     }
-    for (int64_t c = 0; c < g->c; c++)
-        for (int64_t a = 0; a < g->kh; a++) {
-            float *rows = col + (c * g->kh + a) * g->kw * ld;
-            for (int64_t i = 0; i < g->oh; i++) {
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t a = 0; a < kh; a++) {
+            float *rows = col + (c * kh + a) * kw * ld;
+            for (int64_t i = 0; i < oh; i++, rows += ow) {
                 int64_t ih = i - ph + a;
-                const float *src = x + (c * g->h + ih) * g->w - pw;
-                int inside = ih >= 0 && ih < g->h;
-                for (int64_t b = 0; b < g->kw; b++) {
-                    __m512 v =
-                        inside ? _mm512_maskz_loadu_ps(valid[b], src + b) : _mm512_setzero_ps();
-                    _mm512_mask_storeu_ps(rows + b * ld + i * g->ow, all, v);
+                if (ih < 0 || ih >= h) {
+                    for (int64_t b = 0; b < kw; b++)
+                        _mm512_mask_storeu_ps(rows + b * ld, all, _mm512_setzero_ps());
+                    continue;
                 }
+                const float *src = x + (c * h + ih) * w - pw;
+                for (int64_t b = 0; b < kw; b++)
+                    _mm512_mask_storeu_ps(rows + b * ld, all,
+                                          _mm512_maskz_loadu_ps(valid[b], src + b));
             }
         }
 }
@@ -375,22 +379,23 @@ static AVX512 void im2col_short(const geom *g, const float *x, float *col, int64
  * row i = ih + ph - a at lanes L = j + b (pixel L - pw): summed in a register and stored
  * once. Each pixel still receives its terms in (a, b) order, as in the plain loop. */
 static AVX512 void col2im_short(const geom *g, const float *col, int64_t ld, float *dx) {
-    const int64_t pw = g->pad[1], ph = g->pad[0];
-    zero_avx512(dx, g->c * g->h * g->w);
-    __mmask16 term[16], pixels = lanes(pw, pw + g->w) & tail_mask(g->ow + g->kw - 1);
-    for (int64_t b = 0; b < g->kw; b++) term[b] = lanes(b, b + g->ow) & pixels;
-    for (int64_t c = 0; c < g->c; c++)
-        for (int64_t a = 0; a < g->kh; a++) {
-            const float *rows = col + (c * g->kh + a) * g->kw * ld;
+    const int64_t pw = g->pad[1], ph = g->pad[0], ow = g->ow, oh = g->oh, kw = g->kw;
+    const int64_t h = g->h, w = g->w, kh = g->kh, channels = g->c;
+    zero_avx512(dx, channels * h * w);
+    __mmask16 term[16], pixels = lanes(pw, pw + w) & tail_mask(ow + kw - 1);
+    for (int64_t b = 0; b < kw; b++) term[b] = lanes(b, b + ow) & pixels;
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t a = 0; a < kh; a++) {
+            const float *rows = col + (c * kh + a) * kw * ld;
             int64_t i0, i1;
-            valid_range(g->oh, 1, ph, a, g->h, &i0, &i1);
+            valid_range(oh, 1, ph, a, h, &i0, &i1);
             for (int64_t i = i0; i < i1; i++) {
-                float *dst = dx + (c * g->h + i - ph + a) * g->w - pw;
+                float *dst = dx + (c * h + i - ph + a) * w - pw;
+                const float *r = rows + i * ow;
                 __m512 acc = _mm512_maskz_loadu_ps(pixels, dst);
-                for (int64_t b = 0; b < g->kw; b++)
-                    acc = _mm512_mask_add_ps(
-                        acc, term[b], acc,
-                        _mm512_maskz_loadu_ps(term[b], rows + b * ld + i * g->ow - b));
+                for (int64_t b = 0; b < kw; b++)
+                    acc = _mm512_mask_add_ps(acc, term[b], acc,
+                                             _mm512_maskz_loadu_ps(term[b], r + b * ld - b));
                 _mm512_mask_storeu_ps(dst, pixels, acc);
             }
         }
