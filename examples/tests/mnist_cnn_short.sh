@@ -1,7 +1,7 @@
 #!/bin/sh
-# Short run of examples/mnist_cnn for CTest: one epoch on the first 6,000 official MNIST
-# training images, evaluated on the first 2,000 test images, must reach 88% (91.5%
-# observed; the full run reaches 99.3%). The run must print the summary, write the curves
+# Short run of examples/mnist_cnn for CTest: one epoch on the first 3,000 official MNIST
+# training images, evaluated on the first 1,000 test images, must reach 80% (87.9%
+# observed; the full run reaches 99.3-99.4%). The run must print the summary, write the curves
 # and the collapsed DOT graph, and a checkpoint loaded with --predict must reproduce the
 # same test result and predict the one image it is given. Skipped (exit 77) without MNIST
 # (DG_MNIST_DIR, or ../shared/data/mnist next to the source tree).
@@ -20,14 +20,14 @@ if [ -z "$data" ]; then
     exit 77
 fi
 mkdir -p "$work" || exit 1
-"$bin" --data "$data" --train-limit 6000 --test-limit 2000 --epochs 1 --threads 1 --no-render \
-    --expect-accuracy 0.88 --out "$work" --save "$work/short.ckpt" >"$work/train.log" 2>&1
+"$bin" --data "$data" --train-limit 3000 --test-limit 1000 --epochs 1 --threads 1 --no-render \
+    --expect-accuracy 0.80 --out "$work" --save "$work/short.ckpt" >"$work/train.log" 2>&1
 rc=$?
 cat "$work/train.log"
 [ "$rc" -eq 0 ] || { echo "mnist_cnn_short: training run failed (status $rc)" >&2; exit 1; }
 for want in '^conv1 +\[1,32,28,28\] +832$' '^conv2 +\[1,64,10,10\] +51,264$' \
     '^Total params: 464,522$' 'wrote .*mnist_cnn_training\.svg' 'wrote .*mnist_cnn_graph\.dot' \
-    'the last of each epoch: 48' '^epoch  1/1 '; do
+    'the last of each epoch: 56' '^epoch  1/1 '; do
     grep -Eq -- "$want" "$work/train.log" || {
         echo "mnist_cnn_short: no output line matches '$want'" >&2
         exit 1
@@ -37,7 +37,7 @@ grep -q 'box3d.*<B>conv2</B>' "$work/mnist_cnn_graph.dot" || {
     echo "mnist_cnn_short: the DOT graph has no collapsed conv2 box" >&2
     exit 1
 }
-"$bin" --data "$data" --test-limit 2000 --predict "$work/short.ckpt" --index 7 --out "$work" \
+"$bin" --data "$data" --test-limit 1000 --predict "$work/short.ckpt" --index 7 --out "$work" \
     >"$work/predict.log" 2>&1 || {
     cat "$work/predict.log"
     echo "mnist_cnn_short: --predict failed" >&2
