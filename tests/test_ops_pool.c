@@ -1,6 +1,6 @@
 /* max_pool2d, avg_pool2d and global average pooling: values against naive loops, gradients
- * (first and second) against central differences over kernels 1-3, strides 1-2, paddings
- * 0-1 (at most half the kernel), dilations 1-2, odd sizes and batches 1 and 3; ties go to
+ * (first and second) against central differences over kernels 2-5, strides 1-2, paddings
+ * 0-2 (at most half the kernel), dilations 1-2, odd sizes and batches 1 and 3; ties go to
  * the first element of the window on every run; NaN propagates; bad geometry is an error
  * naming the numbers. */
 #include "test_util.h"
@@ -243,6 +243,13 @@ int main(void) {
                             pcfg c = {n, 2, 7, 6, k, s, p, d};
                             check_grads(&c, m, 0);
                         }
+    /* padding 2 needs a kernel of at least 4 */
+    for (int m = 0; m < 2; m++)
+        for (int s = 1; s <= 2; s++)
+            for (int n = 1; n <= 3; n += 2) {
+                pcfg c = {n, 2, 7, 6, 5, s, 2, 1};
+                check_grads(&c, m, 0);
+            }
     pcfg second[] = {{2, 2, 6, 6, 2, 2, 0, 1}, {1, 2, 7, 5, 3, 2, 1, 2}};
     for (int i = 0; i < 2; i++)
         for (int m = 0; m < 2; m++) check_grads(&second[i], m, 1);
