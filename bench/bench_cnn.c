@@ -13,8 +13,8 @@
  *      partial (937 x 64 + 32), for `--epochs` epochs; the table gives the median and range of
  *      epochs 2..N (the first includes warm-up), the mean loss of each side's last 50 steps,
  *      and the peak resident set size of each side's process (both hold the 60,000 images as
- *      floats, 188 MB). Every dagrad configuration runs in a child process of its own; the
- *      two sides alternate, configuration by configuration.
+ *      floats, 188 MB). Every dagrad configuration runs in a process of its own (this program
+ *      again, in worker mode); the two sides alternate, configuration by configuration.
  *
  * usage: bench_cnn [--data DIR] [--threads N[,M]] [--epochs E] [--batch B] [--steps S]
  *                  [--no-torch]
@@ -281,9 +281,18 @@ static void read_epochs(FILE *p, run_result *r, const char *who) {
     }
 }
 
-static int dagrad_epochs(const dg_dataset *d, int threads, int batch, int epochs, int max_steps,
-                         run_result *r) {
+/* Runs this program again as `bench_cnn --worker DIR THREADS BATCH EPOCHS STEPS` (fork and
+ * exec: an OpenMP runtime that has run parallel regions does not survive a plain fork) and
+ * reads its epoch lines; its peak RSS comes from wait4. */
+static int dagrad_epochs(const char *self, const char *dir, int threads, int batch, int epochs,
+                         int max_steps, run_result *r) {
     memset(r, 0, sizeof *r);
+    char a[4][32];
+    snprintf(a[0], sizeof a[0], "%d", threads);
+    snprintf(a[1], sizeof a[1], "%d", batch);
+    snprintf(a[2], sizeof a[2], "%d", epochs);
+    snprintf(a[3], sizeof a[3], "%d", max_steps);
+    char *args[] = {(char *)self, "--worker", (char *)dir, a[0], a[1], a[2], a[3], NULL};
     int fd[2];
     if (pipe(fd) != 0) return -1;
     fflush(stdout);
@@ -291,8 +300,10 @@ static int dagrad_epochs(const dg_dataset *d, int threads, int batch, int epochs
     if (pid < 0) return -1;
     if (pid == 0) {
         close(fd[0]);
-        FILE *out = fdopen(fd[1], "w");
-        _exit(out ? dagrad_child(d, threads, batch, epochs, max_steps, out) : 1);
+        if (dup2(fd[1], STDOUT_FILENO) < 0) _exit(127);
+        execv("/proc/self/exe", args); /* Linux; elsewhere the path we were started with */
+        execv(self, args);
+        _exit(127);
     }
     close(fd[1]);
     FILE *in = fdopen(fd[0], "r");
@@ -339,6 +350,17 @@ static void summarize(const run_result *r, double *med, double *lo, double *hi) 
 }
 
 int main(int argc, char **argv) {
+    if (argc == 7 && !strcmp(argv[1], "--worker")) { /* see dagrad_epochs */
+        dg_dataset d;
+        if (dg_mnist_load(argv[2], "train", &d) != DG_OK) {
+            fprintf(stderr, "bench_cnn: cannot load MNIST from %s: %s\n", argv[2], dg_last_error());
+            return 1;
+        }
+        int rc =
+            dagrad_child(&d, atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), stdout);
+        dg_dataset_free(&d);
+        return rc;
+    }
     const char *dir = getenv("DG_MNIST_DIR");
     static char def[4096];
     if (!dir || !*dir) {
@@ -432,7 +454,7 @@ int main(int argc, char **argv) {
            "dagrad/torch", "dagrad RSS", "PyTorch RSS", "loss dagrad/torch");
     for (int i = 0; i < n_threads; i++) {
         run_result rd, rt;
-        if (dagrad_epochs(&d, threads[i], batch, epochs, max_steps, &rd) != 0) {
+        if (dagrad_epochs(argv[0], dir, threads[i], batch, epochs, max_steps, &rd) != 0) {
             fprintf(stderr, "bench_cnn: the dagrad run failed\n");
             return 1;
         }
