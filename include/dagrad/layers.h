@@ -107,6 +107,47 @@ int64_t dg_param_count(const dg_graph *g);
  *  every parameter, in a scope or not. */
 dg_status dg_summary(const dg_graph *g, FILE *out);
 
+/* ---- CNN layers (images as [N,C,H,W]) ---- */
+
+struct dg_conv2d_options; /* dagrad/ops.h */
+
+/** Convolution layer: y = act(conv2d(x, W) + b) with x [N,C,H,W], W [filters,C,kernel,kernel]
+ *  and b [filters], the same stride and zero padding along both axes (see dg_convolve2d).
+ *  Weights: He uniform for ReLU-family activations, Glorot uniform otherwise, with
+ *  fan_in = C kernel^2 and fan_out = filters kernel^2; bias zero. Parameters are named
+ *  "<name>/W" and "<name>/b"; `name` may be NULL ("conv1", "conv2", ...). DG_ACT_SOFTMAX is
+ *  refused (apply it to logits, not to feature maps). */
+dg_node *dg_conv2d(dg_graph *g, const char *name, dg_node *x, int64_t filters, int kernel,
+                   int stride, int padding, dg_activation act);
+
+/** dg_conv2d with a kernel_h x kernel_w kernel, any geometry (`conv` NULL: stride 1, no
+ *  padding; with groups, W is [filters, C/groups, kernel_h, kernel_w] and the fans count one
+ *  group) and the bias optional (use_bias 0: none). */
+dg_node *dg_conv2d_ex(dg_graph *g, const char *name, dg_node *x, int64_t filters, int kernel_h,
+                      int kernel_w, const struct dg_conv2d_options *conv, dg_activation act,
+                      int use_bias);
+
+/** Max pooling layer over kernel x kernel windows (see dg_pool2d_max): no parameters. Scope
+ *  `name`, or "maxpool1", "maxpool2", ... */
+dg_node *dg_max_pool2d(dg_graph *g, const char *name, dg_node *x, int kernel, int stride,
+                       int padding);
+
+/** Average pooling layer (see dg_pool2d_avg). Scope `name`, or "avgpool1", ... */
+dg_node *dg_avg_pool2d(dg_graph *g, const char *name, dg_node *x, int kernel, int stride,
+                       int padding);
+
+/** Global average pooling layer: [N,C,H,W] -> [N,C] (see dg_pool2d_global_avg). Scope
+ *  `name`, or "gap1", ... */
+dg_node *dg_global_avg_pool2d(dg_graph *g, const char *name, dg_node *x);
+
+/** Batch normalisation layer over the channels (axis 1) of x [N,C] or [N,C,H,W] (see
+ *  dg_batch_normalize): parameters "<name>/gamma" (ones) and "<name>/beta" (zeros), and the
+ *  DG_STATE nodes "<name>/running_mean" (zeros) and "<name>/running_var" (ones), which
+ *  training runs update and evaluation runs (dg_set_training(g, 0)) use. PyTorch's defaults
+ *  are momentum 0.1 and eps 1e-5. Running statistics are state: save and load checkpoints
+ *  with state to keep them. `name` may be NULL ("batchnorm1", ...). */
+dg_node *dg_batch_norm(dg_graph *g, const char *name, dg_node *x, float momentum, float eps);
+
 #ifdef __cplusplus
 }
 #endif

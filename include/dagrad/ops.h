@@ -117,6 +117,69 @@ dg_node *dg_bce_logits_loss(dg_graph *g, dg_node *logits, dg_node *target);
  *  run-time error. */
 dg_node *dg_cross_entropy_loss(dg_graph *g, dg_node *logits, dg_node *labels);
 
+/* ---- convolution and pooling (images as [N,C,H,W], row-major) ---- */
+
+/** Geometry of a 2-D convolution, per axis ([0] height, [1] width). */
+typedef struct dg_conv2d_options {
+    int stride[2];   /**< >= 1 (default 1) */
+    int padding[2];  /**< zeros added on both sides, >= 0 (default 0) */
+    int dilation[2]; /**< spacing of the kernel taps, >= 1 (default 1) */
+    int groups;      /**< >= 1, dividing the input channels and the outputs (default 1) */
+} dg_conv2d_options;
+
+/** Stride 1, no padding, dilation 1, one group. */
+dg_conv2d_options dg_conv2d_defaults(void);
+
+/** 2-D convolution (cross-correlation, as in PyTorch's conv2d) of x [N,C,H,W] with weights
+ *  w [O,C/groups,KH,KW] -> [N,O,OH,OW], OH = (H + 2 padding - dilation (KH - 1) - 1) / stride
+ *  + 1 (rounded down; OW alike), plus the bias b [O] on every position of each output
+ *  channel (b NULL: no bias). `opts` NULL means dg_conv2d_defaults(). Errors name the op
+ *  and the shapes
+ *  (`conv2d: 3 input channels but weights expect 1: [32,3,28,28] * [16,1,5,5]`); a kernel
+ *  larger than the padded input, a stride or dilation below 1 and negative padding are
+ *  errors. Computed with dg_gemm on im2col columns; bitwise the same for any thread count.
+ *  Differentiable twice (its gradients are convolutions too). */
+dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, dg_node *b,
+                       const dg_conv2d_options *opts);
+
+/** Geometry of a 2-D pooling window, per axis ([0] height, [1] width). */
+typedef struct dg_pool2d_options {
+    int kernel[2];   /**< window size, >= 1 */
+    int stride[2];   /**< >= 1 */
+    int padding[2];  /**< >= 0 and at most half the kernel (every window then holds a pixel) */
+    int dilation[2]; /**< >= 1 */
+} dg_pool2d_options;
+
+/** A square window of `kernel` with stride `kernel`, no padding, dilation 1 (non-overlapping
+ *  windows, the usual pooling). */
+dg_pool2d_options dg_pool2d_defaults(int kernel);
+
+/** Max pooling of x [N,C,H,W] -> [N,C,OH,OW] (sizes as for dg_convolve2d). Padding never
+ *  wins; among equal values the first in window order (row by row) does, and a NaN beats
+ *  every number, so results and gradients are the same on every run. The gradient goes to
+ *  each window's winner. */
+dg_node *dg_pool2d_max(dg_graph *g, dg_node *x, const dg_pool2d_options *opts);
+
+/** Average pooling: the window's sum divided by KH KW, padding counting as zeros (PyTorch's
+ *  default, count_include_pad). */
+dg_node *dg_pool2d_avg(dg_graph *g, dg_node *x, const dg_pool2d_options *opts);
+
+/** Global average pooling: x [N,C,H,W] -> [N,C], the mean of each channel's H x W values. */
+dg_node *dg_pool2d_global_avg(dg_graph *g, dg_node *x);
+
+/** Batch normalisation of x [N,C] or [N,C,H,W] over every axis but the channel axis 1:
+ *  y = gamma (x - m) / sqrt(v + eps) + beta. In training mode (dg_set_training) m and v are
+ *  the batch's mean and (biased) variance, and each run also updates the leaves
+ *  running_mean <- (1 - momentum) running_mean + momentum m and running_var likewise with
+ *  the unbiased variance (PyTorch's rule; fewer than two values per channel is a run-time
+ *  error); in evaluation mode m and v are running_mean and running_var. gamma, beta, the
+ *  running statistics: [C]; gamma and beta may be NULL (no scale, no shift); the running
+ *  statistics must be leaves (dg_state). Gradients follow the mode of the run that
+ *  computes them; second derivatives work. */
+dg_node *dg_batch_normalize(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *beta,
+                            dg_node *running_mean, dg_node *running_var, float momentum,
+                            float eps);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,500 @@
+/* examples/mnist_cnn: a LeNet-style convolutional network on the full MNIST (60,000
+ * training and 10,000 test images), end to end.
+ *
+ * Model (default): conv 32 5x5 (padding 2) ReLU -> max pool 2 -> conv 64 5x5 ReLU -> max pool 2
+ * -> flatten 1600 -> dense 256 ReLU -> dropout 0.25 -> dense 10: 464,522 parameters. Adam
+ * lr 1e-3 with a cosine decay to 0 over the run, batch 64, 10 epochs, softmax cross-entropy
+ * on the logits. --batch-norm adds batch normalisation after each convolution.
+ *
+ * ONE graph does everything: its input is declared [DG_BATCH, 1, 28, 28], so it takes the
+ * 64 rows of a training step, the 32 rows of the last, partial batch of an epoch (60,000 is
+ * not a multiple of 64), 1,000 rows at a time for evaluation and a single image for
+ * --predict; the engine re-infers every shape when the batch size changes and keeps one
+ * memory layout per size. Evaluation switches the graph to evaluation mode (dropout off,
+ * batch norm on its running statistics) and back.
+ *
+ * Data: IDX files (raw or gzip'd) from --data, else $DG_MNIST_DIR, else ../shared/data/mnist
+ * next to the source tree, else data/mnist; --dataset fashion reads Debian's
+ * dataset-fashion-mnist (or $DG_FASHION_MNIST_DIR). Writes the training curves (SVG), the
+ * collapsed graph (DOT, and SVG when Graphviz's library is present) and, with --save, a
+ * checkpoint with state (batch norm's running statistics are state) that --predict loads. */
+#include "dagrad.h"
+#include "dagrad/dot.h"
+#include "dagrad/io.h"
+#include "ex_args.h"
+#include "ex_plot.h"
+#include "ex_progress.h"
+#include "ex_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROG    "mnist_cnn"
+#define CLASSES 10
+#define SIDE    28
+#define PIXELS  (SIDE * SIDE)
+
+#ifndef DG_EXAMPLES_SOURCE_DIR
+#define DG_EXAMPLES_SOURCE_DIR "."
+#endif
+/* Debian's dataset-fashion-mnist installs here (dpkg -L dataset-fashion-mnist). */
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+static const char *FASHION_NAMES[CLASSES] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                             "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                             "Bag",         "Ankle boot"};
+
+typedef struct options {
+    const char *data, *dataset, *filters, *schedule, *save, *predict, *out;
+    double lr, dropout, expect;
+    int batch, epochs, hidden, threads, seed, index, eval_batch, batch_norm, no_dot, no_render;
+    int train_limit, test_limit, flip;
+    int widths[2];
+} options;
+
+typedef struct model {
+    dg_graph *g;
+    dg_node *x, *y, *logits, *probs, *loss;
+    dg_optimizer *opt;
+} model;
+
+/* Images and labels of one split (pointers into a loaded dataset). */
+typedef struct split {
+    const float *images, *labels;
+    int64_t count;
+} split;
+
+/* ---- data ---- */
+
+static int has_train_files(const char *dir) {
+    char path[4096];
+    const char *names[] = {"train-images-idx3-ubyte.gz", "train-images-idx3-ubyte",
+                           "train-images.idx3-ubyte.gz", "train-images.idx3-ubyte"};
+    for (int i = 0; i < 4; i++)
+        if (ex_file_exists(ex_path(path, sizeof path, dir, names[i]))) return 1;
+    return 0;
+}
+
+/* --data, else the dataset's default places, in order. */
+static const char *data_dir(const options *o) {
+    static char buf[4096];
+    if (o->data) return o->data;
+    if (strcmp(o->dataset, "fashion") == 0) {
+        const char *env = getenv("DG_FASHION_MNIST_DIR");
+        return env && *env ? env : FASHION_DIR;
+    }
+    const char *env = getenv("DG_MNIST_DIR");
+    if (env && *env) {
+        /* relative to the current directory, or to the source tree (as CI sets it) */
+        if (env[0] != '/' && !ex_dir_exists(env)) {
+            snprintf(buf, sizeof buf, "%s/%s", DG_EXAMPLES_SOURCE_DIR, env);
+            if (ex_dir_exists(buf)) return buf;
+        }
+        return env;
+    }
+    snprintf(buf, sizeof buf, "%s/../shared/data/mnist", DG_EXAMPLES_SOURCE_DIR);
+    if (has_train_files(buf)) return buf;
+    if (has_train_files("data/mnist")) return "data/mnist";
+    snprintf(buf, sizeof buf, "%s/data/mnist", DG_EXAMPLES_SOURCE_DIR);
+    return buf;
+}
+
+static int load_data(const options *o, dg_dataset *train, dg_dataset *test, split *tr, split *te) {
+    const char *dir = data_dir(o);
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (!has_train_files(dir)) {
+        fprintf(stderr, PROG ": no %s training files (train-images-idx3-ubyte[.gz]) in '%s'\n",
+                strcmp(o->dataset, "fashion") == 0 ? "Fashion-MNIST" : "MNIST", dir);
+        if (strcmp(o->dataset, "fashion") == 0)
+            fprintf(stderr, "  install Debian's package: apt-get install dataset-fashion-mnist\n");
+        else
+            fprintf(stderr, "  point --data DIR or DG_MNIST_DIR at the official MNIST IDX files "
+                            "(train-* and t10k-*)\n");
+        return EX_EXIT_FAIL;
+    }
+    if (dg_mnist_load(dir, "train", train) != DG_OK || dg_mnist_load(dir, "t10k", test) != DG_OK) {
+        fprintf(stderr, PROG ": %s\n  (the CNN example needs both the train and the t10k files)\n",
+                dg_last_error());
+        return EX_EXIT_FAIL;
+    }
+    if (train->rows * train->cols != PIXELS || test->rows * test->cols != PIXELS) {
+        fprintf(stderr, PROG ": %s: images are not 28x28\n", dir);
+        return EX_EXIT_FAIL;
+    }
+    *tr = (split){train->images, train->labels, train->count};
+    *te = (split){test->images, test->labels, test->count};
+    if (o->train_limit > 0 && o->train_limit < tr->count) tr->count = o->train_limit;
+    if (o->test_limit > 0 && o->test_limit < te->count) te->count = o->test_limit;
+    printf("data: %lld training and %lld test images from %s\n", (long long)tr->count,
+           (long long)te->count, dir);
+    return 0;
+}
+
+/* ---- model ---- */
+
+/* The network, with fixed layer names so checkpoints match ("conv1/W", ..., "output/b"). */
+static int build_model(model *m, const options *o, int64_t total_steps) {
+    memset(m, 0, sizeof *m);
+    m->g = dg_graph_new((uint64_t)o->seed);
+    if (!m->g) return ex_fail(PROG, NULL, "creating the graph");
+    dg_graph *g = m->g;
+    m->x = dg_input(g, "images", dg_shape4(DG_BATCH, 1, SIDE, SIDE));
+    m->y = dg_input(g, "labels", dg_shape1(DG_BATCH));
+    dg_activation conv_act = o->batch_norm ? DG_ACT_NONE : DG_ACT_RELU;
+    dg_node *h = dg_conv2d(g, "conv1", m->x, o->widths[0], 5, 1, 2, conv_act);
+    if (o->batch_norm) h = dg_relu(g, dg_batch_norm(g, "bn1", h, 0.1f, 1e-5f));
+    h = dg_max_pool2d(g, "pool1", h, 2, 2, 0);
+    h = dg_conv2d(g, "conv2", h, o->widths[1], 5, 1, 0, conv_act);
+    if (o->batch_norm) h = dg_relu(g, dg_batch_norm(g, "bn2", h, 0.1f, 1e-5f));
+    h = dg_max_pool2d(g, "pool2", h, 2, 2, 0);
+    h = dg_flatten(g, "flatten", h);
+    h = dg_dense(g, "dense", h, o->hidden, DG_ACT_RELU);
+    if (o->dropout > 0) h = dg_dropout(g, "dropout", h, (float)o->dropout);
+    m->logits = dg_dense(g, "output", h, CLASSES, DG_ACT_NONE);
+    m->probs = dg_softmax(g, m->logits);
+    m->loss = dg_cross_entropy_loss(g, m->logits, m->y);
+    if (!m->loss || !m->probs) return ex_fail(PROG, g, "building the model");
+    dg_node_set_name(m->logits, "logits");
+    dg_node_set_name(m->probs, "probabilities");
+    dg_node_set_name(m->loss, "loss");
+    /* the optimizer is part of the model even for --predict: its moments are state, and a
+     * checkpoint with state (needed for batch norm's running statistics) holds them too */
+    dg_optim_config cfg = dg_optim_defaults(DG_ADAM);
+    cfg.lr = (float)o->lr;
+    if (strcmp(o->schedule, "cosine") == 0) {
+        cfg.schedule = DG_SCHED_COSINE; /* from lr down to 0 at the end of the last epoch */
+        cfg.t_max = total_steps;
+        cfg.lr_min = 0;
+    }
+    m->opt = dg_optimizer_new(g, m->loss, &cfg);
+    if (!m->opt) return ex_fail(PROG, g, "building the optimizer");
+    return 0;
+}
+
+static int argmax(const float *v) {
+    int best = 0;
+    for (int c = 1; c < CLASSES; c++)
+        if (v[c] > v[best]) best = c;
+    return best;
+}
+
+/* Mean loss and accuracy over a split, o->eval_batch images per run (the last run takes
+ * what is left), in evaluation mode. */
+static int evaluate(model *m, const options *o, const split *s, double *loss, double *acc) {
+    dg_set_training(m->g, 0);
+    double sum_loss = 0;
+    int64_t correct = 0;
+    int rc = 0;
+    for (int64_t start = 0; start < s->count && rc == 0; start += o->eval_batch) {
+        int64_t n = s->count - start < o->eval_batch ? s->count - start : o->eval_batch;
+        if (dg_feed(m->x, s->images + start * PIXELS, n * PIXELS) != DG_OK ||
+            dg_run(m->g, m->probs) != DG_OK) {
+            rc = ex_fail(PROG, m->g, "evaluating");
+            break;
+        }
+        const float *p = dg_node_data(m->probs);
+        for (int64_t i = 0; i < n; i++) {
+            int label = (int)s->labels[start + i];
+            correct += argmax(p + i * CLASSES) == label;
+            sum_loss -= log(fmax((double)p[i * CLASSES + label], 1e-30));
+        }
+    }
+    dg_set_training(m->g, 1);
+    *loss = sum_loss / (double)s->count;
+    *acc = (double)correct / (double)s->count;
+    return rc;
+}
+
+/* ---- output ---- */
+
+static const char *class_name(const options *o, int c) {
+    static const char *const DIGITS[CLASSES] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    return strcmp(o->dataset, "fashion") == 0 ? FASHION_NAMES[c] : DIGITS[c];
+}
+
+/* Runs the graph on the single test image #index (a batch of one) and prints the result. */
+static int predict_one(model *m, const options *o, const split *s) {
+    if (o->index >= s->count) {
+        fprintf(stderr, PROG ": --index %d is past the %lld test images\n", o->index,
+                (long long)s->count);
+        return EX_EXIT_FAIL;
+    }
+    const float *img = s->images + (int64_t)o->index * PIXELS;
+    dg_set_training(m->g, 0);
+    if (dg_feed(m->x, img, PIXELS) != DG_OK || dg_run(m->g, m->probs) != DG_OK)
+        return ex_fail(PROG, m->g, "predicting");
+    dg_set_training(m->g, 1);
+    const float *p = dg_node_data(m->probs);
+    int best = argmax(p), label = (int)s->labels[o->index];
+    printf("\nprediction for test image #%d (a batch of one):\n  probabilities:", o->index);
+    for (int c = 0; c < CLASSES; c++)
+        printf("%s %d: %.4f", c == 5 ? "\n                " : "", c, (double)p[c]);
+    printf("\n  argmax: %d (%s)   true label: %d (%s)   %s\n", best, class_name(o, best), label,
+           class_name(o, label), best == label ? "correct" : "WRONG");
+    static const char ramp[] = " .:-=+*#%@";
+    for (int r = 0; r < SIDE; r++) {
+        printf("    |");
+        for (int c = 0; c < SIDE; c++) {
+            int k = (int)(img[r * SIDE + c] * 9.999f);
+            k = k < 0 ? 0 : k > 9 ? 9 : k;
+            printf("%c%c", ramp[k], ramp[k]);
+        }
+        printf("|\n");
+    }
+    return 0;
+}
+
+static int write_plot(const options *o, int epochs, const double *h) {
+    static ex_panel panels[2];
+    memset(panels, 0, sizeof panels);
+    const double *ep = h, *trl = h + epochs, *tel = h + 2 * epochs, *tra = h + 3 * epochs,
+                 *tea = h + 4 * epochs;
+    panels[0].title = "Loss per epoch";
+    panels[0].xlabel = "epoch";
+    panels[0].ylabel = "cross-entropy";
+    panels[1].title = "Accuracy per epoch";
+    panels[1].xlabel = "epoch";
+    panels[1].ylabel = "accuracy";
+    panels[1].legend = EX_LEGEND_BOTTOM_RIGHT;
+    ex_panel_add(&panels[0], "train (running mean)", ep, trl, epochs)->markers = 1;
+    ex_panel_add(&panels[0], "test", ep, tel, epochs)->markers = 1;
+    ex_panel_add(&panels[1], "train (during epoch)", ep, tra, epochs)->markers = 1;
+    ex_panel_add(&panels[1], "test", ep, tea, epochs)->markers = 1;
+    char path[4096];
+    ex_path(path, sizeof path, o->out, "mnist_cnn_training.svg");
+    if (ex_svg_write(path, panels, 2, 560, 400) != 0) return EX_EXIT_FAIL;
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+/* The whole training graph with each layer collapsed into one box (forward, backward and
+ * Adam's updates), coloured by the gradient norms of the last step. */
+static int write_dot(const options *o, const model *m) {
+    char path[4096];
+    dg_dot_options d = dg_dot_defaults();
+    d.loss = m->loss;
+    d.collapse_scopes = 1;
+    d.grad_heat = 1;
+    d.grad_norms = 1;
+    d.rankdir = "LR";
+    d.title = "LeNet-style CNN on MNIST, layers collapsed: forward, backward and Adam updates; "
+              "colour = log10 of each gradient's L2 norm after the last step";
+    if (dg_dot_write(m->g, ex_path(path, sizeof path, o->out, "mnist_cnn_graph.dot"), &d) != DG_OK)
+        return ex_fail(PROG, m->g, "writing the DOT graph");
+    printf("wrote %s", path);
+    if (dg_dot_render_available() && !o->no_render) {
+        if (dg_dot_render(m->g, ex_path(path, sizeof path, o->out, "mnist_cnn_graph.svg"), "svg",
+                          &d) != DG_OK)
+            return ex_fail(PROG, m->g, "rendering the DOT graph");
+        printf(" and %s", path);
+    }
+    printf("\n");
+    return 0;
+}
+
+/* ---- training ---- */
+
+/* Mirrors a 28x28 image left-right (clothes are nearly symmetric; digits are not). */
+static void flip_image(float *dst, const float *src) {
+    for (int r = 0; r < SIDE; r++)
+        for (int c = 0; c < SIDE; c++) dst[r * SIDE + c] = src[r * SIDE + SIDE - 1 - c];
+}
+
+static int train(const options *o, model *m, const split *tr, const split *te, double *acc) {
+    const int64_t B = o->batch, steps = (tr->count + B - 1) / B;
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
+    double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
+    float *xb = malloc(sizeof(float) * (size_t)(B * PIXELS)),
+          *yb = malloc(sizeof(float) * (size_t)B);
+    if (!order || !hist || !xb || !yb) {
+        free(order), free(hist), free(xb), free(yb);
+        fprintf(stderr, PROG ": out of memory\n");
+        return EX_EXIT_FAIL;
+    }
+    for (int64_t i = 0; i < tr->count; i++) order[i] = i;
+    printf("training: Adam lr %g%s, batch %d (the last of each epoch: %lld), %d epochs, %lld "
+           "steps per epoch%s%s\n",
+           o->lr, strcmp(o->schedule, "cosine") == 0 ? " with cosine decay to 0" : "", o->batch,
+           (long long)(tr->count - (steps - 1) * B), o->epochs, (long long)steps,
+           o->dropout > 0 ? ", dropout" : "", o->flip ? ", random left-right flips" : "");
+    ex_rng rng;
+    ex_rng_seed(&rng, (uint64_t)o->seed);
+    dg_node *targets[2] = {dg_optimizer_step_node(m->opt), m->logits};
+    int tty = ex_stdout_is_tty(), rc = 0;
+    double test_loss = 0, test_acc = 0, train_secs = 0;
+    for (int e = 1; e <= o->epochs && rc == 0; e++) {
+        ex_shuffle(&rng, order, tr->count);
+        char label[32];
+        snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
+        ex_progress bar;
+        ex_progress_start(&bar, label, tr->count, tty);
+        double t0 = ex_now(), sum_loss = 0;
+        int64_t correct = 0;
+        for (int64_t s = 0; s < steps; s++) {
+            int64_t n = tr->count - s * B < B ? tr->count - s * B : B;
+            for (int64_t i = 0; i < n; i++) {
+                int64_t k = order[s * B + i];
+                const float *src = tr->images + k * PIXELS;
+                if (o->flip && ex_rng_below(&rng, 2))
+                    flip_image(xb + i * PIXELS, src);
+                else
+                    memcpy(xb + i * PIXELS, src, sizeof(float) * PIXELS);
+                yb[i] = tr->labels[k];
+            }
+            if (dg_feed(m->x, xb, n * PIXELS) != DG_OK || dg_feed(m->y, yb, n) != DG_OK ||
+                dg_run_many(m->g, 2, targets) != DG_OK) {
+                rc = ex_fail(PROG, m->g, "training step");
+                break;
+            }
+            /* loss and logits of this step's forward pass, before its update */
+            sum_loss += dg_value(targets[0]) * (double)n;
+            const float *lg = dg_node_data(m->logits);
+            for (int64_t i = 0; i < n; i++) correct += argmax(lg + i * CLASSES) == (int)yb[i];
+            ex_progress_update(&bar, s * B + n, sum_loss / (double)(s * B + n));
+        }
+        ex_progress_finish(&bar);
+        if (rc) break;
+        double secs = ex_now() - t0;
+        train_secs += secs;
+        if ((rc = evaluate(m, o, te, &test_loss, &test_acc)) != 0) break;
+        hist[e - 1] = e;
+        hist[o->epochs + e - 1] = sum_loss / (double)tr->count;
+        hist[2 * o->epochs + e - 1] = test_loss;
+        hist[3 * o->epochs + e - 1] = (double)correct / (double)tr->count;
+        hist[4 * o->epochs + e - 1] = test_acc;
+        printf("epoch %2d/%d  loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
+               "(%.1f s, %.0f images/s)\n",
+               e, o->epochs, hist[o->epochs + e - 1], hist[3 * o->epochs + e - 1], test_loss,
+               test_acc, secs, (double)tr->count / secs);
+        fflush(stdout);
+    }
+    if (rc == 0) printf("training time: %.1f s\n", train_secs);
+    if (rc == 0) rc = write_plot(o, o->epochs, hist);
+    if (rc == 0 && !o->no_dot) rc = write_dot(o, m);
+    *acc = test_acc;
+    free(order), free(hist), free(xb), free(yb);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options o = {.dataset = "mnist",
+                 .filters = "32,64",
+                 .schedule = "cosine",
+                 .out = "out",
+                 .lr = 1e-3,
+                 .dropout = 0.25,
+                 .expect = -1,
+                 .batch = 64,
+                 .epochs = 10,
+                 .hidden = 256,
+                 .seed = 1,
+                 .index = 0,
+                 .eval_batch = 1000,
+                 .flip = -1};
+    ex_arg args[] = {
+        {"--data", EX_ARG_STRING, &o.data, "DIR",
+         "IDX files (default: $DG_MNIST_DIR, then ../shared/data/mnist)", NULL, 0, 0},
+        {"--dataset", EX_ARG_CHOICE, &o.dataset, "NAME", "which data set (default mnist)",
+         "mnist|fashion", 0, 0},
+        {"--filters", EX_ARG_STRING, &o.filters, "F1,F2",
+         "filters of the two convolutions (default 32,64)", NULL, 0, 0},
+        {"--hidden", EX_ARG_INT, &o.hidden, "N", "units of the dense layer (default 256)", NULL, 1,
+         65536},
+        {"--batch-norm", EX_ARG_FLAG, &o.batch_norm, NULL,
+         "batch normalisation after each convolution", NULL, 0, 0},
+        {"--dropout", EX_ARG_FLOAT, &o.dropout, "P", "dropout before the output (default 0.25)",
+         NULL, 0, 0.95},
+        {"--lr", EX_ARG_FLOAT, &o.lr, "LR", "Adam's learning rate (default 1e-3)", NULL, 1e-12, 10},
+        {"--schedule", EX_ARG_CHOICE, &o.schedule, "NAME",
+         "learning rate: cosine decay to 0 over the run (default) or constant", "cosine|constant",
+         0, 0},
+        {"--batch", EX_ARG_INT, &o.batch, "N", "training batch size (default 64)", NULL, 1, 65536},
+        {"--epochs", EX_ARG_INT, &o.epochs, "N", "epochs (default 10)", NULL, 1, 100000},
+        {"--eval-batch", EX_ARG_INT, &o.eval_batch, "N", "images per evaluation run (default 1000)",
+         NULL, 1, 65536},
+        {"--flip", EX_ARG_INT, &o.flip, "0|1",
+         "mirror training images left-right half the time (default: 1 for fashion, 0 for digits)",
+         NULL, 0, 1},
+        {"--train-limit", EX_ARG_INT, &o.train_limit, "N",
+         "train on the first N training images only (default: all)", NULL, 0, 2147483647},
+        {"--test-limit", EX_ARG_INT, &o.test_limit, "N",
+         "evaluate on the first N test images only (default: all)", NULL, 0, 2147483647},
+        {"--threads", EX_ARG_INT, &o.threads, "N", "OpenMP threads (default: OpenMP's)", NULL, 0,
+         1024},
+        {"--seed", EX_ARG_INT, &o.seed, "S", "seed for weights, dropout and shuffling (default 1)",
+         NULL, 0, 2147483647},
+        {"--save", EX_ARG_STRING, &o.save, "FILE",
+         "save a checkpoint (parameters and state) after training", NULL, 0, 0},
+        {"--predict", EX_ARG_STRING, &o.predict, "FILE",
+         "load a checkpoint, evaluate it and predict one image, without training", NULL, 0, 0},
+        {"--index", EX_ARG_INT, &o.index, "I", "test image to predict (default 0)", NULL, 0,
+         2147483647},
+        {"--out", EX_ARG_STRING, &o.out, "DIR", "directory for the plot and graph (default out)",
+         NULL, 0, 0},
+        {"--no-dot", EX_ARG_FLAG, &o.no_dot, NULL, "skip writing the DOT graph", NULL, 0, 0},
+        {"--no-render", EX_ARG_FLAG, &o.no_render, NULL,
+         "write the DOT graph but do not render it to SVG", NULL, 0, 0},
+        {"--expect-accuracy", EX_ARG_FLOAT, &o.expect, "A",
+         "exit with status 1 if the final test accuracy is below A (for tests)", NULL, 0, 1},
+    };
+    int pr = ex_parse_args(argc, argv,
+                           "Trains a LeNet-style CNN on MNIST (or Fashion-MNIST) and predicts a "
+                           "test image.",
+                           args, (int)(sizeof args / sizeof args[0]));
+    if (pr != 0) return pr > 0 ? EX_EXIT_OK : EX_EXIT_USAGE;
+    if (ex_parse_int_list(o.filters, o.widths, 2) != 2) {
+        fprintf(stderr, PROG ": --filters expects two positive counts like 32,64, got '%s'\n",
+                o.filters);
+        return EX_EXIT_USAGE;
+    }
+    if (o.flip < 0) o.flip = strcmp(o.dataset, "fashion") == 0;
+    if (o.threads > 0) dg_set_num_threads(o.threads);
+
+    dg_dataset train_set, test_set;
+    split tr, te;
+    int rc = load_data(&o, &train_set, &test_set, &tr, &te);
+    if (!rc && ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
+    model m = {0};
+    if (!rc) rc = build_model(&m, &o, (tr.count + o.batch - 1) / o.batch * o.epochs);
+    double loss = 0, acc = 0;
+    if (!rc && o.predict) {
+        /* with state: the running statistics of batch norm (and Adam's moments) */
+        if (dg_checkpoint_load(m.g, o.predict, 1) != DG_OK) {
+            fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(m.g));
+            fprintf(stderr, "  (use the same --filters, --hidden, --batch-norm and --dropout as "
+                            "when it was saved)\n");
+            rc = EX_EXIT_FAIL;
+        } else {
+            printf("loaded checkpoint %s\n", o.predict);
+        }
+    } else if (!rc) {
+        printf("\n");
+        dg_summary(m.g, stdout);
+        printf("(the leading 1 of each shape is the batch dimension: the graph takes any batch "
+               "size)\n\n");
+        rc = train(&o, &m, &tr, &te, &acc);
+    }
+    if (!rc) rc = evaluate(&m, &o, &te, &loss, &acc);
+    if (!rc)
+        printf("\ntest set: loss %.4f, accuracy %.4f (%lld images)\n", loss, acc,
+               (long long)te.count);
+    if (!rc) rc = predict_one(&m, &o, &te);
+    if (!rc && o.save) {
+        if (dg_checkpoint_save(m.g, o.save, 1) != DG_OK)
+            rc = ex_fail(PROG, m.g, "saving the checkpoint");
+        else
+            printf("saved checkpoint %s\n", o.save);
+    }
+    if (!rc && o.expect >= 0 && acc < o.expect) {
+        fprintf(stderr, PROG ": test accuracy %.4f is below --expect-accuracy %.4f\n", acc,
+                o.expect);
+        rc = EX_EXIT_FAIL;
+    }
+    dg_graph_free(m.g);
+    dg_dataset_free(&train_set);
+    dg_dataset_free(&test_set);
+    return rc;
+}

@@ -1,0 +1,859 @@
+/* 2-D convolution (cross-correlation, as in every deep-learning library) and the ops that
+ * make up its gradient. With x [N,C,H,W], w [O,C/G,KH,KW] (G groups), stride s, zero
+ * padding p and dilation d per axis, and an optional bias b [O]:
+ *
+ *   y[n,o,i,j] = b[o] + sum over c in o's group, a, e of
+ *                w[o,c,a,e] x[n, c, i s_h - p_h + a d_h, j s_w - p_w + e d_w]
+ *   OH = floor((H + 2 p_h - d_h (KH - 1) - 1) / s_h) + 1, and OW alike.
+ *
+ * Without the bias y is linear in x and in w, y = A(w) x = B(x) w, and the gradient ops are
+ * the adjoints:
+ *   conv2d_input_grad (dy, w; x for its shape) = A(w)^T dy, the gradient w.r.t. x
+ *   conv2d_weight_grad(x, dy; w for its shape) = B(x)^T dy, the gradient w.r.t. w
+ *   conv2d_bias_grad  (dy)                     = dy summed over images and positions
+ * They differentiate into each other, so second derivatives work:
+ *   conv2d:             dx = input_grad(dy, w, x)   dw = weight_grad(x, dy, w)
+ *                       db = bias_grad(dy)
+ *   input_grad(dy, w):  d(dy) = conv2d(dz, w)       dw = weight_grad(dz, dy, w)
+ *   weight_grad(x, dy): dx = input_grad(dy, dz, x)  d(dy) = conv2d(x, dz)
+ *   bias_grad(dy):      d(dy) = dz broadcast over images and positions
+ * The output size of input_grad is ambiguous from dy alone (28 and 27 rows both give 14
+ * with stride 2), which is why x and w come along for their shapes.
+ *
+ * Kernels lower everything to dg_gemm. With K = C KH KW and P = OH OW, the columns of one
+ * image, col [K, P] (im2col: row (c,a,e), column (i,j) holds the input pixel that weight
+ * (c,a,e) meets at output (i,j), 0 in the padding), give per group
+ *   y_n = W col_n + b,   dcol_n = W^T dy_n (col2im adds it back onto dx_n),
+ *   dW = sum over n of dy_n col_n^T.
+ * The batch is cut into `slots` of consecutive images, a number that depends only on the
+ * shapes (never on the thread count); each slot's images run on one thread with the slot's
+ * own buffers from the plan's scratch, the GEMMs inside being single-threaded products.
+ * Small outputs (P = 100 for 10x10) make narrow products, so a slot puts G images side by
+ * side (col [K, G P]) and runs one wider GEMM per chunk; G is fixed by the shapes too. dW
+ * gets one partial sum per slot (the first in the output itself), added in slot order at
+ * the end, so every result is bitwise the same for any number of threads. A 1x1 kernel with
+ * stride 1 and no padding needs no columns: col_n is x_n itself. On CPUs with AVX-512,
+ * im2col/col2im move rows with masked loads and stores, and thin weight gradients (few
+ * weights, long rows) are dot products instead of GEMMs; see below. */
+#include "kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Attributes (per axis: 0 = height, 1 = width). */
+typedef struct conv_attrs {
+    int64_t stride[2], pad[2], dil[2];
+    int64_t groups;
+} conv_attrs;
+
+/* Most slots a batch is cut into; scratch (in floats) their buffers may take together before
+ * fewer slots are used; a chunk's column count (G P) to aim for, and its most floats. */
+#define CONV_SLOTS       8
+#define CONV_SCRATCH_CAP ((int64_t)16 << 20)
+#define CHUNK_COLS       512
+#define CHUNK_FLOATS     ((int64_t)256 << 10)
+
+/* Everything a kernel needs to know about one convolution. */
+typedef struct geom {
+    int64_t n, c, h, w, o, kh, kw, oh, ow;
+    int64_t groups, cg, og, kg; /* channels, outputs and K per group */
+    int64_t k, p;               /* K = C KH KW, P = OH OW */
+    int64_t stride[2], pad[2], dil[2];
+    int64_t slots;    /* the batch is cut into this many runs of consecutive images */
+    int64_t chunk;    /* images per GEMM within a slot (G) */
+    int64_t per_slot; /* scratch floats of one slot: columns K G P, then O G P */
+    int direct;       /* 1x1, stride 1, no padding: columns are the input itself */
+} geom;
+
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+static geom make_geom(dg_shape xs, dg_shape ws, const conv_attrs *a) {
+    geom g;
+    g.n = xs.dim[0], g.c = xs.dim[1], g.h = xs.dim[2], g.w = xs.dim[3];
+    g.o = ws.dim[0], g.kh = ws.dim[2], g.kw = ws.dim[3];
+    for (int i = 0; i < 2; i++)
+        g.stride[i] = a->stride[i], g.pad[i] = a->pad[i], g.dil[i] = a->dil[i];
+    g.oh = out_size(g.h, g.kh, g.stride[0], g.pad[0], g.dil[0]);
+    g.ow = out_size(g.w, g.kw, g.stride[1], g.pad[1], g.dil[1]);
+    g.groups = a->groups;
+    g.cg = g.c / g.groups, g.og = g.o / g.groups;
+    g.kg = g.cg * g.kh * g.kw;
+    g.k = g.c * g.kh * g.kw;
+    g.p = g.oh * g.ow;
+    g.direct = g.kh == 1 && g.kw == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.pad[0] == 0 &&
+               g.pad[1] == 0;
+    g.slots = g.n < CONV_SLOTS ? g.n : CONV_SLOTS;
+    /* Small images give GEMMs with few columns (P = 100 for a 10x10 output): several images
+     * side by side make a wider product and share one packing of the weights. */
+    g.chunk = (CHUNK_COLS + g.p - 1) / g.p;
+    if (g.chunk * g.k * g.p > CHUNK_FLOATS) g.chunk = CHUNK_FLOATS / (g.k * g.p);
+    if (g.chunk < 1 || g.direct) g.chunk = 1;
+    if (g.chunk > (g.n + g.slots - 1) / g.slots) g.chunk = (g.n + g.slots - 1) / g.slots;
+    g.per_slot = (g.direct ? 0 : g.k * g.chunk * g.p) + (g.chunk > 1 ? g.o * g.chunk * g.p : 0);
+    while (g.slots > 1 && g.slots * g.per_slot > CONV_SCRATCH_CAP) g.slots--;
+    return g;
+}
+
+/* The shape rule shared by the three ops: checks x [N,C,H,W] against w [O,C/G,KH,KW] and the
+ * attributes, and gives y's shape. */
+static dg_status conv_check(dg_shape xs, dg_shape ws, const conv_attrs *a, dg_shape *ys, char *msg,
+                            size_t size) {
+    char sx[64], sw[64];
+    dg_shape_str(xs, sx, sizeof sx);
+    dg_shape_str(ws, sw, sizeof sw);
+    if (xs.ndim != 4 || ws.ndim != 4) {
+        snprintf(msg, size, "input must be [N,C,H,W] and weights [O,C,KH,KW]: %s * %s", sx, sw);
+        return DG_ERR_SHAPE;
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *axis = i ? "width" : "height";
+        if (a->stride[i] < 1) {
+            snprintf(msg, size, "stride must be >= 1, got %lld along the %s: %s * %s",
+                     (long long)a->stride[i], axis, sx, sw);
+            return DG_ERR_ARG;
+        }
+        if (a->pad[i] < 0) {
+            snprintf(msg, size, "padding must be >= 0, got %lld along the %s: %s * %s",
+                     (long long)a->pad[i], axis, sx, sw);
+            return DG_ERR_ARG;
+        }
+        if (a->dil[i] < 1) {
+            snprintf(msg, size, "dilation must be >= 1, got %lld along the %s: %s * %s",
+                     (long long)a->dil[i], axis, sx, sw);
+            return DG_ERR_ARG;
+        }
+    }
+    int64_t groups = a->groups;
+    if (groups < 1 || xs.dim[1] % groups || ws.dim[0] % groups) {
+        snprintf(msg, size,
+                 "groups must be >= 1 and divide the %lld input channels and %lld outputs, got "
+                 "%lld: %s * %s",
+                 (long long)xs.dim[1], (long long)ws.dim[0], (long long)groups, sx, sw);
+        return DG_ERR_ARG;
+    }
+    if (xs.dim[1] != ws.dim[1] * groups) {
+        if (groups == 1)
+            snprintf(msg, size, "%lld input channels but weights expect %lld: %s * %s",
+                     (long long)xs.dim[1], (long long)ws.dim[1], sx, sw);
+        else
+            snprintf(msg, size,
+                     "%lld input channels but weights expect %lld per group x %lld groups: %s * %s",
+                     (long long)xs.dim[1], (long long)ws.dim[1], (long long)groups, sx, sw);
+        return DG_ERR_SHAPE;
+    }
+    int64_t out[2];
+    for (int i = 0; i < 2; i++) {
+        int64_t in = xs.dim[2 + i] + 2 * a->pad[i], span = a->dil[i] * (ws.dim[2 + i] - 1) + 1;
+        if (span > in) {
+            snprintf(msg, size,
+                     "kernel %lldx%lld (dilation %lldx%lld) is larger than the padded input "
+                     "%lldx%lld (padding %lldx%lld): %s * %s",
+                     (long long)ws.dim[2], (long long)ws.dim[3], (long long)a->dil[0],
+                     (long long)a->dil[1], (long long)(xs.dim[2] + 2 * a->pad[0]),
+                     (long long)(xs.dim[3] + 2 * a->pad[1]), (long long)a->pad[0],
+                     (long long)a->pad[1], sx, sw);
+            return DG_ERR_SHAPE;
+        }
+        out[i] = (in - span) / a->stride[i] + 1;
+    }
+    *ys = dg_shape4(xs.dim[0], ws.dim[0], out[0], out[1]);
+    return DG_OK;
+}
+
+/* inputs: x, w and optionally a bias b [O] */
+static dg_status conv_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out, char *msg,
+                           size_t size) {
+    if (n > 3) {
+        snprintf(msg, size, "takes x, w and an optional bias, got %d inputs", n);
+        return DG_ERR_ARG;
+    }
+    if (n < 2) {
+        snprintf(msg, size, "needs an input and weights, got %d inputs", n);
+        return DG_ERR_ARG;
+    }
+    dg_status s = conv_check(in[0]->shape, in[1]->shape, attrs, out, msg, size);
+    if (s == DG_OK && n == 3 && (in[2]->shape.ndim != 1 || in[2]->shape.dim[0] != out->dim[1])) {
+        char sx[64], sw[64], sb[64];
+        snprintf(msg, size, "bias %s does not match the %lld outputs: %s * %s + %s",
+                 dg_shape_str(in[2]->shape, sb, sizeof sb), (long long)out->dim[1],
+                 dg_shape_str(in[0]->shape, sx, sizeof sx),
+                 dg_shape_str(in[1]->shape, sw, sizeof sw), sb);
+        return DG_ERR_SHAPE;
+    }
+    return s;
+}
+
+/* dy must be what conv2d(x, w) gives; `what` is the output (x's or w's shape). */
+static dg_status grad_check(dg_shape dys, dg_shape xs, dg_shape ws, const conv_attrs *a,
+                            dg_shape what, dg_shape *out, char *msg, size_t size) {
+    dg_shape ys;
+    dg_status s = conv_check(xs, ws, a, &ys, msg, size);
+    if (s != DG_OK) return s;
+    if (!dg_shape_equal(ys, dys)) {
+        char b0[64], b1[64], b2[64], b3[64];
+        snprintf(msg, size, "gradient %s is not the shape %s of conv2d(%s, %s)",
+                 dg_shape_str(dys, b0, sizeof b0), dg_shape_str(ys, b1, sizeof b1),
+                 dg_shape_str(xs, b2, sizeof b2), dg_shape_str(ws, b3, sizeof b3));
+        return DG_ERR_SHAPE;
+    }
+    *out = what;
+    return DG_OK;
+}
+
+/* inputs: dy, w, x (shape only) */
+static dg_status input_grad_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                                 char *msg, size_t size) {
+    (void)n;
+    return grad_check(in[0]->shape, in[2]->shape, in[1]->shape, attrs, in[2]->shape, out, msg,
+                      size);
+}
+
+/* inputs: x, dy, w (shape only) */
+static dg_status weight_grad_rule(dg_node *const *in, int n, const void *attrs, dg_shape *out,
+                                  char *msg, size_t size) {
+    (void)n;
+    return grad_check(in[1]->shape, in[0]->shape, in[2]->shape, attrs, in[2]->shape, out, msg,
+                      size);
+}
+
+/* ---- im2col and col2im for one image ---- */
+
+/* The range [lo, hi) of output positions j whose input j s - p + off lies in [0, len). */
+static void valid_range(int64_t outs, int64_t s, int64_t p, int64_t off, int64_t len, int64_t *lo,
+                        int64_t *hi) {
+    int64_t first = p - off; /* j s >= p - off */
+    *lo = first <= 0 ? 0 : (first + s - 1) / s;
+    int64_t last = len - 1 + p - off; /* j s <= len - 1 + p - off */
+    *hi = last < 0 ? 0 : last / s + 1;
+    if (*hi > outs) *hi = outs;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* The copies below are rows of a few to a few dozen floats: GCC would turn them into memcpy
+ * and memset calls, which cost more than the copies themselves. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_LIBCALLS
+#endif
+
+/* im2col and col2im are written once as macros over three row operations (copy a run, zero
+ * a run, add a run onto another) and instantiated twice: with plain loops, and on x86-64
+ * with AVX-512 masked loads and stores, whose one instruction per run of up to 16 floats
+ * suits the short rows of small images (10 floats for a 10x10 output). Both do the same
+ * per-element copies and additions, so they give the same bits; the CPU decides which runs. */
+#define IM2COL_BODY(COPY, ZERO)                                                                    \
+    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];            \
+    for (int64_t c = 0; c < g->c; c++)                                                             \
+        for (int64_t a = 0; a < g->kh; a++)                                                        \
+            for (int64_t b = 0; b < g->kw; b++) {                                                  \
+                float *row = col + ((c * g->kh + a) * g->kw + b) * ld;                             \
+                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1;                        \
+                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);                                  \
+                for (int64_t i = 0; i < g->oh; i++) {                                              \
+                    float *r = row + i * g->ow;                                                    \
+                    int64_t ih = i * sh - ph + offh;                                               \
+                    if (ih < 0 || ih >= g->h) {                                                    \
+                        ZERO(r, g->ow);                                                            \
+                        continue;                                                                  \
+                    }                                                                              \
+                    const float *src = x + (c * g->h + ih) * g->w - pw + offw;                     \
+                    ZERO(r, j0);                                                                   \
+                    if (sw == 1)                                                                   \
+                        COPY(r + j0, src + j0, j1 - j0);                                           \
+                    else                                                                           \
+                        for (int64_t j = j0; j < j1; j++) r[j] = src[j * sw];                      \
+                    ZERO(r + j1, g->ow - j1);                                                      \
+                }                                                                                  \
+            }
+
+#define COL2IM_BODY(ZERO, ADD)                                                                     \
+    const int64_t sh = g->stride[0], sw = g->stride[1], ph = g->pad[0], pw = g->pad[1];            \
+    ZERO(dx, g->c * g->h * g->w);                                                                  \
+    for (int64_t c = 0; c < g->c; c++)                                                             \
+        for (int64_t a = 0; a < g->kh; a++)                                                        \
+            for (int64_t b = 0; b < g->kw; b++) {                                                  \
+                const float *row = col + ((c * g->kh + a) * g->kw + b) * ld;                       \
+                int64_t offh = a * g->dil[0], offw = b * g->dil[1], j0, j1, i0, i1;                \
+                valid_range(g->ow, sw, pw, offw, g->w, &j0, &j1);                                  \
+                valid_range(g->oh, sh, ph, offh, g->h, &i0, &i1);                                  \
+                for (int64_t i = i0; i < i1; i++) {                                                \
+                    const float *r = row + i * g->ow;                                              \
+                    float *dst = dx + (c * g->h + i * sh - ph + offh) * g->w - pw + offw;          \
+                    if (sw == 1)                                                                   \
+                        ADD(dst + j0, r + j0, j1 - j0);                                            \
+                    else                                                                           \
+                        for (int64_t j = j0; j < j1; j++) dst[j * sw] += r[j];                     \
+                }                                                                                  \
+            }
+
+static inline void copy_plain(float *restrict d, const float *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = s[i];
+}
+static inline void zero_plain(float *restrict d, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = 0.0f;
+}
+static inline void add_plain(float *restrict d, const float *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] += s[i];
+}
+
+/* The columns of one image x [C, H, W]: row (c,a,b) of length P at col + row ld. */
+NO_LIBCALLS static void im2col_plain(const geom *g, const float *restrict x, float *restrict col,
+                                     int64_t ld){IM2COL_BODY(copy_plain, zero_plain)}
+
+/* dx [C, H, W] = the columns (row stride ld) added back onto the pixels they came from (dx
+ * zeroed first). Each pixel receives its terms in a fixed order: by (a, b), then by output
+ * position. */
+NO_LIBCALLS static void col2im_plain(const geom *g, const float *restrict col, int64_t ld,
+                                     float *restrict dx) {
+    COL2IM_BODY(zero_plain, add_plain)
+}
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CONV_AVX512 1
+
+#define AVX512 __attribute__((target("avx512f")))
+static inline AVX512 __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u); }
+static inline AVX512 void copy_avx512(float *d, const float *s, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16, s += 16) _mm512_storeu_ps(d, _mm512_loadu_ps(s));
+    if (n > 0) _mm512_mask_storeu_ps(d, tail_mask(n), _mm512_maskz_loadu_ps(tail_mask(n), s));
+}
+static inline AVX512 void zero_avx512(float *d, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16) _mm512_storeu_ps(d, _mm512_setzero_ps());
+    if (n > 0) _mm512_mask_storeu_ps(d, tail_mask(n), _mm512_setzero_ps());
+}
+static inline AVX512 void add_avx512(float *d, const float *s, int64_t n) {
+    for (; n >= 16; n -= 16, d += 16, s += 16)
+        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_loadu_ps(s)));
+    if (n > 0) {
+        __mmask16 m = tail_mask(n);
+        _mm512_mask_storeu_ps(
+            d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), _mm512_maskz_loadu_ps(m, s)));
+    }
+}
+/* Rows of at most 16 floats with stride and dilation 1 (small images): one register per
+ * row. j0/j1 per kernel column b are the output positions whose input pixel j + b - pw lies
+ * in the image; their lanes are loaded straight from the input row, the others are zero. */
+static int short_rows(const geom *g) {
+    return g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
+           g->ow + g->kw - 1 <= 16 && g->kw <= 16;
+}
+
+static inline AVX512 __mmask16 lanes(int64_t lo, int64_t hi) {
+    return hi > lo ? (__mmask16)(tail_mask(hi) & ~tail_mask(lo)) : 0;
+}
+
+static AVX512 void im2col_short(const geom *g, const float *x, float *col, int64_t ld) {
+    /* locals: the stores below could alias *g as far as the compiler knows */
+    const int64_t pw = g->pad[1], ph = g->pad[0], ow = g->ow, oh = g->oh, kw = g->kw;
+    const int64_t h = g->h, w = g->w, kh = g->kh, channels = g->c;
+    __mmask16 valid[16], all = tail_mask(ow);
+    for (int64_t b = 0; b < kw; b++) {
+        int64_t j0, j1;
+        valid_range(ow, 1, pw, b, w, &j0, &j1);
+        valid[b] = lanes(j0, j1);
+    }
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t a = 0; a < kh; a++) {
+            float *rows = col + (c * kh + a) * kw * ld;
+            for (int64_t i = 0; i < oh; i++, rows += ow) {
+                int64_t ih = i - ph + a;
+                if (ih < 0 || ih >= h) {
+                    for (int64_t b = 0; b < kw; b++)
+                        _mm512_mask_storeu_ps(rows + b * ld, all, _mm512_setzero_ps());
+                    continue;
+                }
+                const float *src = x + (c * h + ih) * w - pw;
+                for (int64_t b = 0; b < kw; b++)
+                    _mm512_mask_storeu_ps(rows + b * ld, all,
+                                          _mm512_maskz_loadu_ps(valid[b], src + b));
+            }
+        }
+}
+
+/* Pixel row ih of channel c gathers, for each kernel column b in order, the terms of output
+ * row i = ih + ph - a at lanes L = j + b (pixel L - pw): summed in a register and stored
+ * once. Each pixel still receives its terms in (a, b) order, as in the plain loop. */
+static AVX512 void col2im_short(const geom *g, const float *col, int64_t ld, float *dx) {
+    const int64_t pw = g->pad[1], ph = g->pad[0], ow = g->ow, oh = g->oh, kw = g->kw;
+    const int64_t h = g->h, w = g->w, kh = g->kh, channels = g->c;
+    zero_avx512(dx, channels * h * w);
+    __mmask16 term[16], pixels = lanes(pw, pw + w) & tail_mask(ow + kw - 1);
+    for (int64_t b = 0; b < kw; b++) term[b] = lanes(b, b + ow) & pixels;
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t a = 0; a < kh; a++) {
+            const float *rows = col + (c * kh + a) * kw * ld;
+            int64_t i0, i1;
+            valid_range(oh, 1, ph, a, h, &i0, &i1);
+            for (int64_t i = i0; i < i1; i++) {
+                float *dst = dx + (c * h + i - ph + a) * w - pw;
+                const float *r = rows + i * ow;
+                __m512 acc = _mm512_maskz_loadu_ps(pixels, dst);
+                for (int64_t b = 0; b < kw; b++)
+                    acc = _mm512_mask_add_ps(acc, term[b], acc,
+                                             _mm512_maskz_loadu_ps(term[b], r + b * ld - b));
+                _mm512_mask_storeu_ps(dst, pixels, acc);
+            }
+        }
+}
+
+static AVX512 void im2col_avx512(const geom *g, const float *x, float *col, int64_t ld) {
+    if (short_rows(g)) {
+        im2col_short(g, x, col, ld);
+        return;
+    }
+    IM2COL_BODY(copy_avx512, zero_avx512)
+}
+static AVX512 void col2im_avx512(const geom *g, const float *col, int64_t ld, float *dx) {
+    if (short_rows(g)) {
+        col2im_short(g, col, ld, dx);
+        return;
+    }
+    COL2IM_BODY(zero_avx512, add_avx512)
+}
+
+/* The CPU has AVX-512 and DG_GEMM_KERNEL (the GEMM's override, for tests and benchmarks)
+ * does not ask for a narrower kernel. */
+/* Thin products, C[i][j] (+)= sum_p A[i lda + p] B[j ldb + p] with m n small and k long and
+ * contiguous in both operands (the weight gradient of a layer with few inputs and outputs
+ * and large images, such as a first convolution: 32 x 25 dot products of 784): packing for
+ * the GEMM would cost more than the products. Blocks of 4 rows of A by 6 of B keep 24
+ * accumulators of 16 lanes; each element's lanes are summed over p in order (the tail
+ * masked), then reduced by a fixed tree: the same bits on every run and thread. */
+#define DOT_BLOCK(MR, NR)                                                                          \
+    static AVX512 void dot_##MR##x##NR(int64_t k, const float *a, int64_t lda, const float *b,     \
+                                       int64_t ldb, float *c, int64_t ldc, int acc) {              \
+        __m512 s[MR][NR];                                                                          \
+        for (int r = 0; r < MR; r++)                                                               \
+            for (int t = 0; t < NR; t++) s[r][t] = _mm512_setzero_ps();                            \
+        int64_t p = 0;                                                                             \
+        for (; p + 16 <= k; p += 16) {                                                             \
+            __m512 va[MR], vb[NR];                                                                 \
+            for (int r = 0; r < MR; r++) va[r] = _mm512_loadu_ps(a + r * lda + p);                 \
+            for (int t = 0; t < NR; t++) vb[t] = _mm512_loadu_ps(b + t * ldb + p);                 \
+            for (int r = 0; r < MR; r++)                                                           \
+                for (int t = 0; t < NR; t++) s[r][t] = _mm512_fmadd_ps(va[r], vb[t], s[r][t]);     \
+        }                                                                                          \
+        if (p < k) {                                                                               \
+            __mmask16 m = tail_mask(k - p);                                                        \
+            __m512 va[MR], vb[NR];                                                                 \
+            for (int r = 0; r < MR; r++) va[r] = _mm512_maskz_loadu_ps(m, a + r * lda + p);        \
+            for (int t = 0; t < NR; t++) vb[t] = _mm512_maskz_loadu_ps(m, b + t * ldb + p);        \
+            for (int r = 0; r < MR; r++)                                                           \
+                for (int t = 0; t < NR; t++) s[r][t] = _mm512_fmadd_ps(va[r], vb[t], s[r][t]);     \
+        }                                                                                          \
+        for (int r = 0; r < MR; r++)                                                               \
+            for (int t = 0; t < NR; t++) {                                                         \
+                float v = _mm512_reduce_add_ps(s[r][t]);                                           \
+                c[r * ldc + t] = acc ? c[r * ldc + t] + v : v;                                     \
+            }                                                                                      \
+    }
+DOT_BLOCK(4, 6)
+DOT_BLOCK(4, 1)
+DOT_BLOCK(1, 6)
+DOT_BLOCK(1, 1)
+
+static AVX512 void dot_products(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                                const float *b, int64_t ldb, float *c, int64_t ldc, int acc) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        int64_t j = 0;
+        for (; j + 6 <= n; j += 6)
+            dot_4x6(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+        for (; j < n; j++)
+            dot_4x1(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+    }
+    for (; i < m; i++) {
+        int64_t j = 0;
+        for (; j + 6 <= n; j += 6)
+            dot_1x6(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+        for (; j < n; j++)
+            dot_1x1(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
+    }
+}
+
+static int have_avx512(void) {
+    static int known = -1; /* a benign race: every thread finds the same answer */
+    if (known < 0) {
+        const char *env = getenv("DG_GEMM_KERNEL");
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") && (!env || !strcmp(env, "avx512")) ? 1 : 0;
+    }
+    return known;
+}
+#endif
+
+static void im2col(const geom *g, const float *x, float *col, int64_t ld) {
+#ifdef CONV_AVX512
+    if (have_avx512()) {
+        im2col_avx512(g, x, col, ld);
+        return;
+    }
+#endif
+    im2col_plain(g, x, col, ld);
+}
+
+static void col2im(const geom *g, const float *col, int64_t ld, float *dx) {
+#ifdef CONV_AVX512
+    if (have_avx512()) {
+        col2im_avx512(g, col, ld, dx);
+        return;
+    }
+#endif
+    col2im_plain(g, col, ld, dx);
+}
+
+/* Copies `rows` rows of `len` floats from src (stride src_ld) to dst (stride dst_ld). */
+NO_LIBCALLS static void copy_rows(float *restrict dst, int64_t dst_ld, const float *restrict src,
+                                  int64_t src_ld, int64_t rows, int64_t len) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < len; i++) dst[r * dst_ld + i] = src[r * src_ld + i];
+}
+
+/* ---- kernels: slots of consecutive images, one thread each, chunks of G images ---- */
+
+typedef struct conv_job {
+    geom g;
+    const float *x, *w, *dy, *bias; /* bias: NULL for none */
+    float *out;                     /* y, dx or dw */
+    float *scratch;                 /* per slot: columns, then a chunk of outputs */
+} conv_job;
+
+static int64_t slot_begin(const geom *g, int64_t s) { return g->n * s / g->slots; }
+
+/* The columns of images [n0, n0 + cnt) side by side: image i at columns [i P, (i+1) P) of
+ * a K x (cnt P) matrix; returns it (x itself for a direct convolution of one image). */
+static const float *chunk_columns(const conv_job *j, float *col, int64_t n0, int64_t cnt) {
+    const geom *g = &j->g;
+    const int64_t image = g->c * g->h * g->w, ld = cnt * g->p;
+    if (g->direct) return j->x + n0 * image; /* chunk is 1 */
+    for (int64_t i = 0; i < cnt; i++) im2col(g, j->x + (n0 + i) * image, col + i * g->p, ld);
+    return col;
+}
+
+/* y_n = W col_n (+ b) per group for the images of slots [lo, hi), a chunk at a time: one
+ * image's product goes straight into y_n, several into the slot's buffer and then apart. */
+static void forward_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    float *col = j->scratch + lo * g->per_slot,
+          *tmp = col + (g->direct ? 0 : g->k * g->chunk * g->p);
+    for (int64_t s = lo; s < hi; s++)
+        for (int64_t n0 = slot_begin(g, s), end = slot_begin(g, s + 1); n0 < end; n0 += g->chunk) {
+            int64_t cnt = end - n0 < g->chunk ? end - n0 : g->chunk, ld = cnt * g->p;
+            const float *cols = chunk_columns(j, col, n0, cnt);
+            float *y = j->out + n0 * g->o * g->p, *prod = cnt == 1 ? y : tmp;
+            for (int64_t q = 0; q < g->groups; q++)
+                dg_gemm(0, 0, g->og, ld, g->kg, j->w + q * g->og * g->kg, g->kg,
+                        cols + q * g->kg * ld, ld, prod + q * g->og * ld, ld, 0);
+            for (int64_t i = 0; i < cnt; i++) {
+                float *yi = y + i * g->o * g->p;
+                if (cnt > 1) copy_rows(yi, g->p, tmp + i * g->p, ld, g->o, g->p);
+                if (j->bias)
+                    for (int64_t o = 0; o < g->o; o++) {
+                        float bo = j->bias[o], *r = yi + o * g->p;
+                        for (int64_t t = 0; t < g->p; t++) r[t] += bo;
+                    }
+            }
+        }
+}
+
+/* dy of images [n0, n0 + cnt) side by side as an O x (cnt P) matrix (dy itself for one). */
+static const float *chunk_dy(const conv_job *j, float *buf, int64_t n0, int64_t cnt) {
+    const geom *g = &j->g;
+    const float *dy = j->dy + n0 * g->o * g->p;
+    if (cnt == 1) return dy;
+    for (int64_t i = 0; i < cnt; i++)
+        copy_rows(buf + i * g->p, cnt * g->p, dy + i * g->o * g->p, g->p, g->o, g->p);
+    return buf;
+}
+
+/* dx_n = col2im(W^T dy_n) per group. */
+static void input_grad_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t image = g->c * g->h * g->w;
+    float *col = j->scratch + lo * g->per_slot,
+          *tmp = col + (g->direct ? 0 : g->k * g->chunk * g->p);
+    for (int64_t s = lo; s < hi; s++)
+        for (int64_t n0 = slot_begin(g, s), end = slot_begin(g, s + 1); n0 < end; n0 += g->chunk) {
+            int64_t cnt = end - n0 < g->chunk ? end - n0 : g->chunk, ld = cnt * g->p;
+            const float *dy = chunk_dy(j, tmp, n0, cnt);
+            float *dcol = g->direct ? j->out + n0 * image : col;
+            for (int64_t q = 0; q < g->groups; q++)
+                dg_gemm(1, 0, g->kg, ld, g->og, j->w + q * g->og * g->kg, g->kg,
+                        dy + q * g->og * ld, ld, dcol + q * g->kg * ld, ld, 0);
+            if (!g->direct)
+                for (int64_t i = 0; i < cnt; i++)
+                    col2im(g, col + i * g->p, ld, j->out + (n0 + i) * image);
+        }
+}
+
+/* A thin weight gradient (few outputs by few inputs per group, long rows): dot products
+ * image by image instead of GEMMs (see dot_products). */
+static int thin_weight_grad(const geom *g) {
+#ifdef CONV_AVX512
+    return g->og * g->kg <= 4096 && g->p >= 64 && have_avx512();
+#else
+    (void)g;
+    return 0;
+#endif
+}
+
+/* Partial dW of each slot: sum over its chunks of dy col^T, accumulated in image order;
+ * slot 0's goes straight into the output, the others' after the slots' buffers. */
+static void weight_grad_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    float *col = j->scratch + lo * g->per_slot,
+          *tmp = col + (g->direct ? 0 : g->k * g->chunk * g->p);
+    float *partials = j->scratch + g->slots * g->per_slot;
+    int thin = thin_weight_grad(g);
+    for (int64_t s = lo; s < hi; s++) {
+        float *dw = s == 0 ? j->out : partials + (s - 1) * g->o * g->kg;
+        int64_t chunk = thin ? 1 : g->chunk;
+        for (int64_t n0 = slot_begin(g, s), end = slot_begin(g, s + 1); n0 < end; n0 += chunk) {
+            int64_t cnt = end - n0 < chunk ? end - n0 : chunk, ld = cnt * g->p;
+            const float *cols = chunk_columns(j, col, n0, cnt), *dy = chunk_dy(j, tmp, n0, cnt);
+            for (int64_t q = 0; q < g->groups; q++) {
+                const float *a = dy + q * g->og * ld, *b = cols + q * g->kg * ld;
+                float *c = dw + q * g->og * g->kg;
+                int acc = n0 > slot_begin(g, s);
+#ifdef CONV_AVX512
+                if (thin) {
+                    dot_products(g->og, g->kg, ld, a, ld, b, ld, c, g->kg, acc);
+                    continue;
+                }
+#endif
+                dg_gemm(0, 1, g->og, g->kg, ld, a, ld, b, ld, c, g->kg, acc);
+            }
+        }
+    }
+}
+
+/* dw += the other slots' partials, in slot order. */
+static void reduce_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t size = g->o * g->kg;
+    const float *partials = j->scratch + g->slots * g->per_slot;
+    for (int64_t s = 1; s < g->slots; s++) {
+        const float *restrict p = partials + (s - 1) * size;
+        float *restrict dw = j->out;
+        for (int64_t e = lo; e < hi; e++) dw[e] += p[e];
+    }
+}
+
+/* Work per slot, in the elementary operations dg_parallel_for weighs. */
+static int64_t slot_cost(const geom *g) {
+    return (g->n / g->slots + 1) * (g->o * g->kg * g->p + g->k * g->p);
+}
+
+static size_t slots_bytes(const geom *g) {
+    return (size_t)(g->slots * g->per_slot) * sizeof(float);
+}
+
+static const conv_attrs *attrs_of(const dg_node *self) { return self->attrs; }
+
+static size_t forward_scratch(const dg_node *self) {
+    geom g = make_geom(self->inputs[0]->shape, self->inputs[1]->shape, attrs_of(self));
+    return slots_bytes(&g);
+}
+
+static size_t input_grad_scratch(const dg_node *self) {
+    geom g = make_geom(self->inputs[2]->shape, self->inputs[1]->shape, attrs_of(self));
+    return slots_bytes(&g);
+}
+
+static size_t weight_grad_scratch(const dg_node *self) {
+    geom g = make_geom(self->inputs[0]->shape, self->inputs[2]->shape, attrs_of(self));
+    return slots_bytes(&g) + (size_t)((g.slots - 1) * g.o * g.kg) * sizeof(float);
+}
+
+static dg_status conv_forward(dg_node *self) {
+    conv_job j = {make_geom(self->inputs[0]->shape, self->inputs[1]->shape, attrs_of(self)),
+                  self->inputs[0]->value,
+                  self->inputs[1]->value,
+                  NULL,
+                  self->n_inputs == 3 ? self->inputs[2]->value : NULL,
+                  self->value,
+                  dg_node_scratch(self)};
+    dg_parallel_for(j.g.slots, slot_cost(&j.g), forward_range, &j);
+    return DG_OK;
+}
+
+static dg_status input_grad_forward(dg_node *self) {
+    conv_job j = {make_geom(self->inputs[2]->shape, self->inputs[1]->shape, attrs_of(self)),
+                  NULL,
+                  self->inputs[1]->value,
+                  self->inputs[0]->value,
+                  NULL,
+                  self->value,
+                  dg_node_scratch(self)};
+    dg_parallel_for(j.g.slots, slot_cost(&j.g), input_grad_range, &j);
+    return DG_OK;
+}
+
+static dg_status weight_grad_forward(dg_node *self) {
+    conv_job j = {make_geom(self->inputs[0]->shape, self->inputs[2]->shape, attrs_of(self)),
+                  self->inputs[0]->value,
+                  NULL,
+                  self->inputs[1]->value,
+                  NULL,
+                  self->value,
+                  dg_node_scratch(self)};
+    dg_parallel_for(j.g.slots, slot_cost(&j.g), weight_grad_range, &j);
+    if (j.g.slots > 1) dg_parallel_for(j.g.o * j.g.kg, j.g.slots, reduce_range, &j);
+    return DG_OK;
+}
+
+/* ---- the bias gradient: db[o] = sum over n and positions of dy[n,o,:] ---- */
+
+static dg_status bias_grad_rule(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
+                                size_t size) {
+    (void)n, (void)a;
+    if (in[0]->shape.ndim != 4) {
+        char sb[64];
+        snprintf(msg, size, "gradient must be [N,O,OH,OW], got %s",
+                 dg_shape_str(in[0]->shape, sb, sizeof sb));
+        return DG_ERR_SHAPE;
+    }
+    *out = dg_shape1(in[0]->shape.dim[1]);
+    return DG_OK;
+}
+
+typedef struct bias_job {
+    const float *dy;
+    float *db;
+    int64_t n, o, p;
+} bias_job;
+
+/* One channel per index: each image's positions summed in 16 interleaved lanes (so the loop
+ * vectorises) that are then added in lane order, images in order in double. */
+static void bias_range(void *ctx, int64_t lo, int64_t hi) {
+    const bias_job *j = ctx;
+    for (int64_t o = lo; o < hi; o++) {
+        double acc = 0.0;
+        for (int64_t n = 0; n < j->n; n++) {
+            const float *r = j->dy + (n * j->o + o) * j->p;
+            float lane[16] = {0};
+            int64_t i = 0;
+            for (; i + 16 <= j->p; i += 16)
+                for (int l = 0; l < 16; l++) lane[l] += r[i + l];
+            for (int l = 0; i < j->p; i++, l++) lane[l] += r[i];
+            float part = 0.0f;
+            for (int l = 0; l < 16; l++) part += lane[l];
+            acc += part;
+        }
+        j->db[o] = (float)acc;
+    }
+}
+
+static dg_status bias_grad_forward(dg_node *self) {
+    dg_shape s = self->inputs[0]->shape;
+    bias_job j = {self->inputs[0]->value, self->value, s.dim[0], s.dim[1], s.dim[2] * s.dim[3]};
+    dg_parallel_for(j.o, j.n * j.p, bias_range, &j);
+    return DG_OK;
+}
+
+/* linear: d(dy) = dz broadcast over images and positions */
+static dg_status bias_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx) {
+    dg_node *dy = self->inputs[0];
+    dg_node *col = dg_reshape(g, dz, dg_shape3(dy->shape.dim[1], 1, 1));
+    dx[0] = dg_broadcast_like(g, col, dy);
+    return dx[0] ? DG_OK : dg_graph_status(g);
+}
+
+static const dg_op_def bias_grad_op = {.name = "conv2d_bias_grad",
+                                       .n_inputs = 1,
+                                       .infer_shape = bias_grad_rule,
+                                       .forward = bias_grad_forward,
+                                       .backward = bias_grad_backward};
+
+/* ---- the three ops and their backward rules ---- */
+
+static dg_status conv_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx);
+static dg_status input_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx);
+static dg_status weight_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx);
+
+static const dg_op_def conv_op = {.name = "conv2d",
+                                  .n_inputs = DG_VARIADIC,
+                                  .infer_shape = conv_rule,
+                                  .forward = conv_forward,
+                                  .backward = conv_backward,
+                                  .scratch_bytes = forward_scratch};
+
+static const dg_op_def input_grad_op = {.name = "conv2d_input_grad",
+                                        .n_inputs = 3,
+                                        .shape_only = 1u << 2,
+                                        .infer_shape = input_grad_rule,
+                                        .forward = input_grad_forward,
+                                        .backward = input_grad_backward,
+                                        .scratch_bytes = input_grad_scratch};
+
+static const dg_op_def weight_grad_op = {.name = "conv2d_weight_grad",
+                                         .n_inputs = 3,
+                                         .shape_only = 1u << 2,
+                                         .infer_shape = weight_grad_rule,
+                                         .forward = weight_grad_forward,
+                                         .backward = weight_grad_backward,
+                                         .scratch_bytes = weight_grad_scratch};
+
+static dg_node *apply3(dg_graph *g, const dg_op_def *op, dg_node *a, dg_node *b, dg_node *c,
+                       const conv_attrs *at) {
+    dg_node *in[3] = {a, b, c};
+    return dg_apply(g, op, 3, in, at, sizeof *at);
+}
+
+static dg_status conv_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
+    dg_node *x = self->inputs[0], *w = self->inputs[1];
+    const conv_attrs *a = attrs_of(self);
+    if (x->requires_grad && !(dx[0] = apply3(g, &input_grad_op, dy, w, x, a)))
+        return dg_graph_status(g);
+    if (w->requires_grad && !(dx[1] = apply3(g, &weight_grad_op, x, dy, w, a)))
+        return dg_graph_status(g);
+    if (self->n_inputs == 3 && self->inputs[2]->requires_grad &&
+        !(dx[2] = dg__apply1(g, &bias_grad_op, dy, NULL, 0)))
+        return dg_graph_status(g);
+    return DG_OK;
+}
+
+static dg_status input_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx) {
+    dg_node *dy = self->inputs[0], *w = self->inputs[1];
+    const conv_attrs *a = attrs_of(self);
+    if (dy->requires_grad && !(dx[0] = dg__apply2(g, &conv_op, dz, w, a, sizeof *a)))
+        return dg_graph_status(g);
+    if (w->requires_grad && !(dx[1] = apply3(g, &weight_grad_op, dz, dy, w, a)))
+        return dg_graph_status(g);
+    return DG_OK;
+}
+
+static dg_status weight_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx) {
+    dg_node *x = self->inputs[0], *dy = self->inputs[1];
+    const conv_attrs *a = attrs_of(self);
+    if (x->requires_grad && !(dx[0] = apply3(g, &input_grad_op, dy, dz, x, a)))
+        return dg_graph_status(g);
+    if (dy->requires_grad && !(dx[1] = dg__apply2(g, &conv_op, x, dz, a, sizeof *a)))
+        return dg_graph_status(g);
+    return DG_OK;
+}
+
+dg_conv2d_options dg_conv2d_defaults(void) {
+    dg_conv2d_options o = {{1, 1}, {0, 0}, {1, 1}, 1};
+    return o;
+}
+
+dg_node *dg_convolve2d(dg_graph *g, dg_node *x, dg_node *w, dg_node *b,
+                       const dg_conv2d_options *opts) {
+    dg_conv2d_options o = opts ? *opts : dg_conv2d_defaults();
+    conv_attrs a;
+    for (int i = 0; i < 2; i++)
+        a.stride[i] = o.stride[i], a.pad[i] = o.padding[i], a.dil[i] = o.dilation[i];
+    a.groups = o.groups;
+    dg_node *in[3] = {x, w, b};
+    return dg_apply(g, &conv_op, b ? 3 : 2, in, &a, sizeof a);
+}
