@@ -330,7 +330,8 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
         ex_progress bar;
-        ex_progress_start(&bar, label, tr->count, tty);
+        ex_progress_begin(&bar, tr->count, tty); /* main's ex_progress API (one epoch a run) */
+        ex_progress_epoch(&bar, label, tr->count);
         double t0 = ex_now(), sum_loss = 0;
         int64_t correct = 0;
         for (int64_t s = 0; s < steps; s++) {
@@ -353,7 +354,8 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
             sum_loss += dg_value(targets[0]) * (double)n;
             const float *lg = dg_node_data(m->logits);
             for (int64_t i = 0; i < n; i++) correct += argmax(lg + i * CLASSES) == (int)yb[i];
-            ex_progress_update(&bar, s * B + n, sum_loss / (double)(s * B + n));
+            ex_progress_update(&bar, s * B + n, sum_loss / (double)(s * B + n),
+                               (double)correct / (double)(s * B + n));
         }
         ex_progress_finish(&bar);
         if (rc) break;
