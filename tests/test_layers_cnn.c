@@ -109,13 +109,13 @@ static void summary(void) {
     buf[len] = 0;
     fclose(f);
     const char *want[] = {
-        "conv1                        [1,32,28,28]                      832",
-        "maxpool1                     [1,32,14,14]                        0",
-        "conv2                        [1,64,10,10]                   51,264",
-        "batchnorm1                   [1,64,10,10]                      128",
-        "maxpool2                     [1,64,5,5]                          0",
-        "flatten1                     [1,1600]                            0",
-        "dense1                       [1,10]                         16,010",
+        "conv1                        [N,32,28,28]                      832",
+        "maxpool1                     [N,32,14,14]                        0",
+        "conv2                        [N,64,10,10]                   51,264",
+        "batchnorm1                   [N,64,10,10]                      128",
+        "maxpool2                     [N,64,5,5]                          0",
+        "flatten1                     [N,1600]                            0",
+        "dense1                       [N,10]                         16,010",
         "Total params: 68,234",
         "Non-trainable state values: 128",
     };

@@ -210,6 +210,8 @@ int ox_is_output(const dg_onnx_writer *w, const dg_node *n);
 int ox_builtin(const dg_onnx_writer *w, const dg_node *n);
 /* Marks n as written by its consumer (a matmul inside a Gemm). */
 void ox_fuse(dg_onnx_writer *w, const dg_node *n);
+/* The row writing op node n (NULL for a custom exporter's node or one without a form). */
+const ox_op_form *ox_form_of(const dg_onnx_writer *w, const dg_node *n);
 /* The ai.onnx opset the model declares. */
 int ox_writer_opset(const dg_onnx_writer *w);
 
