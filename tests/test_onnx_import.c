@@ -251,6 +251,15 @@ static void test_rejected(void) {
     one_node(&(bad){"huge claimed initializer", "tensor 'k' has more than 2^40 elements",
                     DG_ERR_UNSUPPORTED},
              "Mul", "mul", "x,k", NULL, 0, &t);
+    /* under 2^40 elements, but 12 GB: refused before anything of that size is allocated */
+    t = pb_tensor("k", T_FLOAT, 2, (const int64_t[]){3 << 20, 1000}, (const float[]){1}, 1, 1);
+    one_node(&(bad){"a tensor larger than its data", "raw_data holds 4 bytes for 3145728000 values",
+                    DG_ERR_FORMAT},
+             "Mul", "mul", "x,k", NULL, 0, &t);
+    t = pb_tensor("k", T_FLOAT, 2, (const int64_t[]){3 << 20, 1000}, (const float[]){1}, 1, 0);
+    one_node(&(bad){"float_data shorter than the tensor", "holds 1 values for 3145728000 elements",
+                    DG_ERR_FORMAT},
+             "Mul", "mul", "x,k", NULL, 0, &t);
     t = pb_tensor("k", T_FLOAT, 1, (const int64_t[]){2}, (const float[]){1, 2}, 2, 1);
     one_node(&(bad){"shapes that do not broadcast", "node 0 'mul' (Mul): mul: ", DG_ERR_SHAPE},
              "Mul", "mul", "x,k", NULL, 0, &t);

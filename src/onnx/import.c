@@ -127,36 +127,30 @@ static const void *tensor_values(ox_importer *im, const ox_node *n, const ox_ten
     if (numel < 0) return NULL;
     size_t esz = dtype == OX_DT_INT64 ? 8 : 4;
     int64_t typed = dtype == OX_DT_INT64 ? t->n_ints : t->n_floats;
-    void *out = ox_alloc(im->arena, (size_t)(numel ? numel : 1) * esz);
-    if (t->has_raw) {
-        if (t->raw_len != (uint64_t)numel * esz)
-            return ox_fail(im, n, DG_ERR_FORMAT,
-                           "tensor '%.200s': raw_data holds %zu bytes for %lld values of %zu "
-                           "bytes",
-                           t->name, t->raw_len, (long long)numel, esz),
-                   NULL;
-        if (!out) return nomem(im), NULL;
-        if (dtype == OX_DT_INT64)
-            for (int64_t i = 0; i < numel; i++)
-                ((int64_t *)out)[i] = (int64_t)dg__get_u64le(t->raw + 8 * i);
-        else
-            dg__floats_from_le(out, t->raw, (size_t)numel);
-    } else if (typed || numel == 0) {
-        if (typed != numel)
-            return ox_fail(im, n, DG_ERR_FORMAT,
-                           "tensor '%.200s' holds %lld values for %lld "
-                           "elements",
-                           t->name, (long long)typed, (long long)numel),
-                   NULL;
-        if (!out) return nomem(im), NULL;
-        if (numel)
-            memcpy(out, dtype == OX_DT_INT64 ? (void *)t->ints : (void *)t->floats,
-                   (size_t)numel * esz);
-    } else {
-        return ox_fail(im, n, DG_ERR_FORMAT, "tensor '%.200s' has no data%s", t->name,
-                       t->other_data ? " in the field of its type" : ""),
+    /* the values must be in the file before anything of the stated size is allocated */
+    if (t->has_raw && t->raw_len != (uint64_t)numel * esz)
+        return ox_fail(im, n, DG_ERR_FORMAT,
+                       "tensor '%.200s': raw_data holds %zu bytes for %lld values of %zu bytes",
+                       t->name, t->raw_len, (long long)numel, esz),
                NULL;
-    }
+    if (!t->has_raw && typed != numel)
+        return typed || !t->other_data
+                   ? ox_fail(im, n, DG_ERR_FORMAT,
+                             "tensor '%.200s' holds %lld values for %lld elements", t->name,
+                             (long long)typed, (long long)numel)
+                   : ox_fail(im, n, DG_ERR_FORMAT,
+                             "tensor '%.200s' has no data in the field of its type", t->name),
+               NULL;
+    void *out = ox_alloc(im->arena, (size_t)(numel ? numel : 1) * esz);
+    if (!out) return nomem(im), NULL;
+    if (t->has_raw && dtype == OX_DT_INT64)
+        for (int64_t i = 0; i < numel; i++)
+            ((int64_t *)out)[i] = (int64_t)dg__get_u64le(t->raw + 8 * i);
+    else if (t->has_raw)
+        dg__floats_from_le(out, t->raw, (size_t)numel);
+    else if (numel)
+        memcpy(out, dtype == OX_DT_INT64 ? (void *)t->ints : (void *)t->floats,
+               (size_t)numel * esz);
     *count = numel;
     return out;
 }
