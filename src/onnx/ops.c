@@ -563,24 +563,29 @@ static dg_status im_identity(ox_importer *im, const ox_node *n, const ox_op_form
     return x ? ox_set_output(im, n, 0, x) : dg_graph_status(ox_graph_of(im));
 }
 
+/* A STRING attribute's value: `def` when absent, "?" when it holds no string. */
+static const char *attr_string(const ox_attr *a, const char *def) {
+    if (!a) return def;
+    return (a->type == OX_AT_STRING || a->type == 0) && a->has_s ? a->s : "?";
+}
+
 /* The window of a Conv or a pool: kernel_shape (checked against `kernel` when given, which
  * the caller then takes), strides, pads (the same before and after, per axis), dilations;
  * auto_pad NOTSET or VALID. Values must fit dagrad's options (int). */
 static dg_status window(ox_importer *im, const ox_node *n, int64_t kernel[2], int has_kernel,
                         int64_t st[2], int64_t pad[2], int64_t dil[2]) {
-    int64_t k[3], pads[5];
+    /* one more than a 2-D window has, so that longer lists are seen and refused */
+    int64_t k[3], strides[3], pads[5], dilations[3];
     int nk, ns, np, nd;
     dg_status s = ox_attr_ints(im, n, "kernel_shape", k, 3, &nk);
-    if (s == DG_OK) s = ox_attr_ints(im, n, "strides", st, 3, &ns);
+    if (s == DG_OK) s = ox_attr_ints(im, n, "strides", strides, 3, &ns);
     if (s == DG_OK) s = ox_attr_ints(im, n, "pads", pads, 5, &np);
-    if (s == DG_OK) s = ox_attr_ints(im, n, "dilations", dil, 3, &nd);
+    if (s == DG_OK) s = ox_attr_ints(im, n, "dilations", dilations, 3, &nd);
     if (s != DG_OK) return s;
-    const ox_attr *ap = ox_find_attr(n, "auto_pad");
-    if (ap &&
-        (ap->type != OX_AT_STRING || (strcmp(ap->s, "NOTSET") != 0 && strcmp(ap->s, "VALID") != 0)))
+    const char *ap = attr_string(ox_find_attr(n, "auto_pad"), "NOTSET");
+    if (strcmp(ap, "NOTSET") != 0 && strcmp(ap, "VALID") != 0)
         return ox_fail(im, n, DG_ERR_UNSUPPORTED,
-                       "auto_pad '%.40s' is not supported (give the pads explicitly)",
-                       ap->type == OX_AT_STRING ? ap->s : "?");
+                       "auto_pad '%.40s' is not supported (give the pads explicitly)", ap);
     if (nk < 0 && !has_kernel) return ox_fail(im, n, DG_ERR_FORMAT, "kernel_shape is missing");
     if ((nk >= 0 && nk != 2) || (ns >= 0 && ns != 2) || (np >= 0 && np != 4) ||
         (nd >= 0 && nd != 2))
@@ -592,8 +597,8 @@ static dg_status window(ox_importer *im, const ox_node *n, int64_t kernel[2], in
             im, n, DG_ERR_SHAPE, "kernel_shape %lldx%lld differs from the weights' %lldx%lld",
             (long long)k[0], (long long)k[1], (long long)kernel[0], (long long)kernel[1]);
     if (nk >= 0) kernel[0] = k[0], kernel[1] = k[1];
-    if (ns < 0) st[0] = st[1] = 1;
-    if (nd < 0) dil[0] = dil[1] = 1;
+    st[0] = ns < 0 ? 1 : strides[0], st[1] = ns < 0 ? 1 : strides[1];
+    dil[0] = nd < 0 ? 1 : dilations[0], dil[1] = nd < 0 ? 1 : dilations[1];
     if (np < 0) pads[0] = pads[1] = pads[2] = pads[3] = 0;
     if (pads[0] != pads[2] || pads[1] != pads[3])
         return ox_fail(im, n, DG_ERR_UNSUPPORTED,
@@ -720,10 +725,9 @@ static dg_status im_batch_norm(ox_importer *im, const ox_node *n, const ox_op_fo
 static dg_status im_pad(ox_importer *im, const ox_node *n, const ox_op_form *f) {
     (void)f;
     dg_status s = only(im, n, "mode", NULL, NULL, NULL);
-    const ox_attr *mode = ox_find_attr(n, "mode");
-    if (s == DG_OK && mode && (mode->type != OX_AT_STRING || strcmp(mode->s, "constant") != 0))
-        return ox_fail(im, n, DG_ERR_UNSUPPORTED, "mode '%.40s' is not supported",
-                       mode->type == OX_AT_STRING ? mode->s : "?");
+    const char *mode = attr_string(ox_find_attr(n, "mode"), "constant");
+    if (s == DG_OK && strcmp(mode, "constant") != 0)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED, "mode '%.40s' is not supported", mode);
     dg_node *x = s == DG_OK ? ox_input(im, n, 0) : NULL;
     const ox_tensor *t = x ? ox_static_input(im, n, 1, "the pads") : NULL;
     int64_t count = 0;
