@@ -95,6 +95,20 @@ save("valid_float_data", [N("MatMul", ["x", "W"], ["y"])],
      [batch_input("x", 3), helper.make_tensor_value_info("W", TensorProto.FLOAT, [3, 2])],
      [output("y", 2)], [w])
 
+save("valid_cnn", [
+    N("Conv", ["x", "W", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+    N("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], epsilon=1e-5,
+      momentum=0.9),
+    N("Relu", ["n"], ["r"]),
+    N("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+    N("Pad", ["p", "zero_pads"], ["q"], mode="constant"),
+    N("AveragePool", ["q"], ["a"], kernel_shape=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1),
+    N("GlobalAveragePool", ["a"], ["y"]),
+], [batch_input("x", 1, 6, 6)], [output("y", 2, 1, 1)],
+    [weights("W", 2, 1, 3, 3), weights("b", 2), weights("gamma", 2), weights("beta", 2),
+     weights("mean", 2), numpy_helper.from_array(np.array([0.5, 2.0], np.float32), "var"),
+     ints("zero_pads", [0] * 8)])
+
 save("unsupported_op", [N("Einsum", ["x", "W"], ["y"], equation="nij,jk->nik")],
      [batch_input("x", 2, 3)], [output("y", 2, 2)], [weights("W", 3, 2)])
 save("unsupported_opset", [N("Relu", ["x"], ["y"])], [batch_input("x", 3)], [output("y", 3)], [],

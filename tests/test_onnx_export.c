@@ -309,8 +309,64 @@ static void test_custom(void) {
     dg_graph_free(g);
 }
 
+/* A CNN with every layer of the cnn branch: convolutions (padding, stride, dilation, groups,
+ * with and without bias), batch norm in evaluation form, max and average pooling, global
+ * average pooling; round trip and values as above, the running statistics as state. */
+static void test_cnn(void) {
+    dg_graph *g = dg_graph_new(11);
+    dg_node *x = dg_input(g, "images", dg_shape4(DG_BATCH, 2, 12, 12));
+    dg_node *h = dg_conv2d(g, "conv1", x, 4, 3, 1, 1, DG_ACT_RELU);
+    h = dg_batch_norm(g, "bn1", h, 0.1f, 1e-5f);
+    h = dg_max_pool2d(g, "pool1", h, 2, 2, 0);
+    dg_conv2d_options co = {{2, 1}, {1, 2}, {1, 2}, 2};
+    h = dg_conv2d_ex(g, "conv2", h, 6, 3, 3, &co, DG_ACT_LEAKY_RELU, 0);
+    h = dg_avg_pool2d(g, "pool2", h, 2, 1, 1);
+    h = dg_batch_norm(g, "bn2", h, 0.2f, 1e-3f);
+    h = dg_global_avg_pool2d(g, "gap", h);
+    dg_node *y = dg_log_softmax(g, dg_dense(g, "fc", h, 5, DG_ACT_NONE));
+    CHECK_MSG(y != NULL, "%s", dg_graph_error(g));
+    if (!y) return;
+    /* running statistics that are not the initial ones: training runs */
+    float data[3 * 2 * 144];
+    for (int i = 0; i < 3 * 288; i++) data[i] = test_uniform(-1, 1);
+    CHECK_OK(dg_feed(x, data, 3 * 288));
+    for (int i = 0; i < 3; i++) CHECK_OK(dg_run(g, y));
+    size_t n;
+    dg_graph *g2;
+    dg_onnx_model m;
+    void *file = round_trip(g, 1, &x, 1, &y, &n, &g2, &m);
+    const char *types[] = {
+        "Conv", "BatchNormalization", "MaxPool", "AveragePool", "LeakyRelu", "Gemm", "Reshape"};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        CHECK_MSG(contains(file, n, types[i]), "no %s", types[i]);
+    CHECK(!contains(file, n, "batch_norm_var")); /* the statistics ops are not exported */
+    dg_node *rm = dg_graph_find(g2, "bn1/running_mean");
+    CHECK(rm && dg_node_kind_of(rm) == DG_STATE);
+    CHECK(dg_param_count(g2) == dg_param_count(g));
+    if (m.n_outputs == 1) {
+        dg_set_training(g, 0);
+        dg_set_training(g2, 0);
+        same_values(x, m.inputs[0], y, m.outputs[0], data, 3 * 288);
+    }
+    /* dilated average pooling is AveragePool from opset 19 on */
+    dg_node *d = dg_pool2d_avg(g, x, &(dg_pool2d_options){{2, 2}, {1, 1}, {0, 0}, {2, 2}});
+    void *p = NULL;
+    size_t sz = 0;
+    CHECK(dg_onnx_save_mem(g, 1, &x, 1, &d, NULL, &p, &sz) == DG_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(dg_graph_error(g), "from opset 19 on"), "%s", dg_graph_error(g));
+    dg_onnx_save_options o19 = {.opset = 19};
+    CHECK_OK(dg_onnx_save_mem(g, 1, &x, 1, &d, &o19, &p, &sz));
+    CHECK(contains(p, sz, "dilations"));
+    free(p);
+    free(file);
+    dg_onnx_model_free(&m);
+    dg_graph_free(g2);
+    dg_graph_free(g);
+}
+
 int main(void) {
     test_mlp();
+    test_cnn();
     test_all_ops();
     test_custom();
     return test_summary("test_onnx_export");

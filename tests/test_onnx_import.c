@@ -154,6 +154,69 @@ static void one_node(const bad *b, const char *op, const char *name, const char 
     free(file);
 }
 
+/* One node `op` reading x [N,1,4,4] (and initializer "k" if given) into y. */
+static void one_image_node(const bad *b, const char *op, const char *ins, pb *attrs, int n_attrs,
+                           pb *init) {
+    pb_model m = {0};
+    if (init) pbm_init(&m, *init);
+    pbm_input(&m, pb_value("x", T_FLOAT, 4, (const int64_t[]){-1, 1, 4, 4}));
+    pbm_node(&m, pb_node(op, "n", ins, "y", attrs, n_attrs));
+    pbm_output(&m, pb_value("y", T_FLOAT, -1, NULL));
+    size_t n;
+    unsigned char *file = pbm_finish(&m, &n);
+    expect_failure(file, n, b, NULL);
+    free(file);
+}
+
+static pb attr_string(const char *name, const char *v) {
+    pb a = {0};
+    pb_str(&a, 1, name);
+    pb_str(&a, 4, v);
+    pb_int(&a, 20, 3);
+    return a;
+}
+
+static void test_rejected_cnn(void) {
+    pb a[2], t;
+    static const int64_t k2[2] = {2, 2};
+    a[0] = pb_attr_ints("kernel_shape", 2, k2);
+    a[1] = pb_attr_ints("pads", 4, (const int64_t[]){0, 0, 1, 1});
+    one_image_node(&(bad){"asymmetric pads", "pads [0,0,1,1] differ before and after an axis",
+                          DG_ERR_UNSUPPORTED},
+                   "MaxPool", "x", a, 2, NULL);
+    a[0] = pb_attr_ints("kernel_shape", 2, k2);
+    a[1] = attr_string("auto_pad", "SAME_UPPER");
+    one_image_node(
+        &(bad){"auto_pad SAME", "auto_pad 'SAME_UPPER' is not supported", DG_ERR_UNSUPPORTED},
+        "AveragePool", "x", a, 2, NULL);
+    a[0] = pb_attr_ints("kernel_shape", 2, k2);
+    a[1] = pb_attr_int("ceil_mode", 1);
+    one_image_node(&(bad){"ceil_mode", "ceil_mode 1", DG_ERR_UNSUPPORTED}, "MaxPool", "x", a, 2,
+                   NULL);
+    a[0] = pb_attr_ints("kernel_shape", 2, k2);
+    a[1] = pb_attr_ints("pads", 4, (const int64_t[]){1, 1, 1, 1});
+    one_image_node(&(bad){"average without the padding", "count_include_pad 0 with padding",
+                          DG_ERR_UNSUPPORTED},
+                   "AveragePool", "x", a, 2, NULL);
+    t = pb_tensor("k", T_FLOAT, 3, (const int64_t[]){1, 1, 3}, (const float[]){1, 2, 3}, 3, 1);
+    one_image_node(&(bad){"a 1-D convolution", "weights of rank 3", DG_ERR_UNSUPPORTED}, "Conv",
+                   "x,k", NULL, 0, &t);
+    t = pb_tensor("k", T_INT64, 1, (const int64_t[]){8}, (const int64_t[]){0, 0, 1, 1, 0, 0, 1, 1},
+                  8, 1);
+    one_image_node(
+        &(bad){"real padding", "pads[2] is 1: dagrad has no padding op", DG_ERR_UNSUPPORTED}, "Pad",
+        "x,k", NULL, 0, &t);
+    a[0] = pb_attr_int("training_mode", 1);
+    t = pb_tensor("k", T_FLOAT, 1, (const int64_t[]){1}, (const float[]){1}, 1, 1);
+    one_image_node(&(bad){"batch norm in training form", "training_mode 1", DG_ERR_UNSUPPORTED},
+                   "BatchNormalization", "x,k,k,k,k", a, 1, &t);
+    t = pb_tensor("k", T_FLOAT, 1, (const int64_t[]){1}, (const float[]){1}, 1, 1);
+    one_image_node(&(bad){"statistics that are also a parameter",
+                          "initializer 'k' is read both as a parameter and as running statistics",
+                          DG_ERR_UNSUPPORTED},
+                   "BatchNormalization", "x,k,k,k,k", NULL, 0, &t);
+}
+
 static void test_rejected(void) {
     pb a[2], t;
     one_node(&(bad){"unknown op",
@@ -378,6 +441,7 @@ static void test_damage(void) {
 int main(void) {
     test_valid();
     test_rejected();
+    test_rejected_cnn();
     test_damage();
     return test_summary("test_onnx_import");
 }

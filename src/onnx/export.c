@@ -123,6 +123,10 @@ int ox_consumers(const dg_onnx_writer *w, const dg_node *n) {
 dg_node *ox_sole_consumer(const dg_onnx_writer *w, const dg_node *n) {
     return ox_consumers(w, n) == 1 ? node_at(w, w->consumer[dg_node_id(n)]) : NULL;
 }
+int ox_writer_opset(const dg_onnx_writer *w) { return w->opset; }
+const ox_op_form *ox_form_of(const dg_onnx_writer *w, const dg_node *n) {
+    return owned(w, n) ? w->form[dg_node_id(n)] : NULL;
+}
 int ox_is_output(const dg_onnx_writer *w, const dg_node *n) {
     return owned(w, n) && (w->flags[dg_node_id(n)] & (IS_OUTPUT | IS_INPUT));
 }

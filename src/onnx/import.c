@@ -165,8 +165,10 @@ const float *ox_tensor_floats(ox_importer *im, const ox_node *n, const ox_tensor
     return tensor_values(im, n, t, OX_DT_FLOAT, count);
 }
 
-/* A tensor as a dagrad leaf: its shape (rank <= 4, no empty dimension) and values. */
-static dg_node *tensor_leaf(ox_importer *im, const ox_node *n, const ox_tensor *t, int param) {
+/* A tensor as a dagrad leaf of `kind` (DG_PARAM, DG_STATE or DG_CONST): its shape (rank <=
+ * 4, no empty dimension) and values. */
+static dg_node *tensor_leaf(ox_importer *im, const ox_node *n, const ox_tensor *t,
+                            dg_node_kind kind) {
     if (t->ndims > DG_MAX_DIMS)
         return ox_fail(im, n, DG_ERR_UNSUPPORTED,
                        "tensor '%.200s' has %d dimensions (dagrad "
@@ -185,17 +187,21 @@ static dg_node *tensor_leaf(ox_importer *im, const ox_node *n, const ox_tensor *
                        "empty tensors)",
                        t->name),
                NULL;
-    dg_node *leaf = param ? dg_param(im->g, t->name, s) : dg_const(im->g, t->name, s, v, 0);
+    dg_node *leaf = kind == DG_PARAM   ? dg_param(im->g, t->name, s)
+                    : kind == DG_STATE ? dg_state(im->g, t->name, s)
+                                       : dg_const(im->g, t->name, s, v, 0);
     if (!leaf) return ox_fail(im, n, dg_graph_status(im->g), "%s", dg_graph_error(im->g)), NULL;
-    if (param && dg_feed(leaf, v, count) != DG_OK)
+    if (kind != DG_CONST && dg_feed(leaf, v, count) != DG_OK)
         return ox_fail(im, n, dg_graph_status(im->g), "%s", dg_graph_error(im->g)), NULL;
     return leaf;
 }
 
 /* ---- values by name ---- */
 
-/* The dagrad node of value `name` (making an initializer's parameter on first use). */
-static dg_node *resolve(ox_importer *im, const ox_node *n, const char *name, const char *what) {
+/* The dagrad node of value `name` (making an initializer's leaf, a parameter or `state`, on
+ * first use). */
+static dg_node *resolve_as(ox_importer *im, const ox_node *n, const char *name, const char *what,
+                           int state) {
     int idx;
     if (!ox_map_get(&im->map, name, &idx))
         return ox_fail(im, n, DG_ERR_FORMAT,
@@ -207,11 +213,23 @@ static dg_node *resolve(ox_importer *im, const ox_node *n, const char *name, con
     if (v->kind == V_UNAVAILABLE)
         return ox_fail(im, n, DG_ERR_UNSUPPORTED, "%s '%.200s' is %s", what, name, v->why), NULL;
     if (!v->node && v->tensor) {
-        dg_node *leaf = tensor_leaf(im, n, v->tensor, v->kind == V_INIT);
+        dg_node_kind kind = v->kind != V_INIT ? DG_CONST : state ? DG_STATE : DG_PARAM;
+        dg_node *leaf = tensor_leaf(im, n, v->tensor, kind);
         if (!leaf) return NULL;
         im->vals[idx].node = leaf; /* vals may not have moved: tensor_leaf defines nothing */
     }
-    return im->vals[idx].node;
+    dg_node *x = im->vals[idx].node;
+    if (v->kind == V_INIT && (dg_node_kind_of(x) == DG_STATE) != (state != 0))
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "initializer '%.200s' is read both as a parameter and as running "
+                       "statistics (dagrad keeps those as state)",
+                       name),
+               NULL;
+    return x;
+}
+
+static dg_node *resolve(ox_importer *im, const ox_node *n, const char *name, const char *what) {
+    return resolve_as(im, n, name, what, 0);
 }
 
 int ox_has_input(const ox_node *n, int i) { return i < n->n_in && n->in[i][0]; }
@@ -221,6 +239,13 @@ dg_node *ox_input(ox_importer *im, const ox_node *n, int i) {
     char what[32];
     snprintf(what, sizeof what, "input %d", i);
     return resolve(im, n, n->in[i], what);
+}
+
+dg_node *ox_state_input(ox_importer *im, const ox_node *n, int i) {
+    if (!ox_has_input(n, i)) return ox_fail(im, n, DG_ERR_FORMAT, "input %d is missing", i), NULL;
+    char what[32];
+    snprintf(what, sizeof what, "input %d", i);
+    return resolve_as(im, n, n->in[i], what, 1);
 }
 
 const ox_tensor *ox_static_input(ox_importer *im, const ox_node *n, int i, const char *what) {

@@ -210,12 +210,19 @@ int ox_is_output(const dg_onnx_writer *w, const dg_node *n);
 int ox_builtin(const dg_onnx_writer *w, const dg_node *n);
 /* Marks n as written by its consumer (a matmul inside a Gemm). */
 void ox_fuse(dg_onnx_writer *w, const dg_node *n);
+/* The row writing op node n (NULL for a custom exporter's node or one without a form). */
+const ox_op_form *ox_form_of(const dg_onnx_writer *w, const dg_node *n);
+/* The ai.onnx opset the model declares. */
+int ox_writer_opset(const dg_onnx_writer *w);
 
 /* Import helpers (import.c). */
 dg_graph *ox_graph_of(ox_importer *im);
 /* The dagrad node holding input i of n (a parameter or constant is made on first use), or
  * NULL with an error naming the node and the input. */
 dg_node *ox_input(ox_importer *im, const ox_node *n, int i);
+/* ox_input for a value dagrad keeps as state (DG_STATE: batch norm's running statistics):
+ * an initializer becomes a dg_state node; one already read as a parameter is an error. */
+dg_node *ox_state_input(ox_importer *im, const ox_node *n, int i);
 /* 1 if input i is given (a non-empty name). */
 int ox_has_input(const ox_node *n, int i);
 /* Input i as a constant known while loading (an initializer or a Constant node's output): its

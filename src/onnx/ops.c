@@ -16,13 +16,20 @@
  *   reshape(x; shape)           Reshape(x, shape as an INT64 initializer)
  *   transpose(x)                Transpose(x; perm swapping the last two axes)
  *   dropout: x * mask           nothing: x (the evaluation form; a composite row)
- * Read only: Flatten, Identity and Dropout (both the identity). */
+ *   conv2d(x, w[, b])           Conv(x, w[, b]; strides, pads, dilations, group, kernel_shape)
+ *   max_pool2d, avg_pool2d      MaxPool, AveragePool(count_include_pad 1; dilations from
+ *                               opset 19)
+ *   batch norm: the statistics  BatchNormalization(x, gamma, beta, running mean, running var;
+ *   and scaling y = x s + t     epsilon, momentum) in evaluation form (a composite row)
+ * Read only: Flatten, Identity and Dropout (both the identity), GlobalAveragePool, Pad of
+ * zeros (the identity). */
 #include "onnx_internal.h"
 
 #include "dagrad/layers.h"
 #include "dagrad/ops.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- writing ---- */
@@ -43,13 +50,28 @@ static dg_status ex_same(dg_onnx_writer *w, const dg_node *n, void *ctx) {
     return dg_onnx_add_node(w, f->onnx_type, k, in, NULL);
 }
 
+/* One ONNX node `type` reading all of the node's inputs. */
+static dg_status ex_same_n(dg_onnx_writer *w, const dg_node *n, const char *type) {
+    const char *in[8];
+    int k = dg_node_input_count(n);
+    if (k > 8) return dg_set_error(dg_node_graph(n), DG_ERR_STATE, "%s has %d inputs", type, k);
+    for (int i = 0; i < k; i++)
+        if (!(in[i] = in_name(w, n, i))) return dg_graph_status(dg_node_graph(n));
+    return dg_onnx_add_node(w, type, k, in, NULL);
+}
+
 static int is_matmul(const dg_node *n) { return strcmp(dg_node_op_name(n), "matmul") == 0; }
+
+static dg_status ex_add(dg_onnx_writer *w, const dg_node *n, void *ctx);
 
 /* Which input of `add` is a matmul to fold into a Gemm with the other as its bias, or -1:
  * both written by the table, the product read by nothing else, and the bias broadcasting to
  * the product's shape from rank 2 at most (Gemm's unidirectional broadcast of C). */
 static int gemm_bias_input(const dg_onnx_writer *w, const dg_node *add) {
-    if (!add || strcmp(dg_node_op_name(add), "add") != 0 || !ox_builtin(w, add)) return -1;
+    const ox_op_form *form = ox_form_of(w, add);
+    if (!add || strcmp(dg_node_op_name(add), "add") != 0 || !ox_builtin(w, add) || !form ||
+        form->export_fn != ex_add) /* not batch norm's add, say */
+        return -1;
     for (int k = 0; k < 2; k++) {
         dg_node *mm = dg_node_input(add, k), *c = dg_node_input(add, 1 - k);
         if (dg_node_kind_of(mm) != DG_OP_NODE || !is_matmul(mm) || !ox_builtin(w, mm) ||
@@ -165,6 +187,149 @@ static int dropout_composite(const dg_node *n, dg_node **reads, int cap, int *id
     reads[0] = dg_node_input(n, 0);
     *identity = 1;
     return 1;
+}
+
+/* ---- convolution, pooling, batch norm ---- */
+
+/* n's attribute `name`, two values per axis, as ONNX's per-axis list (pads: begin, then end). */
+static dg_status axis_pair(const dg_node *n, const char *name, int64_t out[2]) {
+    dg_status s = dg_node_attr_int(n, name, 0, &out[0]);
+    return s == DG_OK ? dg_node_attr_int(n, name, 1, &out[1]) : s;
+}
+
+/* strides, pads and dilations (and kernel_shape) of a conv or pool node, written when not the
+ * default; `kernel` NULL: taken from the attribute "kernel" */
+static dg_status window_attrs(dg_onnx_writer *w, const dg_node *n, const int64_t *kernel,
+                              int dilations) {
+    int64_t k[2], st[2], p[2], d[2];
+    dg_status s = kernel ? DG_OK : axis_pair(n, "kernel", k);
+    if (s == DG_OK) s = axis_pair(n, "stride", st);
+    if (s == DG_OK) s = axis_pair(n, "padding", p);
+    if (s == DG_OK) s = axis_pair(n, "dilation", d);
+    if (s != DG_OK) return s;
+    int64_t pads[4] = {p[0], p[1], p[0], p[1]};
+    s = dg_onnx_attr_ints(w, "kernel_shape", 2, kernel ? kernel : k);
+    if (s == DG_OK && (st[0] != 1 || st[1] != 1)) s = dg_onnx_attr_ints(w, "strides", 2, st);
+    if (s == DG_OK && (p[0] || p[1])) s = dg_onnx_attr_ints(w, "pads", 4, pads);
+    if (s == DG_OK && dilations && (d[0] != 1 || d[1] != 1))
+        s = dg_onnx_attr_ints(w, "dilations", 2, d);
+    return s;
+}
+
+static dg_status ex_conv(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    int64_t groups;
+    dg_shape ws = dg_node_shape(dg_node_input(n, 1));
+    int64_t kernel[2] = {ws.dim[2], ws.dim[3]};
+    dg_status s = ex_same_n(w, n, "Conv");
+    if (s == DG_OK) s = window_attrs(w, n, kernel, 1);
+    if (s == DG_OK) s = dg_node_attr_int(n, "groups", 0, &groups);
+    if (s == DG_OK && groups != 1) s = dg_onnx_attr_int(w, "group", groups);
+    return s;
+}
+
+static dg_status ex_max_pool(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    dg_status s = ex_same(w, n, ctx);
+    return s == DG_OK ? window_attrs(w, n, NULL, 1) : s;
+}
+
+/* AveragePool has dilations from opset 19 on. */
+static dg_status ex_avg_pool(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    int64_t d[2];
+    dg_status s = axis_pair(n, "dilation", d);
+    if (s == DG_OK && (d[0] != 1 || d[1] != 1) && ox_writer_opset(w) < 19)
+        return dg_set_error(dg_node_graph(n), DG_ERR_UNSUPPORTED,
+                            "node %d (avg_pool2d) has dilation %lldx%lld, which ONNX's "
+                            "AveragePool has from opset 19 on (dg_onnx_save_options.opset is %d)",
+                            dg_node_id(n), (long long)d[0], (long long)d[1], ox_writer_opset(w));
+    if (s == DG_OK) s = ex_same(w, n, ctx);
+    if (s == DG_OK) s = window_attrs(w, n, NULL, 1);
+    return s == DG_OK ? dg_onnx_attr_int(w, "count_include_pad", 1) : s;
+}
+
+/* dg_batch_normalize's nodes, found from its output y = x * R(s) + R(t), where R reshapes a
+ * channel vector to broadcast over x, s = (v + eps)^-1/2 [* gamma], t = -(m * s) [+ beta],
+ * m = batch_norm_mean(x, running mean), v = batch_norm_var(x, m, running var). */
+typedef struct bn_parts {
+    dg_node *x, *gamma, *beta, *mean, *var, *stat; /* stat: the batch_norm_var node */
+    float eps;
+} bn_parts;
+
+static int is_op(const dg_node *n, const char *name) {
+    return dg_node_kind_of(n) == DG_OP_NODE && strcmp(dg_node_op_name(n), name) == 0;
+}
+
+static int bn_match(const dg_node *y, bn_parts *p) {
+    if (!is_op(y, "add") || !is_op(dg_node_input(y, 0), "mul") ||
+        !is_op(dg_node_input(y, 1), "reshape"))
+        return 0;
+    dg_node *xs = dg_node_input(y, 0), *rs = dg_node_input(xs, 1);
+    dg_node *s = dg_node_input(rs, 0), *t = dg_node_input(dg_node_input(y, 1), 0), *s0 = s;
+    if (!is_op(rs, "reshape")) return 0;
+    p->x = dg_node_input(xs, 0);
+    p->gamma = p->beta = NULL;
+    if (is_op(s, "mul")) s0 = dg_node_input(s, 0), p->gamma = dg_node_input(s, 1);
+    float e;
+    if (!is_op(s0, "pow") || dg_node_attr_float(s0, "exponent", 0, &e) != DG_OK || e != -0.5f)
+        return 0;
+    dg_node *shift = dg_node_input(s0, 0);
+    if (!is_op(shift, "shift") || dg_node_attr_float(shift, "offset", 0, &p->eps) != DG_OK)
+        return 0;
+    dg_node *v = dg_node_input(shift, 0), *m = dg_node_input(v, 1);
+    if (!is_op(v, "batch_norm_var") || !is_op(m, "batch_norm_mean") ||
+        dg_node_input(v, 0) != p->x || dg_node_input(m, 0) != p->x)
+        return 0;
+    if (is_op(t, "add")) p->beta = dg_node_input(t, 1), t = dg_node_input(t, 0);
+    if (!is_op(t, "neg") || !is_op(dg_node_input(t, 0), "mul") ||
+        dg_node_input(dg_node_input(t, 0), 0) != m || dg_node_input(dg_node_input(t, 0), 1) != s)
+        return 0;
+    p->mean = dg_node_input(m, 1), p->var = dg_node_input(v, 2), p->stat = v;
+    return 1;
+}
+
+static int bn_composite(const dg_node *n, dg_node **reads, int cap, int *identity) {
+    bn_parts p;
+    if (cap < 5 || !bn_match(n, &p)) return 0;
+    *identity = 0;
+    int k = 0;
+    reads[k++] = p.x;
+    if (p.gamma) reads[k++] = p.gamma;
+    if (p.beta) reads[k++] = p.beta;
+    reads[k++] = p.mean;
+    reads[k++] = p.var;
+    return k;
+}
+
+/* BatchNormalization in evaluation form; a missing gamma or beta is a constant 1 or 0. */
+static dg_status ex_batch_norm(dg_onnx_writer *w, const dg_node *n, void *ctx) {
+    (void)ctx;
+    bn_parts p;
+    float momentum;
+    if (!bn_match(n, &p) || dg_node_attr_float(p.stat, "momentum", 0, &momentum) != DG_OK)
+        return dg_set_error(dg_node_graph(n), DG_ERR_STATE, "node %d: not a batch norm",
+                            dg_node_id(n));
+    int64_t c = dg_node_shape(p.x).dim[1];
+    const char *in[5] = {dg_onnx_name(w, p.x), NULL, NULL, dg_onnx_name(w, p.mean),
+                         dg_onnx_name(w, p.var)};
+    for (int k = 1; k <= 2; k++) {
+        dg_node *given = k == 1 ? p.gamma : p.beta;
+        if (given) {
+            in[k] = dg_onnx_name(w, given);
+            continue;
+        }
+        float *v = calloc((size_t)c, sizeof *v);
+        for (int64_t i = 0; v && k == 1 && i < c; i++) v[i] = 1.0f;
+        in[k] = v ? dg_onnx_constant(w, k == 1 ? "scale" : "bias", dg_shape1(c), v) : NULL;
+        free(v);
+    }
+    for (int k = 0; k < 5; k++)
+        if (!in[k]) return dg_graph_status(dg_node_graph(n));
+    dg_status s = dg_onnx_add_node(w, "BatchNormalization", 5, in, NULL);
+    if (s == DG_OK) s = dg_onnx_attr_float(w, "epsilon", p.eps);
+    /* ONNX: running = running * momentum + batch * (1 - momentum); dagrad (as PyTorch):
+     * running = (1 - momentum) running + momentum batch */
+    if (s == DG_OK) s = dg_onnx_attr_float(w, "momentum", 1.0f - momentum);
+    return s;
 }
 
 /* ---- reading ---- */
@@ -398,6 +563,185 @@ static dg_status im_identity(ox_importer *im, const ox_node *n, const ox_op_form
     return x ? ox_set_output(im, n, 0, x) : dg_graph_status(ox_graph_of(im));
 }
 
+/* A STRING attribute's value: `def` when absent, "?" when it holds no string. */
+static const char *attr_string(const ox_attr *a, const char *def) {
+    if (!a) return def;
+    return (a->type == OX_AT_STRING || a->type == 0) && a->has_s ? a->s : "?";
+}
+
+/* The window of a Conv or a pool: kernel_shape (checked against `kernel` when given, which
+ * the caller then takes), strides, pads (the same before and after, per axis), dilations;
+ * auto_pad NOTSET or VALID. Values must fit dagrad's options (int). */
+static dg_status window(ox_importer *im, const ox_node *n, int64_t kernel[2], int has_kernel,
+                        int64_t st[2], int64_t pad[2], int64_t dil[2]) {
+    /* one more than a 2-D window has, so that longer lists are seen and refused */
+    int64_t k[3], strides[3], pads[5], dilations[3];
+    int nk, ns, np, nd;
+    dg_status s = ox_attr_ints(im, n, "kernel_shape", k, 3, &nk);
+    if (s == DG_OK) s = ox_attr_ints(im, n, "strides", strides, 3, &ns);
+    if (s == DG_OK) s = ox_attr_ints(im, n, "pads", pads, 5, &np);
+    if (s == DG_OK) s = ox_attr_ints(im, n, "dilations", dilations, 3, &nd);
+    if (s != DG_OK) return s;
+    const char *ap = attr_string(ox_find_attr(n, "auto_pad"), "NOTSET");
+    if (strcmp(ap, "NOTSET") != 0 && strcmp(ap, "VALID") != 0)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "auto_pad '%.40s' is not supported (give the pads explicitly)", ap);
+    if (nk < 0 && !has_kernel) return ox_fail(im, n, DG_ERR_FORMAT, "kernel_shape is missing");
+    if ((nk >= 0 && nk != 2) || (ns >= 0 && ns != 2) || (np >= 0 && np != 4) ||
+        (nd >= 0 && nd != 2))
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "only 2-D windows (2 kernel sizes, strides and dilations, 4 pads) are "
+                       "supported");
+    if (nk >= 0 && has_kernel && (k[0] != kernel[0] || k[1] != kernel[1]))
+        return ox_fail(
+            im, n, DG_ERR_SHAPE, "kernel_shape %lldx%lld differs from the weights' %lldx%lld",
+            (long long)k[0], (long long)k[1], (long long)kernel[0], (long long)kernel[1]);
+    if (nk >= 0) kernel[0] = k[0], kernel[1] = k[1];
+    st[0] = ns < 0 ? 1 : strides[0], st[1] = ns < 0 ? 1 : strides[1];
+    dil[0] = nd < 0 ? 1 : dilations[0], dil[1] = nd < 0 ? 1 : dilations[1];
+    if (np < 0) pads[0] = pads[1] = pads[2] = pads[3] = 0;
+    if (pads[0] != pads[2] || pads[1] != pads[3])
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "pads [%lld,%lld,%lld,%lld] differ before and after an axis (dagrad pads "
+                       "both sides alike)",
+                       (long long)pads[0], (long long)pads[1], (long long)pads[2],
+                       (long long)pads[3]);
+    pad[0] = pads[0], pad[1] = pads[1];
+    for (int i = 0; i < 2; i++)
+        if (kernel[i] < 1 || kernel[i] > INT32_MAX || st[i] < 1 || st[i] > INT32_MAX ||
+            pad[i] < 0 || pad[i] > INT32_MAX || dil[i] < 1 || dil[i] > INT32_MAX)
+            return ox_fail(im, n, DG_ERR_FORMAT,
+                           "kernel %lld, stride %lld, pad %lld, dilation %lld along axis %d",
+                           (long long)kernel[i], (long long)st[i], (long long)pad[i],
+                           (long long)dil[i], i);
+    return DG_OK;
+}
+
+static dg_status im_conv(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    const char *known[] = {"auto_pad", "dilations", "group", "kernel_shape",
+                           "pads",     "strides",   NULL};
+    int64_t group, k[2], st[2], pad[2], dil[2];
+    dg_status s = ox_only_attrs(im, n, known);
+    if (s == DG_OK) s = ox_attr_int(im, n, "group", 1, &group);
+    if (s != DG_OK) return s;
+    dg_node *x = ox_input(im, n, 0), *w = x ? ox_input(im, n, 1) : NULL, *b = NULL;
+    if (w && ox_has_input(n, 2) && !(b = ox_input(im, n, 2))) w = NULL;
+    if (!w) return dg_graph_status(ox_graph_of(im));
+    dg_shape ws = dg_node_shape(w);
+    if (ws.ndim != 4)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "weights of rank %d: dagrad convolves 2-D "
+                       "images (weights [O,C,KH,KW])",
+                       ws.ndim);
+    k[0] = ws.dim[2], k[1] = ws.dim[3];
+    if ((s = window(im, n, k, 1, st, pad, dil)) != DG_OK) return s;
+    if (group < 1 || group > INT32_MAX)
+        return ox_fail(im, n, DG_ERR_FORMAT, "group %lld", (long long)group);
+    dg_conv2d_options o = {{(int)st[0], (int)st[1]},
+                           {(int)pad[0], (int)pad[1]},
+                           {(int)dil[0], (int)dil[1]},
+                           (int)group};
+    return done(im, n, dg_convolve2d(ox_graph_of(im), x, w, b, &o));
+}
+
+/* MaxPool and AveragePool (ceil_mode 0; AveragePool counting padding, or without padding). */
+static dg_status im_pool(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    int avg = strcmp(f->onnx_type, "AveragePool") == 0;
+    const char *known[] = {"auto_pad",
+                           "ceil_mode",
+                           "dilations",
+                           "kernel_shape",
+                           "pads",
+                           "strides",
+                           avg ? "count_include_pad" : "storage_order",
+                           NULL};
+    int64_t ceil_mode, include_pad, k[2], st[2], pad[2], dil[2];
+    dg_status s = ox_only_attrs(im, n, known);
+    if (s == DG_OK) s = ox_attr_int(im, n, "ceil_mode", 0, &ceil_mode);
+    if (s == DG_OK) s = ox_attr_int(im, n, "count_include_pad", 0, &include_pad);
+    if (s == DG_OK) s = window(im, n, k, 0, st, pad, dil);
+    if (s != DG_OK) return s;
+    if (ceil_mode)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED, "ceil_mode 1 (dagrad rounds output sizes down)");
+    if (avg && !include_pad && (pad[0] || pad[1]))
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "count_include_pad 0 with padding (dagrad's average counts the padding)");
+    dg_node *x = ox_input(im, n, 0);
+    if (!x) return dg_graph_status(ox_graph_of(im));
+    dg_pool2d_options o = {{(int)k[0], (int)k[1]},
+                           {(int)st[0], (int)st[1]},
+                           {(int)pad[0], (int)pad[1]},
+                           {(int)dil[0], (int)dil[1]}};
+    dg_graph *g = ox_graph_of(im);
+    s = done(im, n, avg ? dg_pool2d_avg(g, x, &o) : dg_pool2d_max(g, x, &o));
+    if (s == DG_OK && !avg && n->n_out > 1)
+        s = ox_set_unavailable(im, n, 1, "MaxPool's indices (not computed by dagrad)");
+    return s;
+}
+
+/* [N,C,H,W] -> [N,C,1,1] */
+static dg_status im_global_avg_pool(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_status s = only(im, n, NULL, NULL, NULL, NULL);
+    dg_node *x = s == DG_OK ? ox_input(im, n, 0) : NULL;
+    if (!x) return dg_graph_status(ox_graph_of(im));
+    dg_graph *g = ox_graph_of(im);
+    dg_shape xs = dg_node_shape(x);
+    dg_node *y = dg_pool2d_global_avg(g, x);
+    if (y)
+        y = dg_reshape(g, y, dg_shape4(dg_node_batch_leading(x) ? -1 : xs.dim[0], xs.dim[1], 1, 1));
+    return done(im, n, y);
+}
+
+/* Evaluation form: the running statistics become state (DG_STATE), gamma and beta
+ * parameters; training further updates the statistics with dagrad's momentum = 1 - ONNX's. */
+static dg_status im_batch_norm(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    float eps, momentum;
+    int64_t training;
+    dg_status s = only(im, n, "epsilon", "momentum", "training_mode", NULL);
+    if (s == DG_OK) s = ox_attr_float(im, n, "epsilon", 1e-5f, &eps);
+    if (s == DG_OK) s = ox_attr_float(im, n, "momentum", 0.9f, &momentum);
+    if (s == DG_OK) s = ox_attr_int(im, n, "training_mode", 0, &training);
+    if (s != DG_OK) return s;
+    if (training)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                       "training_mode 1 (dagrad reads models in evaluation form)");
+    dg_node *in[5];
+    for (int i = 0; i < 5; i++)
+        if (!(in[i] = i < 3 ? ox_input(im, n, i) : ox_state_input(im, n, i)))
+            return dg_graph_status(ox_graph_of(im));
+    s = done(im, n,
+             dg_batch_normalize(ox_graph_of(im), in[0], in[1], in[2], in[3], in[4], 1.0f - momentum,
+                                eps));
+    for (int i = 1; s == DG_OK && i < 3; i++)
+        s = ox_set_unavailable(im, n, i, "BatchNormalization's training statistics");
+    return s;
+}
+
+/* Pad that adds nothing (PyTorch writes one before an AveragePool): the identity. Any other
+ * padding is refused; dagrad pads only inside convolutions and pools. */
+static dg_status im_pad(ox_importer *im, const ox_node *n, const ox_op_form *f) {
+    (void)f;
+    dg_status s = only(im, n, "mode", NULL, NULL, NULL);
+    const char *mode = attr_string(ox_find_attr(n, "mode"), "constant");
+    if (s == DG_OK && strcmp(mode, "constant") != 0)
+        return ox_fail(im, n, DG_ERR_UNSUPPORTED, "mode '%.40s' is not supported", mode);
+    dg_node *x = s == DG_OK ? ox_input(im, n, 0) : NULL;
+    const ox_tensor *t = x ? ox_static_input(im, n, 1, "the pads") : NULL;
+    int64_t count = 0;
+    const int64_t *pads = t ? ox_tensor_ints(im, n, t, &count) : NULL;
+    if (!pads) return dg_graph_status(ox_graph_of(im));
+    for (int64_t i = 0; i < count; i++)
+        if (pads[i] != 0)
+            return ox_fail(im, n, DG_ERR_UNSUPPORTED,
+                           "pads[%lld] is %lld: dagrad has no padding op (pad inside Conv, "
+                           "MaxPool or AveragePool instead)",
+                           (long long)i, (long long)pads[i]);
+    return ox_set_output(im, n, 0, x); /* a constant_value does not matter without padding */
+}
+
 /* Inference: the identity. A ratio or training_mode input is not read; the mask output is
  * not available. */
 static dg_status im_dropout(ox_importer *im, const ox_node *n, const ox_op_form *f) {
@@ -447,6 +791,13 @@ const ox_op_form ox_op_forms[] = {
     FORM("transpose", ex_transpose, "Transpose", im_transpose),
     FORM(NULL, NULL, "Identity", im_identity),
     FORM(NULL, NULL, "Dropout", im_dropout),
+    FORM("conv2d", ex_conv, "Conv", im_conv),
+    FORM("max_pool2d", ex_max_pool, "MaxPool", im_pool),
+    FORM("avg_pool2d", ex_avg_pool, "AveragePool", im_pool),
+    FORM(NULL, NULL, "GlobalAveragePool", im_global_avg_pool),
+    FORM(NULL, NULL, "Pad", im_pad),
+    {.dg_name = "add", .export_fn = ex_batch_norm, .composite = bn_composite},
+    FORM(NULL, NULL, "BatchNormalization", im_batch_norm),
     {0},
 };
 /* clang-format on */

@@ -19,11 +19,15 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 typedef struct bn_attrs {
     float momentum;
 } bn_attrs;
+
+static const dg_attr_field bn_fields[] = {
+    {"momentum", DG_ATTR_FLOAT, offsetof(bn_attrs, momentum), 1}, {NULL, DG_ATTR_INT, 0, 0}};
 
 /* x [N,C,...] as [N, C, S]. */
 typedef struct bn_geom {
@@ -189,14 +193,16 @@ static const dg_op_def mean_op = {.name = "batch_norm_mean",
                                   .writes = 1u << 1,
                                   .infer_shape = mean_rule,
                                   .forward = mean_forward,
-                                  .backward = mean_backward};
+                                  .backward = mean_backward,
+                                  .attr_fields = bn_fields};
 
 static const dg_op_def var_op = {.name = "batch_norm_var",
                                  .n_inputs = 3,
                                  .writes = 1u << 2,
                                  .infer_shape = mean_rule,
                                  .forward = var_forward,
-                                 .backward = var_backward};
+                                 .backward = var_backward,
+                                 .attr_fields = bn_fields};
 
 dg_node *dg_batch_normalize(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *beta,
                             dg_node *running_mean, dg_node *running_var, float momentum,

@@ -37,6 +37,7 @@
  * weights, long rows) are dot products instead of GEMMs; see below. */
 #include "kernels.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,13 @@ typedef struct conv_attrs {
     int64_t stride[2], pad[2], dil[2];
     int64_t groups;
 } conv_attrs;
+
+static const dg_attr_field conv_fields[] = {
+    {"stride", DG_ATTR_INT64, offsetof(conv_attrs, stride), 2},
+    {"padding", DG_ATTR_INT64, offsetof(conv_attrs, pad), 2},
+    {"dilation", DG_ATTR_INT64, offsetof(conv_attrs, dil), 2},
+    {"groups", DG_ATTR_INT64, offsetof(conv_attrs, groups), 1},
+    {NULL, DG_ATTR_INT, 0, 0}};
 
 /* Most slots a batch is cut into; scratch (in floats) their buffers may take together before
  * fewer slots are used; a chunk's column count (G P) to aim for, and its most floats. */
@@ -785,7 +793,8 @@ static const dg_op_def conv_op = {.name = "conv2d",
                                   .infer_shape = conv_rule,
                                   .forward = conv_forward,
                                   .backward = conv_backward,
-                                  .scratch_bytes = forward_scratch};
+                                  .scratch_bytes = forward_scratch,
+                                  .attr_fields = conv_fields};
 
 static const dg_op_def input_grad_op = {.name = "conv2d_input_grad",
                                         .n_inputs = 3,

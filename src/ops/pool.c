@@ -22,12 +22,20 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 typedef struct pool_attrs {
     int64_t kernel[2], stride[2], pad[2], dil[2];
 } pool_attrs;
+
+static const dg_attr_field pool_fields[] = {
+    {"kernel", DG_ATTR_INT64, offsetof(pool_attrs, kernel), 2},
+    {"stride", DG_ATTR_INT64, offsetof(pool_attrs, stride), 2},
+    {"padding", DG_ATTR_INT64, offsetof(pool_attrs, pad), 2},
+    {"dilation", DG_ATTR_INT64, offsetof(pool_attrs, dil), 2},
+    {NULL, DG_ATTR_INT, 0, 0}};
 
 typedef struct pgeom {
     int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
@@ -393,7 +401,8 @@ static const dg_op_def max_op = {.name = "max_pool2d",
                                  .n_inputs = 1,
                                  .infer_shape = pool_rule,
                                  .forward = max_forward,
-                                 .backward = max_backward};
+                                 .backward = max_backward,
+                                 .attr_fields = pool_fields};
 static const dg_op_def max_grad_op = {.name = "max_pool2d_grad",
                                       .n_inputs = 2,
                                       .infer_shape = to_input_rule,
@@ -408,7 +417,8 @@ static const dg_op_def avg_op = {.name = "avg_pool2d",
                                  .n_inputs = 1,
                                  .infer_shape = pool_rule,
                                  .forward = avg_forward,
-                                 .backward = avg_backward};
+                                 .backward = avg_backward,
+                                 .attr_fields = pool_fields};
 static const dg_op_def avg_grad_op = {.name = "avg_pool2d_grad",
                                       .n_inputs = 2,
                                       .shape_only = 1u << 1,

@@ -8,6 +8,10 @@
  *   onnx_peer export-mlp DIR             the course MLP (784-50-20-10, ReLU, softmax), trained
  *                                        for 300 steps: DIR/mlp.onnx, its outputs on the test
  *                                        images as DIR/mlp.dagrad.<k>.npy
+ *   onnx_peer export-cnn DIR             the CNN of examples/mnist_cnn (conv 5x5, batch norm,
+ *                                        max pool, twice; dense; dropout), trained for 200
+ *                                        steps: DIR/cnn.onnx, DIR/test_images_nchw.npy, its
+ *                                        outputs as DIR/cnn.dagrad.<k>.npy (needs conv ops)
  *   onnx_peer export-zoo DIR             one small model per op form: DIR/<name>.onnx,
  *                                        <name>.input.npy, <name>.dagrad.<k>.npy
  *   onnx_peer run MODEL INPUT PREFIX     imports MODEL, runs it on INPUT, writes
@@ -161,6 +165,55 @@ static int cmd_export_mlp(const char *dir) {
     return rc;
 }
 
+#ifdef DG_PEER_HAVE_CNN
+static int cmd_export_cnn(const char *dir) {
+    char path[1024];
+    float *test, *train, *labels;
+    dg_shape ts, trs, ls;
+    snprintf(path, sizeof path, "%s/test_images.npy", dir);
+    if (read_npy(path, &test, &ts)) return 1;
+    snprintf(path, sizeof path, "%s/train_images.npy", dir);
+    if (read_npy(path, &train, &trs)) return 1;
+    snprintf(path, sizeof path, "%s/train_labels.npy", dir);
+    if (read_npy(path, &labels, &ls)) return 1;
+    dg_graph *g = dg_graph_new(1);
+    dg_node *x = dg_input(g, "images", dg_shape4(DG_BATCH, 1, 28, 28));
+    dg_node *y = dg_input(g, "labels", dg_shape1(DG_BATCH));
+    dg_node *h = dg_conv2d(g, "conv1", x, 6, 5, 1, 2, DG_ACT_NONE);
+    h = dg_max_pool2d(g, "pool1", dg_relu(g, dg_batch_norm(g, "bn1", h, 0.1f, 1e-5f)), 2, 2, 0);
+    h = dg_conv2d(g, "conv2", h, 16, 5, 1, 0, DG_ACT_NONE);
+    h = dg_max_pool2d(g, "pool2", dg_relu(g, dg_batch_norm(g, "bn2", h, 0.1f, 1e-5f)), 2, 2, 0);
+    h = dg_dense(g, "dense", dg_flatten(g, "flatten", h), 64, DG_ACT_RELU);
+    dg_node *logits = dg_dense(g, "output", dg_dropout(g, "dropout", h, 0.25f), 10, DG_ACT_NONE);
+    dg_node *probs = dg_softmax(g, logits);
+    dg_node_set_name(logits, "logits");
+    dg_node_set_name(probs, "probabilities");
+    dg_optim_config cfg = dg_optim_defaults(DG_ADAM);
+    dg_optimizer *opt = dg_optimizer_new(g, dg_cross_entropy_loss(g, logits, y), &cfg);
+    if (!opt) return fail(g, "building the CNN");
+    for (int step = 0; step < 200; step++) {
+        int64_t at = (step * 32) % (trs.dim[0] - 32);
+        if (dg_feed(x, train + at * 784, 32 * 784) != DG_OK ||
+            dg_feed(y, labels + at, 32) != DG_OK || dg_optimizer_step(opt) != DG_OK)
+            return fail(g, "training the CNN");
+    }
+    dg_set_training(g, 0); /* the file holds the evaluation form */
+    dg_node *outs[2] = {probs, logits};
+    snprintf(path, sizeof path, "%s/cnn.onnx", dir);
+    if (dg_onnx_save(g, path, 1, &x, 2, outs, NULL) != DG_OK) return fail(g, "exporting the CNN");
+    dg_shape nchw = dg_shape4(ts.dim[0], 1, 28, 28);
+    snprintf(path, sizeof path, "%s/test_images_nchw.npy", dir);
+    int rc = write_npy(path, test, nchw);
+    snprintf(path, sizeof path, "%s/cnn.dagrad", dir);
+    if (!rc) rc = run_and_write(g, x, 2, outs, test, nchw, path);
+    printf("exported %s/cnn.onnx (%lld parameters), outputs on %lld test images\n", dir,
+           (long long)dg_param_count(g), (long long)ts.dim[0]);
+    dg_graph_free(g);
+    free(test), free(train), free(labels);
+    return rc;
+}
+#endif
+
 /* ---- one small model per op form, with random weights and inputs ---- */
 
 static void fill(dg_node *p, float lo, float hi) {
@@ -224,6 +277,25 @@ static int cmd_export_zoo(const char *dir) {
     ZOO("dropout", dg_shape2(DG_BATCH, 6), dg_relu(g, dg_dropout(g, "drop", x, 0.5f)));
     ZOO("constant", dg_shape2(DG_BATCH, 3),
         dg_mul(g, x, dg_const(g, "k", dg_shape1(3), (const float[]){1.5f, -2.0f, 0.25f}, 0)));
+#ifdef DG_PEER_HAVE_CNN
+    dg_conv2d_options co = {{2, 1}, {1, 2}, {1, 2}, 2};
+    ZOO("conv", dg_shape4(DG_BATCH, 4, 9, 8),
+        dg_convolve2d(g, x, param(g, "w", dg_shape4(6, 2, 3, 3)), param(g, "b", dg_shape1(6)),
+                      &co));
+    ZOO("conv_plain", dg_shape4(DG_BATCH, 3, 7, 7),
+        dg_convolve2d(g, x, param(g, "w", dg_shape4(2, 3, 5, 5)), NULL, NULL));
+    ZOO("max_pool", dg_shape4(DG_BATCH, 2, 9, 9),
+        dg_pool2d_max(g, x, &(dg_pool2d_options){{3, 2}, {2, 1}, {1, 1}, {1, 2}}));
+    ZOO("avg_pool", dg_shape4(DG_BATCH, 2, 8, 8),
+        dg_pool2d_avg(g, x, &(dg_pool2d_options){{3, 3}, {2, 2}, {1, 1}, {1, 1}}));
+    ZOO("global_avg_pool", dg_shape4(DG_BATCH, 3, 5, 4), dg_pool2d_global_avg(g, x));
+    ZOO("batch_norm", dg_shape4(DG_BATCH, 3, 4, 4),
+        dg_batch_normalize(g, x, param(g, "gamma", dg_shape1(3)), param(g, "beta", dg_shape1(3)),
+                           dg_const(g, "mean", dg_shape1(3), (const float[]){0.1f, -0.2f, 0.3f}, 0),
+                           dg_const(g, "var", dg_shape1(3), (const float[]){0.5f, 1.5f, 2.0f}, 0),
+                           0.1f, 1e-3f));
+    ZOO("batch_norm_2d", dg_shape2(DG_BATCH, 5), dg_batch_norm(g, "bn", x, 0.1f, 1e-5f));
+#endif
 #undef ZOO
     printf("exported the zoo to %s\n", dir);
     return rc;
@@ -246,6 +318,7 @@ static int cmd_run(const char *model, const char *input, const char *prefix) {
     float *x;
     dg_shape xs;
     int rc = load(g, model, &m) || read_npy(input, &x, &xs);
+    dg_set_training(g, 0); /* inference: batch norm uses its running statistics */
     if (!rc) rc = run_and_write(g, m.inputs[0], m.n_outputs, m.outputs, x, xs, prefix);
     if (!rc) printf("ran %s on %lld rows\n", model, (long long)xs.dim[0]);
     if (!rc) free(x);
@@ -326,6 +399,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "data") && argc == 4) return cmd_data(argv[2], atoll(argv[3]));
     if (!strcmp(cmd, "export-mlp") && argc == 3) return cmd_export_mlp(argv[2]);
     if (!strcmp(cmd, "export-zoo") && argc == 3) return cmd_export_zoo(argv[2]);
+#ifdef DG_PEER_HAVE_CNN
+    if (!strcmp(cmd, "export-cnn") && argc == 3) return cmd_export_cnn(argv[2]);
+#endif
     if (!strcmp(cmd, "run") && argc == 5) return cmd_run(argv[2], argv[3], argv[4]);
     if (!strcmp(cmd, "train") && argc == 9) return cmd_train(argv + 2);
     if (!strcmp(cmd, "compare") && argc == 5) return cmd_compare(argv[2], argv[3], atof(argv[4]));

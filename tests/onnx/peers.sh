@@ -4,9 +4,9 @@
 #   peers.sh checker|ort|torch ONNX_PEER WORK_DIR
 #   peers.sh example ONNX_PEER WORK_DIR MNIST_BINARY
 #   checker  the ONNX checker (python3-onnx, full_check) accepts every file dagrad exports:
-#            the course MLP and one model per op form
+#            the course MLP, the CNN (when this build has conv ops) and one model per op form
 #   ort      ONNX Runtime (npm onnxruntime-node) runs those files; its outputs match dagrad's
-#            within 1e-5 (the MLP on 1,000 MNIST test images)
+#            within 1e-5 (the MLP and the CNN on 1,000 MNIST test images)
 #   torch    models exported by PyTorch (the course MLP, a small CNN) load in dagrad and match
 #            PyTorch's outputs within 1e-5; dagrad trains each one more epoch, exports it
 #            again, and ONNX Runtime runs that file with dagrad's results (checked when it and
@@ -60,6 +60,9 @@ case $mode in
 checker)
     py=$(find_python onnx) || skip "the ONNX checker needs python3-onnx (apt-get install python3-onnx)"
     "$peer" export-mlp "$work" >/dev/null || die "exporting the MLP"
+    if "$peer" features | grep -q cnn; then
+        "$peer" export-cnn "$work" >/dev/null || die "exporting the CNN"
+    fi
     "$peer" export-zoo "$work" >/dev/null || die "exporting the zoo"
     "$py" "$here/check_models.py" "$work"/*.onnx || die "the ONNX checker refused a file"
     ;;
@@ -68,10 +71,19 @@ ort)
     "$peer" export-mlp "$work" || die "exporting the MLP"
     "$peer" export-zoo "$work" || die "exporting the zoo"
     set -- "$work/mlp.onnx" "$work/test_images.npy" "$work/mlp.ort"
+    nets=mlp
+    if "$peer" features | grep -q cnn; then
+        "$peer" export-cnn "$work" || die "exporting the CNN"
+        set -- "$@" "$work/cnn.onnx" "$work/test_images_nchw.npy" "$work/cnn.ort"
+        nets="mlp cnn"
+    fi
     for z in $(zoo); do set -- "$@" "$work/$z.onnx" "$work/$z.input.npy" "$work/$z.ort"; done
     node "$here/ort_run.js" "$@" || die "ONNX Runtime could not run dagrad's files"
-    for k in 0 1; do
-        "$peer" compare "$work/mlp.dagrad.$k.npy" "$work/mlp.ort.$k.npy" $tol || die "MLP output $k"
+    for net in $nets; do
+        for k in 0 1; do
+            "$peer" compare "$work/$net.dagrad.$k.npy" "$work/$net.ort.$k.npy" $tol ||
+                die "$net output $k"
+        done
     done
     for z in $(zoo); do
         "$peer" compare "$work/$z.dagrad.0.npy" "$work/$z.ort.0.npy" $tol || die "model $z"
