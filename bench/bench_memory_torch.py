@@ -1,8 +1,9 @@
-# The PyTorch side of bench_memory: the identical 784-512-256-10 ReLU MLP, softmax
-# cross-entropy, Adam lr 1e-3, batch 128 (the last batch partial), one epoch over 60,000
-# random images held as bytes and converted per batch, as bench_memory's own loop does. Its
-# peak resident memory is measured by bench_memory (getrusage of this process); it also
-# prints it. Run with OPENBLAS_NUM_THREADS=1; argument: the thread count.
+# The PyTorch side of bench_memory: the identical model (w2: the 784-512-256-10 ReLU MLP,
+# batch 128; cnn: examples/mnist_cnn's CNN, batch 64), softmax cross-entropy, Adam lr 1e-3,
+# the last batch partial, one epoch over 60,000 random images held as bytes and converted per
+# batch, as bench_memory's own loop does. Its peak resident memory is measured by
+# bench_memory (getrusage of this process); it also prints it. Run with
+# OPENBLAS_NUM_THREADS=1; arguments: the thread count, the model (w2 or cnn).
 import resource
 import sys
 
@@ -11,23 +12,40 @@ import torch
 
 def main():
     threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    which = sys.argv[2] if len(sys.argv) > 2 else "w2"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(12345)
     images = torch.randint(0, 256, (60000, 784), dtype=torch.uint8, generator=g)
     labels = torch.arange(60000, dtype=torch.int64) % 10
-    model = torch.nn.Sequential(
-        torch.nn.Linear(784, 512),
-        torch.nn.ReLU(),
-        torch.nn.Linear(512, 256),
-        torch.nn.ReLU(),
-        torch.nn.Linear(256, 10),
-    )
+    if which == "w2":
+        model = torch.nn.Sequential(
+            torch.nn.Linear(784, 512),
+            torch.nn.ReLU(),
+            torch.nn.Linear(512, 256),
+            torch.nn.ReLU(),
+            torch.nn.Linear(256, 10),
+        )
+        batch, shape = 128, (-1, 784)
+    else:
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 32, 5, padding=2),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(32, 64, 5),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(1600, 256),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.25),
+            torch.nn.Linear(256, 10),
+        )
+        batch, shape = 64, (-1, 1, 28, 28)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    batch = 128
     for start in range(0, images.shape[0], batch):
-        xb = images[start : start + batch].float() / 255.0
+        xb = (images[start : start + batch].float() / 255.0).reshape(shape)
         yb = labels[start : start + batch]
         opt.zero_grad()
         loss = loss_fn(model(xb), yb)
