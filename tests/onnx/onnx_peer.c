@@ -378,15 +378,18 @@ static int cmd_compare(const char *a_path, const char *b_path, double tol) {
                 b_path, dg_shape_str(sb, s2, sizeof s2));
         return 1;
     }
+    /* tol absolute up to magnitude 1, relative above: float32 itself resolves a logit of
+     * 47 only to 4e-6, and two correct summation orders differ by a few units there */
     double worst = 0;
     int64_t at = 0;
     for (int64_t i = 0; i < dg_shape_numel(sa); i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
+        double scale = fmax(1.0, fabs((double)b[i]));
+        double d = fabs((double)a[i] - (double)b[i]) / scale;
         if (!(d <= worst)) worst = d, at = i; /* NaN counts as worst */
     }
     int ok = worst <= tol;
-    printf("%s %s vs %s: %lld values %s, max |difference| %.3g at %lld (%.9g vs %.9g), "
-           "tolerance %.0e\n",
+    printf("%s %s vs %s: %lld values %s, max |difference| / max(1, |value|) %.3g at %lld "
+           "(%.9g vs %.9g), tolerance %.0e\n",
            ok ? "match:" : "MISMATCH:", a_path, b_path, (long long)dg_shape_numel(sa),
            dg_shape_str(sa, s1, sizeof s1), worst, (long long)at, (double)a[at], (double)b[at],
            tol);

@@ -13,8 +13,10 @@
 #            the checker are available)
 #   example  examples/mnist --export writes a model that dagrad loads and runs (and the
 #            checker accepts, when present); needs the MNIST training files
+# "Within 1e-5": |a - b| <= 1e-5 max(1, |b|) (absolute for outputs up to 1, relative above).
 # Exit 77 (CTest: skipped) when the peer a mode needs is missing, saying which. Data: MNIST
-# from $DG_MNIST_DIR (synthetic digits without it). ONNX Runtime is looked for in
+# from $DG_MNIST_DIR, else <repo>/data/mnist (scripts/get_mnist.sh; synthetic digits without
+# either: their larger activations need the relative part of the tolerance). ONNX Runtime is looked for in
 # $DG_ORT_DIR/node_modules, then <repo>/data/onnxruntime/node_modules
 # (scripts/get_onnxruntime.sh puts it there); Python in $DG_PYTHON, /usr/bin/python3, python3.
 set -u
@@ -22,6 +24,10 @@ mode=$1 peer=$2 work=$3
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 tol=1e-5
+if [ -z "${DG_MNIST_DIR:-}" ] && [ -d "$root/data/mnist" ]; then
+    DG_MNIST_DIR="$root/data/mnist"
+    export DG_MNIST_DIR
+fi
 
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "FAILED: $*"; exit 1; }
