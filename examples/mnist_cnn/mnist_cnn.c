@@ -50,7 +50,7 @@ typedef struct options {
     const char *data, *dataset, *filters, *schedule, *save, *predict, *out;
     double lr, dropout, expect;
     int batch, epochs, hidden, threads, seed, index, eval_batch, batch_norm, no_dot, no_render;
-    int train_limit, test_limit, flip;
+    int train_limit, test_limit, flip, anomaly;
     int widths[2];
 } options;
 
@@ -303,6 +303,16 @@ static void flip_image(float *dst, const float *src) {
         for (int c = 0; c < SIDE; c++) dst[r * SIDE + c] = src[r * SIDE + SIDE - 1 - c];
 }
 
+/* Far above ln 10, the loss of guessing: a run whose epoch averages this much diverged. */
+#define DIVERGED_LOSS 50.0
+
+static void diverged_help(const options *o) {
+    fprintf(stderr, "  lower the learning rate (--lr %g; the default is 1e-3)%s\n", o->lr,
+            o->anomaly ? ""
+                       : ", or run with --anomaly to stop at the first op that produces an "
+                         "infinity or NaN");
+}
+
 static int train(const options *o, model *m, const split *tr, const split *te, double *acc) {
     const int64_t B = o->batch, steps = (tr->count + B - 1) / B;
     int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
@@ -347,7 +357,9 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
             }
             if (dg_feed(m->x, xb, n * PIXELS) != DG_OK || dg_feed(m->y, yb, n) != DG_OK ||
                 dg_run_many(m->g, 2, targets) != DG_OK) {
+                ex_progress_finish(&bar);
                 rc = ex_fail(PROG, m->g, "training step");
+                if (dg_graph_status(m->g) == DG_ERR_NONFINITE) diverged_help(o);
                 break;
             }
             /* loss and logits of this step's forward pass, before its update */
@@ -372,6 +384,15 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
                e, o->epochs, hist[o->epochs + e - 1], hist[3 * o->epochs + e - 1], test_loss,
                test_acc, secs, (double)tr->count / secs);
         fflush(stdout);
+        /* guessing uniformly costs ln 10 = 2.30; far above it, training diverged */
+        if (!(hist[o->epochs + e - 1] < DIVERGED_LOSS)) {
+            fprintf(stderr,
+                    PROG ": training diverged: the mean loss of epoch %d is %g, far above the "
+                         "%.2f of guessing uniformly among %d classes\n",
+                    e, hist[o->epochs + e - 1], log((double)CLASSES), CLASSES);
+            diverged_help(o);
+            rc = EX_EXIT_FAIL;
+        }
     }
     if (rc == 0) printf("training time: %.1f s\n", train_secs);
     if (rc == 0) rc = write_plot(o, o->epochs, hist);
@@ -439,6 +460,9 @@ int main(int argc, char **argv) {
         {"--no-dot", EX_ARG_FLAG, &o.no_dot, NULL, "skip writing the DOT graph", NULL, 0, 0},
         {"--no-render", EX_ARG_FLAG, &o.no_render, NULL,
          "write the DOT graph but do not render it to SVG", NULL, 0, 0},
+        {"--anomaly", EX_ARG_FLAG, &o.anomaly, NULL,
+         "anomaly mode: stop at the first op or update that produces an infinity or NaN", NULL, 0,
+         0},
         {"--expect-accuracy", EX_ARG_FLOAT, &o.expect, "A",
          "exit with status 1 if the final test accuracy is below A (for tests)", NULL, 0, 1},
     };
@@ -461,6 +485,7 @@ int main(int argc, char **argv) {
     if (!rc && ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
     model m = {0};
     if (!rc) rc = build_model(&m, &o, (tr.count + o.batch - 1) / o.batch * o.epochs);
+    if (!rc && o.anomaly) dg_set_anomaly_mode(m.g, 1);
     double loss = 0, acc = 0;
     if (!rc && o.predict) {
         /* with state: the running statistics of batch norm (and Adam's moments) */
@@ -475,8 +500,7 @@ int main(int argc, char **argv) {
     } else if (!rc) {
         printf("\n");
         dg_summary(m.g, stdout);
-        printf("(the leading 1 of each shape is the batch dimension: the graph takes any batch "
-               "size)\n\n");
+        printf("(N is the batch dimension: the graph takes any batch size)\n\n");
         rc = train(&o, &m, &tr, &te, &acc);
     }
     if (!rc) rc = evaluate(&m, &o, &te, &loss, &acc);

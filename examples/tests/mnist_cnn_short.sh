@@ -5,7 +5,9 @@
 # and the collapsed DOT graph, and a checkpoint loaded with --predict must reproduce the
 # same test result and predict the one image it is given. Skipped (exit 77) without MNIST
 # (DG_MNIST_DIR, or ../shared/data/mnist next to the source tree).
-# usage: mnist_cnn_short.sh MNIST_CNN_BINARY SOURCE_DIR WORK_DIR
+# With a fourth argument "diverge": Adam at lr 10 must stop after the first epoch with a
+# message naming the cause and --anomaly, and status 1.
+# usage: mnist_cnn_short.sh MNIST_CNN_BINARY SOURCE_DIR WORK_DIR [diverge]
 bin="$1" src="$2" work="$3"
 data=""
 for d in "$DG_MNIST_DIR" "$src/$DG_MNIST_DIR" "$src/../shared/data/mnist"; do
@@ -20,6 +22,18 @@ if [ -z "$data" ]; then
     exit 77
 fi
 mkdir -p "$work" || exit 1
+if [ "${4:-}" = "diverge" ]; then
+    "$bin" --data "$data" --train-limit 640 --test-limit 100 --epochs 2 --lr 10 --threads 1 \
+        --no-dot --out "$work" >"$work/diverge.log" 2>&1
+    rc=$?
+    cat "$work/diverge.log"
+    [ "$rc" -eq 1 ] || { echo "mnist_cnn_diverge: status $rc, expected 1" >&2; exit 1; }
+    grep -q "training diverged" "$work/diverge.log" && grep -q -- "--anomaly" "$work/diverge.log" ||
+        { echo "mnist_cnn_diverge: no divergence message" >&2; exit 1; }
+    grep -q "^epoch  2/2" "$work/diverge.log" && { echo "mnist_cnn_diverge: went on training" >&2; exit 1; }
+    echo "mnist_cnn_diverge: ok"
+    exit 0
+fi
 "$bin" --data "$data" --train-limit 3000 --test-limit 1000 --epochs 1 --threads 1 --no-render \
     --expect-accuracy 0.80 --out "$work" --save "$work/short.ckpt" >"$work/train.log" 2>&1
 rc=$?
