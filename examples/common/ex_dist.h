@@ -41,6 +41,15 @@ dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, 
 double ex_dist_loss(const ex_dist *d, double local);
 /** Collective: v[0..n) summed over the ranks, in a fixed order. Returns 0 or EX_EXIT_FAIL. */
 int ex_dist_sum(const ex_dist *d, double *v, int n);
+/** Collective: the values of nodes[0..n) (state such as batch norm's running statistics,
+ *  which every rank updates from its own rows) replaced on every rank by their average
+ *  over the ranks, rank r's values weighted by its w (its rows in the latest step; a rank
+ *  that fed a stand-in row gives 0). Added in a fixed order: bitwise the same on every
+ *  rank. Nothing when not distributed. Returns 0 or EX_EXIT_FAIL (message on stderr). */
+int ex_dist_average(const ex_dist *d, dg_node *const *nodes, int n, double w);
+/** Collective: 1 on every rank if v[0..n) are bitwise rank 0's values on every rank, 0 if
+ *  they differ on some rank (1 when not distributed), -1 if the ranks could not compare. */
+int ex_dist_same(const ex_dist *d, const double *v, int n);
 /** Saves a checkpoint: rank 0 writes it, every rank gets the outcome. */
 dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with_state);
 /** Loads a checkpoint on every rank; if any rank cannot, every rank gets an error naming it. */
