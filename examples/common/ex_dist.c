@@ -78,9 +78,16 @@ dg_optimizer *ex_dist_optimizer(ex_dist *d, dg_graph *g, dg_node *loss,
     return opt;
 }
 
-dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t mine) {
+dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t lo,
+                       int64_t hi) {
     if (!d->on) return dg_run_many(g, n, targets);
-    dg_status s = dg_mpi_set_weight(d->dm, (double)mine);
+    /* dropout masks: this rank's rows of the mask one process would draw */
+    for (int i = 0; i < dg_graph_node_count(g); i++) {
+        dg_node *y = dg_graph_node(g, i);
+        if (dg_dropout_mask(y) && dg_dropout_set_row_offset(y, lo) != DG_OK)
+            return dg_graph_status(g);
+    }
+    dg_status s = dg_mpi_set_weight(d->dm, (double)(hi - lo));
     return s == DG_OK ? dg_mpi_run_step(d->dm, g, n, targets) : s;
 }
 
@@ -192,8 +199,9 @@ dg_optimizer *ex_dist_optimizer(ex_dist *d, dg_graph *g, dg_node *loss,
     return dg_optimizer_new(g, loss, cfg);
 }
 
-dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t mine) {
-    (void)d, (void)mine;
+dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t lo,
+                       int64_t hi) {
+    (void)d, (void)lo, (void)hi;
     return dg_run_many(g, n, targets);
 }
 

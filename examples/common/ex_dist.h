@@ -33,10 +33,12 @@ void ex_dist_shard(const ex_dist *d, int64_t rows, int64_t *lo, int64_t *hi);
 /** The optimizer: dg_optimizer_new, or the MPI layer's (which refuses models that differ
  *  between ranks) followed by copying rank 0's parameters to every rank. */
 dg_optimizer *ex_dist_optimizer(ex_dist *d, dg_graph *g, dg_node *loss, const dg_optim_config *cfg);
-/** One training step over `targets` (which include the optimizer's step node); `mine` is
- *  this rank's number of rows (0 if it fed a stand-in row). A step that fails on one rank
- *  fails on all. */
-dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t mine);
+/** One training step over `targets` (which include the optimizer's step node) on this
+ *  rank's rows [lo, hi) of the global batch (hi == lo if it fed a stand-in row, which then
+ *  weighs 0). Every dropout layer of g draws the masks one process draws for those rows
+ *  (dg_dropout_set_row_offset). A step that fails on one rank fails on all. */
+dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t lo,
+                       int64_t hi);
 /** The step's loss over the global batch: `local` itself when not distributed. */
 double ex_dist_loss(const ex_dist *d, double local);
 /** Collective: v[0..n) summed over the ranks, in a fixed order. Returns 0 or EX_EXIT_FAIL. */

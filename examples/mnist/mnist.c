@@ -697,7 +697,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             int64_t at = hi > lo ? lo : 0, fed = hi > lo ? hi - lo : 1;
             if (dg_feed(tm->x, xb + at * px, fed * px) != DG_OK ||
                 dg_feed(tm->y, yb + at, fed) != DG_OK ||
-                ex_dist_step(o->dist, tm->g, 3, targets, hi - lo) != DG_OK) {
+                ex_dist_step(o->dist, tm->g, 3, targets, lo, hi) != DG_OK) {
                 ex_progress_finish(&bar);
                 rc = ex_fail(PROG, tm->g, "training step");
                 if (dg_graph_status(tm->g) == DG_ERR_NONFINITE) diverged_help(o);

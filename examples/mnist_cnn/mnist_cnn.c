@@ -385,7 +385,7 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
             if (hi == lo) memcpy(xb, tr->images, sizeof(float) * PIXELS), yb[0] = tr->labels[0];
             if (dg_feed(m->x, xb + at * PIXELS, fed * PIXELS) != DG_OK ||
                 dg_feed(m->y, yb + at, fed) != DG_OK ||
-                ex_dist_step(o->dist, m->g, 2, targets, hi - lo) != DG_OK) {
+                ex_dist_step(o->dist, m->g, 2, targets, lo, hi) != DG_OK) {
                 rc = ex_fail(PROG, m->g, "training step");
                 break;
             }

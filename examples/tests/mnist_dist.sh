@@ -9,10 +9,11 @@
 #   missing   rank 1 cannot read its data: every rank stops with status 1 and a message
 #   mismatch  rank 1 builds another model (--hidden; --filters for the CNN): refused before
 #             the first step
-# --cnn: BINARY is examples/mnist_cnn (the default model, dropout off: see bn for what
+# --cnn: BINARY is examples/mnist_cnn (the default model, dropout 0.25: every process draws
+# the masks one process draws for its rows, dg_dropout_set_row_offset; see bn for what
 # differs), trained on all 600 images (the last batch of an epoch 5 rows: 2 and 3 per
 # process) and tested on 200 more written as t10k files. One more case:
-#   bn        --batch-norm on 2 processes: every process normalises with its own rows'
+#   bn        --batch-norm on 2 processes (4 epochs): every process normalises with its own rows'
 #             statistics, the running statistics are averaged after every step and end
 #             bitwise equal on both; the test result is within 0.05 of one process's
 #             (each process's statistics are not the global batch's), and the
@@ -57,7 +58,7 @@ other="--hidden 50,30"
 differs="parameter 2 'hidden2/W' is \[50,30\] on rank 1 but \[50,20\] on rank 0"
 if [ $cnn = 1 ]; then
     write_idx 200 t10k 777
-    common="$common --dropout 0 --no-render"
+    common="$common --no-render"
     steps=36 # 2 epochs of 18 steps
     other="--filters 32,48"
     differs="parameter 2 'conv2/W' is \[48,32,5,5\] on rank 1 but \[64,32,5,5\] on rank 0"
