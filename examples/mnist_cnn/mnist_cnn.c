@@ -446,8 +446,11 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
             printf("batch norm: running statistics bitwise equal on all %d processes\n",
                    o->dist->size);
     }
+    int trained = rc == 0; /* the same on every rank: failures so far were collective */
     if (rc == 0 && ex_dist_root(o->dist)) rc = write_plot(o, o->epochs, hist);
     if (rc == 0 && !o->no_dot && ex_dist_root(o->dist)) rc = write_dot(o, m);
+    if (trained) /* rank 0's files: every rank learns the outcome */
+        rc = ex_dist_agree(o->dist, rc, "write the plot and the graph");
     *acc = test_acc;
     free(order), free(hist), free(xb), free(yb);
     return rc;
