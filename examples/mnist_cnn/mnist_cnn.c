@@ -273,11 +273,13 @@ static int predict_one(model *m, const options *o, const split *s) {
     return 0;
 }
 
-static int write_plot(const options *o, int epochs, const double *h) {
+/* The curves of epochs from+1 .. epochs (h: 5 rows of `epochs` values). */
+static int write_plot(const options *o, int from, int epochs, const double *h) {
     static ex_panel panels[2];
     memset(panels, 0, sizeof panels);
-    const double *ep = h, *trl = h + epochs, *tel = h + 2 * epochs, *tra = h + 3 * epochs,
-                 *tea = h + 4 * epochs;
+    const double *ep = h + from, *trl = h + epochs + from, *tel = h + 2 * epochs + from,
+                 *tra = h + 3 * epochs + from, *tea = h + 4 * epochs + from;
+    int n = epochs - from;
     panels[0].title = "Loss per epoch";
     panels[0].xlabel = "epoch";
     panels[0].ylabel = "cross-entropy";
@@ -285,10 +287,10 @@ static int write_plot(const options *o, int epochs, const double *h) {
     panels[1].xlabel = "epoch";
     panels[1].ylabel = "accuracy";
     panels[1].legend = EX_LEGEND_BOTTOM_RIGHT;
-    ex_panel_add(&panels[0], "train (running mean)", ep, trl, epochs)->markers = 1;
-    ex_panel_add(&panels[0], "test", ep, tel, epochs)->markers = 1;
-    ex_panel_add(&panels[1], "train (during epoch)", ep, tra, epochs)->markers = 1;
-    ex_panel_add(&panels[1], "test", ep, tea, epochs)->markers = 1;
+    ex_panel_add(&panels[0], "train (running mean)", ep, trl, n)->markers = 1;
+    ex_panel_add(&panels[0], "test", ep, tel, n)->markers = 1;
+    ex_panel_add(&panels[1], "train (during epoch)", ep, tra, n)->markers = 1;
+    ex_panel_add(&panels[1], "test", ep, tea, n)->markers = 1;
     char path[4096];
     ex_path(path, sizeof path, o->out, "mnist_cnn_training.svg");
     if (ex_svg_write(path, panels, 2, 560, 400) != 0) return EX_EXIT_FAIL;
@@ -331,6 +333,24 @@ static void flip_image(float *dst, const float *src) {
 
 static int train(const options *o, model *m, const split *tr, const split *te, double *acc) {
     const int64_t B = o->batch, steps = (tr->count + B - 1) / B;
+    /* --resume: --epochs counts the whole run, the checkpoint's epochs included, so the
+     * cosine schedule (over all of them) goes on where it stopped */
+    int64_t done = dg_optimizer_steps(m->opt);
+    if (done % steps != 0) {
+        fprintf(stderr,
+                PROG ": --resume: the checkpoint stopped at step %lld, inside an epoch of %lld "
+                     "steps (use the --batch and --train-limit it was trained with)\n",
+                (long long)done, (long long)steps);
+        return EX_EXIT_FAIL;
+    }
+    int first = (int)(done / steps) + 1;
+    if (first > o->epochs) {
+        fprintf(stderr,
+                PROG ": --resume: the checkpoint has trained %d epochs already; --epochs counts "
+                     "the whole run, so give more than %d\n",
+                first - 1, first - 1);
+        return EX_EXIT_USAGE;
+    }
     int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
     double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
     float *xb = malloc(sizeof(float) * (size_t)(B * PIXELS)),
@@ -352,10 +372,17 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
                "step (weighted by rows)\n");
     ex_rng rng;
     ex_rng_seed(&rng, (uint64_t)o->seed);
+    /* the epochs of the checkpoint: their shuffles and flips, so the data order goes on as
+     * in a run that was never stopped */
+    for (int e = 1; e < first; e++) {
+        ex_shuffle(&rng, order, tr->count);
+        for (int64_t i = 0; o->flip && i < tr->count; i++) ex_rng_below(&rng, 2);
+    }
+    if (first > 1) printf("resuming at epoch %d of %d\n", first, o->epochs);
     dg_node *targets[2] = {dg_optimizer_step_node(m->opt), m->logits};
     int tty = ex_stdout_is_tty(), rc = 0;
     double test_loss = 0, test_acc = 0, train_secs = 0;
-    for (int e = 1; e <= o->epochs && rc == 0; e++) {
+    for (int e = first; e <= o->epochs && rc == 0; e++) {
         ex_shuffle(&rng, order, tr->count);
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
@@ -447,7 +474,7 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
                    o->dist->size);
     }
     int trained = rc == 0; /* the same on every rank: failures so far were collective */
-    if (rc == 0 && ex_dist_root(o->dist)) rc = write_plot(o, o->epochs, hist);
+    if (rc == 0 && ex_dist_root(o->dist)) rc = write_plot(o, first - 1, o->epochs, hist);
     if (rc == 0 && !o->no_dot && ex_dist_root(o->dist)) rc = write_dot(o, m);
     if (trained) /* rank 0's files: every rank learns the outcome */
         rc = ex_dist_agree(o->dist, rc, "write the plot and the graph");
@@ -508,8 +535,8 @@ int main(int argc, char **argv) {
         {"--predict", EX_ARG_STRING, &o.predict, "FILE",
          "load a checkpoint, evaluate it and predict one image, without training", NULL, 0, 0},
         {"--resume", EX_ARG_STRING, &o.resume, "FILE",
-         "continue from a --save checkpoint (parameters and optimizer state, from any number "
-         "of processes)",
+         "continue a run from its --save checkpoint (any number of processes) up to --epochs "
+         "in all",
          NULL, 0, 0},
         {"--distributed", EX_ARG_FLAG, &o.distributed, NULL,
          "data-parallel over MPI: under mpirun, each process trains on its part of every batch "

@@ -5,7 +5,9 @@
 #   same      1 process and 2 processes (--distributed, the same global batch of 35, the
 #             last of each epoch 25 rows: 12 and 13 per process) end with the
 #             same test loss and accuracy (within 2e-3) and both write a checkpoint;
-#             the 2 processes' checkpoint resumes on 3, the one process's on 2
+#             the 2 processes' checkpoint resumes on 3, the one process's on 2; for the
+#             CNN also: 1 epoch on 2 processes resumed on 3 for a second ends where 2
+#             epochs on one process do (constant learning rate)
 #   missing   rank 1 cannot read its data: every rank stops with status 1 and a message
 #   mismatch  rank 1 builds another model (--hidden; --filters for the CNN): refused before
 #             the first step
@@ -86,15 +88,37 @@ same)
         if (l1 == "" || l2 == "" || d > 2e-3 || e > 2e-3) { print "mnist_dist: results differ"; exit 1 }
         print "mnist_dist: same result (loss difference " d ", accuracy difference " e ")" }' ||
         exit 1
-    # the checkpoint of 2 processes resumes on 3 (and one process's on 2)
+    # the checkpoint of 2 processes resumes on 3 (and one process's on 2); the CNN's
+    # --epochs counts the whole run, mnist's the epochs to add
+    more=1
+    [ $cnn = 1 ] && more=3
     for run in "3 two" "2 one"; do
         set -- $run
-        out=$($mpi -np "$1" "$bin" --distributed $common --epochs 1 --resume "$work/$2.ckpt" \
+        out=$($mpi -np "$1" "$bin" --distributed $common --epochs $more --resume "$work/$2.ckpt" \
             --out "$work/resume" 2>&1) || { echo "$out"; echo "mnist_dist: resume on $1 failed"; exit 1; }
         echo "$out" | grep '^resumed'
         [ "$(echo "$out" | grep -c "^resumed .*$2.ckpt after $steps steps")" = 1 ] ||
             { echo "$out"; echo "mnist_dist: no resume of $2.ckpt on $1 processes"; exit 1; }
     done
+    [ $cnn = 1 ] || exit 0
+    # the CNN: 1 epoch on 2 processes, saved and resumed on 3 for the second, ends where one
+    # process training 2 epochs at once does (a constant learning rate: a cosine over one
+    # epoch is not the first half of one over two)
+    c="$common --schedule constant"
+    one=$("$bin" $c --out "$work/one" 2>&1) || { echo "$one"; echo "mnist_dist: one process failed"; exit 1; }
+    out=$($mpi -np 2 "$bin" --distributed $c --epochs 1 --out "$work/two" --save "$work/half.ckpt" 2>&1) ||
+        { echo "$out"; echo "mnist_dist: the first epoch on 2 processes failed"; exit 1; }
+    out=$($mpi -np 3 "$bin" --distributed $c --resume "$work/half.ckpt" --out "$work/two" 2>&1) ||
+        { echo "$out"; echo "mnist_dist: the second epoch on 3 processes failed"; exit 1; }
+    echo "$out" | grep -q '^resuming at epoch 2 of 2' || { echo "$out"; echo "mnist_dist: did not resume at epoch 2"; exit 1; }
+    l1=$(echo "$one" | grep '^test set:')
+    l2=$(echo "$out" | grep '^test set:')
+    echo "2 epochs on one process:           $l1"
+    echo "1 on 2 processes, resumed on 3:    $l2"
+    echo "$l1 $l2" | awk '{ gsub(",", ""); l1 = $4; a1 = $6; l2 = $12; a2 = $14;
+        d = l1 - l2; if (d < 0) d = -d; e = a1 - a2; if (e < 0) e = -e;
+        if (l1 == "" || l2 == "" || d > 2e-3 || e > 2e-3) { print "mnist_dist: resumed result differs"; exit 1 }
+        print "mnist_dist: the resumed run ends where one process does" }' || exit 1
     ;;
 missing)
     out=$($mpi -np 1 "$bin" --distributed $common --out "$work/m" : \
