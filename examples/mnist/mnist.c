@@ -679,7 +679,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
         ex_progress_epoch(&bar, label, tr->count);
         double t0 = ex_now(), sum_loss = 0;
-        int64_t correct = 0;
+        int64_t correct = 0, mine = 0; /* this process's rows and right answers */
         for (int64_t s = 0; s < steps && rc == 0; s++) {
             int64_t rows = tr->count - s * B < B ? tr->count - s * B : B, lo, hi;
             /* this process's rows of the global batch (--distributed); every process draws
@@ -710,7 +710,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             for (int64_t i = lo; i < hi; i++)
                 correct += argmax10(lg + (i - lo) * CLASSES) == (int)yb[i];
             int64_t seen = s * B + rows;
-            ex_progress_update(&bar, seen, sum_loss / (double)seen, (double)correct / (double)seen);
+            mine += hi - lo; /* the accuracy shown is over this process's rows */
+            ex_progress_update(&bar, seen, sum_loss / (double)seen,
+                               mine ? (double)correct / (double)mine : 0);
         }
         ex_progress_finish(&bar);
         double right = (double)correct; /* over every process's rows */
