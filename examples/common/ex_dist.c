@@ -158,7 +158,8 @@ int ex_dist_same(const ex_dist *d, const double *v, int n) {
         free(r0);
         return -1;
     }
-    double differ = memcmp(r0, v, sizeof(double) * (size_t)n) != 0;
+    double differ = 0; /* by value: rank 0's -0 arrives as +0 */
+    for (int i = 0; i < n; i++) differ += !(r0[i] == v[i]);
     free(r0);
     if (ex_dist_sum(d, &differ, 1)) return -1;
     return differ == 0;

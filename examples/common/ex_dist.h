@@ -49,8 +49,9 @@ int ex_dist_sum(const ex_dist *d, double *v, int n);
  *  that fed a stand-in row gives 0). Added in a fixed order: bitwise the same on every
  *  rank. Nothing when not distributed. Returns 0 or EX_EXIT_FAIL (message on stderr). */
 int ex_dist_average(const ex_dist *d, dg_node *const *nodes, int n, double w);
-/** Collective: 1 on every rank if v[0..n) are bitwise rank 0's values on every rank, 0 if
- *  they differ on some rank (1 when not distributed), -1 if the ranks could not compare. */
+/** Collective: 1 on every rank if v[0..n) equal rank 0's values on every rank (NaN never
+ *  does), 0 if they differ on some rank (1 when not distributed), -1 if the ranks could not
+ *  compare. */
 int ex_dist_same(const ex_dist *d, const double *v, int n);
 /** Saves a checkpoint: rank 0 writes it, every rank gets the outcome. */
 dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with_state);

@@ -470,8 +470,7 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
             rc = EX_EXIT_FAIL;
         }
         if (same > 0)
-            printf("batch norm: running statistics bitwise equal on all %d processes\n",
-                   o->dist->size);
+            printf("batch norm: running statistics equal on all %d processes\n", o->dist->size);
     }
     int trained = rc == 0; /* the same on every rank: failures so far were collective */
     if (rc == 0 && ex_dist_root(o->dist)) rc = write_plot(o, first - 1, o->epochs, hist);

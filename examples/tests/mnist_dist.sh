@@ -17,7 +17,7 @@
 # process) and tested on 200 more written as t10k files. One more case:
 #   bn        --batch-norm on 2 processes (4 epochs): every process normalises with its own rows'
 #             statistics, the running statistics are averaged after every step and end
-#             bitwise equal on both; the test result is within 0.05 of one process's
+#             equal on both; the test result is within 0.05 of one process's
 #             (each process's statistics are not the global batch's), and the
 #             checkpoint evaluates to the same test result under --predict
 cnn=0
@@ -149,7 +149,7 @@ bn)
     echo "$two"
     echo "$two" | grep -q '^batch norm, distributed: each process normalises' ||
         { echo "mnist_dist: no word on batch norm"; exit 1; }
-    echo "$two" | grep -q '^batch norm: running statistics bitwise equal on all 2 processes' ||
+    echo "$two" | grep -q '^batch norm: running statistics equal on all 2 processes' ||
         { echo "mnist_dist: the running statistics were not shown equal"; exit 1; }
     l1=$(echo "$one" | grep '^test set:')
     l2=$(echo "$two" | grep '^test set:')
