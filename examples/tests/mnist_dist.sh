@@ -18,8 +18,9 @@
 #   bn        --batch-norm on 2 processes (4 epochs): every process normalises with its own rows'
 #             statistics, the running statistics are averaged after every step and end
 #             equal on both; the test result is within 0.05 of one process's
-#             (each process's statistics are not the global batch's), and the
-#             checkpoint evaluates to the same test result under --predict
+#             (each process's statistics are not the global batch's), the
+#             checkpoint evaluates to the same test result under --predict, and a
+#             second run with 2 threads per process saves bitwise the same checkpoint
 cnn=0
 if [ "$1" = --cnn ]; then cnn=1; shift; fi
 case_=$1 bin=$2 work=$3
@@ -165,6 +166,13 @@ bn)
     echo "--predict:     $l3"
     [ -n "$l3" ] && [ "$l3" = "$l2" ] ||
         { echo "mnist_dist: the checkpoint does not give the distributed run's result"; exit 1; }
+    # a second run, with 2 threads per process, saves bitwise the same checkpoint
+    c2=$(echo "$common" | sed 's/--threads 1/--threads 2/')
+    out=$($mpi -np 2 "$bin" --distributed $c2 --batch-norm --out "$work/two" \
+        --save "$work/bn2.ckpt" 2>&1) || { echo "$out"; echo "mnist_dist: the second run failed"; exit 1; }
+    cmp "$work/bn.ckpt" "$work/bn2.ckpt" ||
+        { echo "mnist_dist: two runs on 2 processes saved different checkpoints"; exit 1; }
+    echo "mnist_dist: a second run (2 threads per process) saved bitwise the same checkpoint"
     ;;
 *) echo "mnist_dist: unknown case $case_"; exit 2 ;;
 esac
