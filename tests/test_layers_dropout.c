@@ -1,7 +1,8 @@
 /* Dropout: in training the fraction zeroed is close to the rate and survivors are scaled
  * by 1/(1-rate); each run draws a new mask; the same seed draws the same masks; evaluation
  * mode is the identity; the gradient is dy times the mask of the same run, and with a
- * frozen mask it matches finite differences. */
+ * frozen mask it matches finite differences; a batch's rows drawn in two parts with a row
+ * offset get the whole batch's masks. */
 #include "test_util.h"
 
 #include <string.h>
@@ -69,6 +70,47 @@ static void reproducible(void) {
     }
     CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0);
     CHECK(memcmp(out[0][0], out[0][1], sizeof out[0][0]) != 0);
+}
+
+/* A batch fed in two parts, the second with dg_dropout_set_row_offset at the first's rows,
+ * gets the masks of the whole batch (data-parallel ranks draw one process's masks). */
+static void row_offset(void) {
+    enum { N = 7, F = 33, LO = 3 };
+    static float whole[2][N * F], part[2][N * F];
+    for (int k = 0; k < 3; k++) {
+        dg_graph *g = dg_graph_new(9);
+        dg_node *x = dg_input(g, "x", dg_shape2(DG_BATCH, F));
+        dg_node *y = dg_dropout(g, "d", x, 0.4f);
+        float ones[N * F];
+        for (int i = 0; i < N * F; i++) ones[i] = 1.0f;
+        /* k = 0: rows 0..N; k = 1: rows 0..LO; k = 2: rows LO..N with the offset */
+        int lo = k == 2 ? LO : 0, hi = k == 1 ? LO : N;
+        if (k == 2) CHECK_OK(dg_dropout_set_row_offset(y, LO));
+        for (int r = 0; r < 2; r++) { /* two runs: the counter moves on the same way */
+            CHECK_OK(dg_feed(x, ones, (int64_t)(hi - lo) * F));
+            CHECK_OK(dg_run(g, y));
+            memcpy((k == 0 ? whole[r] : part[r]) + lo * F, dg_node_data(y),
+                   sizeof(float) * (size_t)((hi - lo) * F));
+        }
+        dg_graph_free(g);
+    }
+    CHECK(memcmp(whole, part, sizeof whole) == 0);
+    CHECK(memcmp(whole[0], whole[1], sizeof whole[0]) != 0);
+    /* without the offset the second part repeats the first rows' draws, not its own */
+    dg_graph *g = dg_graph_new(9);
+    dg_node *x = dg_input(g, "x", dg_shape2(DG_BATCH, F));
+    dg_node *y = dg_dropout(g, "d", x, 0.4f);
+    float ones[N * F];
+    for (int i = 0; i < N * F; i++) ones[i] = 1.0f;
+    CHECK_OK(dg_feed(x, ones, (int64_t)(N - LO) * F));
+    CHECK_OK(dg_run(g, y));
+    CHECK(memcmp(dg_node_data(y), whole[0] + LO * F, sizeof(float) * (N - LO) * F) != 0);
+    CHECK(memcmp(dg_node_data(y), whole[0], sizeof(float) * (N - LO) * F) == 0);
+    CHECK(dg_dropout_set_row_offset(y, -1) == DG_ERR_ARG);
+    CHECK(strstr(dg_graph_error(g), "rows must be >= 0") != NULL);
+    CHECK(dg_dropout_set_row_offset(x, 1) == DG_ERR_ARG);
+    CHECK(dg_dropout_set_row_offset(NULL, 1) == DG_ERR_ARG);
+    dg_graph_free(g);
 }
 
 static void gradients(void) {
@@ -152,6 +194,7 @@ int main(void) {
     statistics(0.8f);
     statistics(0.0f);
     reproducible();
+    row_offset();
     gradients();
     errors();
     return test_summary("test_layers_dropout");

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef DG_HAVE_MPI
 #include "dagrad/mpi.h"
@@ -77,9 +78,16 @@ dg_optimizer *ex_dist_optimizer(ex_dist *d, dg_graph *g, dg_node *loss,
     return opt;
 }
 
-dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t mine) {
+dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t lo,
+                       int64_t hi) {
     if (!d->on) return dg_run_many(g, n, targets);
-    dg_status s = dg_mpi_set_weight(d->dm, (double)mine);
+    /* dropout masks: this rank's rows of the mask one process would draw */
+    for (int i = 0; i < dg_graph_node_count(g); i++) {
+        dg_node *y = dg_graph_node(g, i);
+        if (dg_dropout_mask(y) && dg_dropout_set_row_offset(y, lo) != DG_OK)
+            return dg_graph_status(g);
+    }
+    dg_status s = dg_mpi_set_weight(d->dm, (double)(hi - lo));
     return s == DG_OK ? dg_mpi_run_step(d->dm, g, n, targets) : s;
 }
 
@@ -88,6 +96,73 @@ int ex_dist_sum(const ex_dist *d, double *v, int n) {
     if (dg_mpi_sum(d->dm, v, n) == DG_OK) return 0;
     fprintf(stderr, "%s: %s\n", d->prog, dg_last_error());
     return EX_EXIT_FAIL;
+}
+
+int ex_dist_average(const ex_dist *d, dg_node *const *nodes, int n, double w) {
+    if (!d->on || n <= 0) return 0;
+    /* w x values of every node, then w: one sum over the ranks */
+    int64_t total = 1;
+    for (int i = 0; i < n; i++) total += dg_node_numel(nodes[i]);
+    double *v = malloc(sizeof(double) * (size_t)total);
+    float *f = malloc(sizeof(float) * (size_t)total);
+    int rc = v && f ? 0 : EX_EXIT_FAIL;
+    if (rc) fprintf(stderr, "%s: out of memory averaging state over the ranks\n", d->prog);
+    if (ex_dist_agree(d, rc, "allocate memory to average state")) {
+        free(v), free(f);
+        return EX_EXIT_FAIL;
+    }
+    int64_t at = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        int64_t k = dg_node_numel(nodes[i]);
+        if (dg_read(nodes[i], f, k) != DG_OK) {
+            fprintf(stderr, "%s: reading '%s': %s\n", d->prog, dg_node_name(nodes[i]),
+                    dg_last_error());
+            rc = EX_EXIT_FAIL;
+            break;
+        }
+        for (int64_t j = 0; j < k; j++) v[at + j] = w * (double)f[j];
+        at += k;
+    }
+    /* every rank takes part in the sum even after a local failure, then all agree */
+    if (rc) memset(v, 0, sizeof(double) * (size_t)total);
+    v[total - 1] = w;
+    if (ex_dist_sum(d, v, (int)total) != 0) rc = EX_EXIT_FAIL;
+    if (ex_dist_agree(d, rc, "read the state to average")) rc = EX_EXIT_FAIL;
+    if (!rc && !(v[total - 1] > 0)) {
+        fprintf(stderr, "%s: averaging state over the ranks: the weights sum to %g\n", d->prog,
+                v[total - 1]);
+        rc = EX_EXIT_FAIL;
+    }
+    at = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        int64_t k = dg_node_numel(nodes[i]);
+        for (int64_t j = 0; j < k; j++) f[j] = (float)(v[at + j] / v[total - 1]);
+        if (dg_feed(nodes[i], f, k) != DG_OK) {
+            fprintf(stderr, "%s: writing '%s': %s\n", d->prog, dg_node_name(nodes[i]),
+                    dg_last_error());
+            rc = EX_EXIT_FAIL;
+        }
+        at += k;
+    }
+    free(v), free(f);
+    return rc;
+}
+
+int ex_dist_same(const ex_dist *d, const double *v, int n) {
+    if (!d->on || n <= 0) return 1;
+    /* rank 0's values, exactly: it adds them to the others' zeros */
+    double *r0 = calloc((size_t)n + 1, sizeof(double));
+    int rc = r0 ? 0 : EX_EXIT_FAIL;
+    if (r0 && d->rank == 0) memcpy(r0, v, sizeof(double) * (size_t)n);
+    if (ex_dist_agree(d, rc, "allocate memory") || ex_dist_sum(d, r0, n)) {
+        free(r0);
+        return -1;
+    }
+    double differ = 0; /* by value: rank 0's -0 arrives as +0 */
+    for (int i = 0; i < n; i++) differ += !(r0[i] == v[i]);
+    free(r0);
+    if (ex_dist_sum(d, &differ, 1)) return -1;
+    return differ == 0;
 }
 
 dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with_state) {
@@ -125,14 +200,25 @@ dg_optimizer *ex_dist_optimizer(ex_dist *d, dg_graph *g, dg_node *loss,
     return dg_optimizer_new(g, loss, cfg);
 }
 
-dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t mine) {
-    (void)d, (void)mine;
+dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t lo,
+                       int64_t hi) {
+    (void)d, (void)lo, (void)hi;
     return dg_run_many(g, n, targets);
 }
 
 int ex_dist_sum(const ex_dist *d, double *v, int n) {
     (void)d, (void)v, (void)n;
     return 0;
+}
+
+int ex_dist_average(const ex_dist *d, dg_node *const *nodes, int n, double w) {
+    (void)d, (void)nodes, (void)n, (void)w;
+    return 0;
+}
+
+int ex_dist_same(const ex_dist *d, const double *v, int n) {
+    (void)d, (void)v, (void)n;
+    return 1;
 }
 
 dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with_state) {

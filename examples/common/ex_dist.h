@@ -33,14 +33,26 @@ void ex_dist_shard(const ex_dist *d, int64_t rows, int64_t *lo, int64_t *hi);
 /** The optimizer: dg_optimizer_new, or the MPI layer's (which refuses models that differ
  *  between ranks) followed by copying rank 0's parameters to every rank. */
 dg_optimizer *ex_dist_optimizer(ex_dist *d, dg_graph *g, dg_node *loss, const dg_optim_config *cfg);
-/** One training step over `targets` (which include the optimizer's step node); `mine` is
- *  this rank's number of rows (0 if it fed a stand-in row). A step that fails on one rank
- *  fails on all. */
-dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t mine);
+/** One training step over `targets` (which include the optimizer's step node) on this
+ *  rank's rows [lo, hi) of the global batch (hi == lo if it fed a stand-in row, which then
+ *  weighs 0). Every dropout layer of g draws the masks one process draws for those rows
+ *  (dg_dropout_set_row_offset). A step that fails on one rank fails on all. */
+dg_status ex_dist_step(ex_dist *d, dg_graph *g, int n, dg_node *const *targets, int64_t lo,
+                       int64_t hi);
 /** The step's loss over the global batch: `local` itself when not distributed. */
 double ex_dist_loss(const ex_dist *d, double local);
 /** Collective: v[0..n) summed over the ranks, in a fixed order. Returns 0 or EX_EXIT_FAIL. */
 int ex_dist_sum(const ex_dist *d, double *v, int n);
+/** Collective: the values of nodes[0..n) (state such as batch norm's running statistics,
+ *  which every rank updates from its own rows) replaced on every rank by their average
+ *  over the ranks, rank r's values weighted by its w (its rows in the latest step; a rank
+ *  that fed a stand-in row gives 0). Added in a fixed order: bitwise the same on every
+ *  rank. Nothing when not distributed. Returns 0 or EX_EXIT_FAIL (message on stderr). */
+int ex_dist_average(const ex_dist *d, dg_node *const *nodes, int n, double w);
+/** Collective: 1 on every rank if v[0..n) equal rank 0's values on every rank (NaN never
+ *  does), 0 if they differ on some rank (1 when not distributed), -1 if the ranks could not
+ *  compare. */
+int ex_dist_same(const ex_dist *d, const double *v, int n);
 /** Saves a checkpoint: rank 0 writes it, every rank gets the outcome. */
 dg_status ex_dist_save(const ex_dist *d, dg_graph *g, const char *path, int with_state);
 /** Loads a checkpoint on every rank; if any rank cannot, every rank gets an error naming it. */

@@ -679,7 +679,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
         ex_progress_epoch(&bar, label, tr->count);
         double t0 = ex_now(), sum_loss = 0;
-        int64_t correct = 0;
+        int64_t correct = 0, mine = 0; /* this process's rows and right answers */
         for (int64_t s = 0; s < steps && rc == 0; s++) {
             int64_t rows = tr->count - s * B < B ? tr->count - s * B : B, lo, hi;
             /* this process's rows of the global batch (--distributed); every process draws
@@ -697,7 +697,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             int64_t at = hi > lo ? lo : 0, fed = hi > lo ? hi - lo : 1;
             if (dg_feed(tm->x, xb + at * px, fed * px) != DG_OK ||
                 dg_feed(tm->y, yb + at, fed) != DG_OK ||
-                ex_dist_step(o->dist, tm->g, 3, targets, hi - lo) != DG_OK) {
+                ex_dist_step(o->dist, tm->g, 3, targets, lo, hi) != DG_OK) {
                 ex_progress_finish(&bar);
                 rc = ex_fail(PROG, tm->g, "training step");
                 if (dg_graph_status(tm->g) == DG_ERR_NONFINITE) diverged_help(o);
@@ -710,7 +710,9 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             for (int64_t i = lo; i < hi; i++)
                 correct += argmax10(lg + (i - lo) * CLASSES) == (int)yb[i];
             int64_t seen = s * B + rows;
-            ex_progress_update(&bar, seen, sum_loss / (double)seen, (double)correct / (double)seen);
+            mine += hi - lo; /* the accuracy shown is over this process's rows */
+            ex_progress_update(&bar, seen, sum_loss / (double)seen,
+                               mine ? (double)correct / (double)mine : 0);
         }
         ex_progress_finish(&bar);
         double right = (double)correct; /* over every process's rows */

@@ -17,11 +17,19 @@
  * next to the source tree, else data/mnist; --dataset fashion reads Debian's
  * dataset-fashion-mnist (or $DG_FASHION_MNIST_DIR). Writes the training curves (SVG), the
  * collapsed graph (DOT, and SVG when Graphviz's library is present) and, with --save, a
- * checkpoint with state (batch norm's running statistics are state) that --predict loads. */
+ * checkpoint with state (batch norm's running statistics are state) that --predict loads
+ * and --resume continues.
+ *
+ * --distributed (under mpirun, with dagrad's MPI layer; examples/common/ex_dist.c): every
+ * process trains the same model on its rows of every global batch, the gradients averaged
+ * across the processes, and evaluates its share of the test images; rank 0 prints and
+ * writes. With --batch-norm each process normalises with its own rows' statistics and the
+ * running statistics are averaged over the processes after every step (docs/DISTRIBUTED.md). */
 #include "dagrad.h"
 #include "dagrad/dot.h"
 #include "dagrad/io.h"
 #include "ex_args.h"
+#include "ex_dist.h"
 #include "ex_plot.h"
 #include "ex_progress.h"
 #include "ex_util.h"
@@ -47,17 +55,20 @@ static const char *FASHION_NAMES[CLASSES] = {"T-shirt/top", "Trouser",   "Pullov
                                              "Bag",         "Ankle boot"};
 
 typedef struct options {
-    const char *data, *dataset, *filters, *schedule, *save, *predict, *out;
+    const char *data, *dataset, *filters, *schedule, *save, *predict, *out, *resume;
     double lr, dropout, expect;
     int batch, epochs, hidden, threads, seed, index, eval_batch, batch_norm, no_dot, no_render;
-    int train_limit, test_limit, flip, anomaly;
+    int train_limit, test_limit, flip, distributed, anomaly;
     int widths[2];
+    ex_dist *dist; /* --distributed: this process's part of every batch */
 } options;
 
 typedef struct model {
     dg_graph *g;
     dg_node *x, *y, *logits, *probs, *loss;
     dg_optimizer *opt;
+    dg_node *stats[4]; /* batch norm's running means and variances (state) */
+    int n_stats;
 } model;
 
 /* Images and labels of one split (pointers into a loaded dataset). */
@@ -169,8 +180,17 @@ static int build_model(model *m, const options *o, int64_t total_steps) {
         cfg.t_max = total_steps;
         cfg.lr_min = 0;
     }
-    m->opt = dg_optimizer_new(g, m->loss, &cfg);
+    /* --distributed: the MPI layer's optimizer (refuses a model that differs between the
+     * ranks) and rank 0's parameters and state on every rank */
+    m->opt = ex_dist_optimizer(o->dist, g, m->loss, &cfg);
     if (!m->opt) return ex_fail(PROG, g, "building the optimizer");
+    if (o->batch_norm) {
+        const char *names[4] = {"bn1/running_mean", "bn1/running_var", "bn2/running_mean",
+                                "bn2/running_var"};
+        for (int i = 0; i < 4; i++)
+            if (!(m->stats[m->n_stats++] = dg_graph_find(g, names[i])))
+                return ex_fail(PROG, g, "finding batch norm's running statistics");
+    }
     return 0;
 }
 
@@ -182,14 +202,16 @@ static int argmax(const float *v) {
 }
 
 /* Mean loss and accuracy over a split, o->eval_batch images per run (the last run takes
- * what is left), in evaluation mode. */
+ * what is left), in evaluation mode. Under --distributed each rank evaluates its share of
+ * the images and the sums are added over the ranks. */
 static int evaluate(model *m, const options *o, const split *s, double *loss, double *acc) {
     dg_set_training(m->g, 0);
     double sum_loss = 0;
-    int64_t correct = 0;
+    int64_t correct = 0, lo, hi;
     int rc = 0;
-    for (int64_t start = 0; start < s->count && rc == 0; start += o->eval_batch) {
-        int64_t n = s->count - start < o->eval_batch ? s->count - start : o->eval_batch;
+    ex_dist_shard(o->dist, s->count, &lo, &hi);
+    for (int64_t start = lo; start < hi && rc == 0; start += o->eval_batch) {
+        int64_t n = hi - start < o->eval_batch ? hi - start : o->eval_batch;
         if (dg_feed(m->x, s->images + start * PIXELS, n * PIXELS) != DG_OK ||
             dg_run(m->g, m->probs) != DG_OK) {
             rc = ex_fail(PROG, m->g, "evaluating");
@@ -203,8 +225,12 @@ static int evaluate(model *m, const options *o, const split *s, double *loss, do
         }
     }
     dg_set_training(m->g, 1);
-    *loss = sum_loss / (double)s->count;
-    *acc = (double)correct / (double)s->count;
+    /* every rank learns whether one failed, then the sums over the ranks */
+    rc = ex_dist_agree(o->dist, rc, "evaluate its share of the images");
+    double v[2] = {sum_loss, (double)correct};
+    if (!rc) rc = ex_dist_sum(o->dist, v, 2);
+    *loss = v[0] / (double)s->count;
+    *acc = v[1] / (double)s->count;
     return rc;
 }
 
@@ -247,11 +273,13 @@ static int predict_one(model *m, const options *o, const split *s) {
     return 0;
 }
 
-static int write_plot(const options *o, int epochs, const double *h) {
+/* The curves of epochs from+1 .. epochs (h: 5 rows of `epochs` values). */
+static int write_plot(const options *o, int from, int epochs, const double *h) {
     static ex_panel panels[2];
     memset(panels, 0, sizeof panels);
-    const double *ep = h, *trl = h + epochs, *tel = h + 2 * epochs, *tra = h + 3 * epochs,
-                 *tea = h + 4 * epochs;
+    const double *ep = h + from, *trl = h + epochs + from, *tel = h + 2 * epochs + from,
+                 *tra = h + 3 * epochs + from, *tea = h + 4 * epochs + from;
+    int n = epochs - from;
     panels[0].title = "Loss per epoch";
     panels[0].xlabel = "epoch";
     panels[0].ylabel = "cross-entropy";
@@ -259,10 +287,10 @@ static int write_plot(const options *o, int epochs, const double *h) {
     panels[1].xlabel = "epoch";
     panels[1].ylabel = "accuracy";
     panels[1].legend = EX_LEGEND_BOTTOM_RIGHT;
-    ex_panel_add(&panels[0], "train (running mean)", ep, trl, epochs)->markers = 1;
-    ex_panel_add(&panels[0], "test", ep, tel, epochs)->markers = 1;
-    ex_panel_add(&panels[1], "train (during epoch)", ep, tra, epochs)->markers = 1;
-    ex_panel_add(&panels[1], "test", ep, tea, epochs)->markers = 1;
+    ex_panel_add(&panels[0], "train (running mean)", ep, trl, n)->markers = 1;
+    ex_panel_add(&panels[0], "test", ep, tel, n)->markers = 1;
+    ex_panel_add(&panels[1], "train (during epoch)", ep, tra, n)->markers = 1;
+    ex_panel_add(&panels[1], "test", ep, tea, n)->markers = 1;
     char path[4096];
     ex_path(path, sizeof path, o->out, "mnist_cnn_training.svg");
     if (ex_svg_write(path, panels, 2, 560, 400) != 0) return EX_EXIT_FAIL;
@@ -315,6 +343,24 @@ static void diverged_help(const options *o) {
 
 static int train(const options *o, model *m, const split *tr, const split *te, double *acc) {
     const int64_t B = o->batch, steps = (tr->count + B - 1) / B;
+    /* --resume: --epochs counts the whole run, the checkpoint's epochs included, so the
+     * cosine schedule (over all of them) goes on where it stopped */
+    int64_t done = dg_optimizer_steps(m->opt);
+    if (done % steps != 0) {
+        fprintf(stderr,
+                PROG ": --resume: the checkpoint stopped at step %lld, inside an epoch of %lld "
+                     "steps (use the --batch and --train-limit it was trained with)\n",
+                (long long)done, (long long)steps);
+        return EX_EXIT_FAIL;
+    }
+    int first = (int)(done / steps) + 1;
+    if (first > o->epochs) {
+        fprintf(stderr,
+                PROG ": --resume: the checkpoint has trained %d epochs already; --epochs counts "
+                     "the whole run, so give more than %d\n",
+                first - 1, first - 1);
+        return EX_EXIT_USAGE;
+    }
     int64_t *order = malloc(sizeof(int64_t) * (size_t)tr->count);
     double *hist = calloc(5 * (size_t)o->epochs, sizeof(double));
     float *xb = malloc(sizeof(float) * (size_t)(B * PIXELS)),
@@ -330,12 +376,23 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
            o->lr, strcmp(o->schedule, "cosine") == 0 ? " with cosine decay to 0" : "", o->batch,
            (long long)(tr->count - (steps - 1) * B), o->epochs, (long long)steps,
            o->dropout > 0 ? ", dropout" : "", o->flip ? ", random left-right flips" : "");
+    if (o->batch_norm && o->dist->on)
+        printf("batch norm, distributed: each process normalises with the statistics of its own "
+               "rows;\n  the running statistics are averaged over the processes after every "
+               "step (weighted by rows)\n");
     ex_rng rng;
     ex_rng_seed(&rng, (uint64_t)o->seed);
+    /* the epochs of the checkpoint: their shuffles and flips, so the data order goes on as
+     * in a run that was never stopped */
+    for (int e = 1; e < first; e++) {
+        ex_shuffle(&rng, order, tr->count);
+        for (int64_t i = 0; o->flip && i < tr->count; i++) ex_rng_below(&rng, 2);
+    }
+    if (first > 1) printf("resuming at epoch %d of %d\n", first, o->epochs);
     dg_node *targets[2] = {dg_optimizer_step_node(m->opt), m->logits};
     int tty = ex_stdout_is_tty(), rc = 0;
     double test_loss = 0, test_acc = 0, train_secs = 0;
-    for (int e = 1; e <= o->epochs && rc == 0; e++) {
+    for (int e = first; e <= o->epochs && rc == 0; e++) {
         ex_shuffle(&rng, order, tr->count);
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", e, o->epochs);
@@ -343,34 +400,54 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
         ex_progress_begin(&bar, tr->count, tty); /* main's ex_progress API (one epoch a run) */
         ex_progress_epoch(&bar, label, tr->count);
         double t0 = ex_now(), sum_loss = 0;
-        int64_t correct = 0;
+        int64_t correct = 0, mine = 0;
         for (int64_t s = 0; s < steps; s++) {
-            int64_t n = tr->count - s * B < B ? tr->count - s * B : B;
+            int64_t n = tr->count - s * B < B ? tr->count - s * B : B, lo, hi;
+            /* this process's rows [lo, hi) of the global batch (--distributed); every
+             * process draws the whole batch's flips, so the random stream is one process's */
+            ex_dist_shard(o->dist, n, &lo, &hi);
             for (int64_t i = 0; i < n; i++) {
                 int64_t k = order[s * B + i];
                 const float *src = tr->images + k * PIXELS;
-                if (o->flip && ex_rng_below(&rng, 2))
+                int flip = o->flip && ex_rng_below(&rng, 2);
+                if (i < lo || i >= hi) continue;
+                if (flip)
                     flip_image(xb + i * PIXELS, src);
                 else
                     memcpy(xb + i * PIXELS, src, sizeof(float) * PIXELS);
                 yb[i] = tr->labels[k];
             }
-            if (dg_feed(m->x, xb, n * PIXELS) != DG_OK || dg_feed(m->y, yb, n) != DG_OK ||
-                dg_run_many(m->g, 2, targets) != DG_OK) {
+            /* a process without rows in a last small batch steps on one row, weight 0 */
+            int64_t at = hi > lo ? lo : 0, fed = hi > lo ? hi - lo : 1;
+            if (hi == lo) memcpy(xb, tr->images, sizeof(float) * PIXELS), yb[0] = tr->labels[0];
+            if (dg_feed(m->x, xb + at * PIXELS, fed * PIXELS) != DG_OK ||
+                dg_feed(m->y, yb + at, fed) != DG_OK ||
+                ex_dist_step(o->dist, m->g, 2, targets, lo, hi) != DG_OK) {
                 ex_progress_finish(&bar);
                 rc = ex_fail(PROG, m->g, "training step");
                 if (dg_graph_status(m->g) == DG_ERR_NONFINITE) diverged_help(o);
                 break;
             }
-            /* loss and logits of this step's forward pass, before its update */
-            sum_loss += dg_value(targets[0]) * (double)n;
+            /* every process's batch norm statistics of this step, weighted by its rows */
+            if (m->n_stats &&
+                (rc = ex_dist_average(o->dist, m->stats, m->n_stats, (double)(hi - lo))) != 0)
+                break;
+            /* loss (over the global batch) and logits of this step's forward pass, before
+             * its update */
+            sum_loss += ex_dist_loss(o->dist, dg_value(targets[0])) * (double)n;
             const float *lg = dg_node_data(m->logits);
-            for (int64_t i = 0; i < n; i++) correct += argmax(lg + i * CLASSES) == (int)yb[i];
+            for (int64_t i = lo; i < hi; i++)
+                correct += argmax(lg + (i - lo) * CLASSES) == (int)yb[i];
+            mine += hi - lo;
+            /* the accuracy shown is this process's rows' (all of them in one process) */
             ex_progress_update(&bar, s * B + n, sum_loss / (double)(s * B + n),
-                               (double)correct / (double)(s * B + n));
+                               mine ? (double)correct / (double)mine : 0);
         }
         ex_progress_finish(&bar);
+        double right = (double)correct; /* over every process's rows */
+        if (!rc) rc = ex_dist_sum(o->dist, &right, 1);
         if (rc) break;
+        correct = (int64_t)right;
         double secs = ex_now() - t0;
         train_secs += secs;
         if ((rc = evaluate(m, o, te, &test_loss, &test_acc)) != 0) break;
@@ -395,8 +472,32 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
         }
     }
     if (rc == 0) printf("training time: %.1f s\n", train_secs);
-    if (rc == 0) rc = write_plot(o, o->epochs, hist);
-    if (rc == 0 && !o->no_dot) rc = write_dot(o, m);
+    if (rc == 0 && m->n_stats && o->dist->on) {
+        /* the averaging keeps the running statistics (evaluation's) equal on every rank */
+        int64_t k = 0;
+        for (int i = 0; i < m->n_stats; i++) k += dg_node_numel(m->stats[i]);
+        double *v = malloc(sizeof(double) * (size_t)k);
+        rc = ex_dist_agree(o->dist, v ? 0 : EX_EXIT_FAIL, "allocate memory");
+        int64_t at = 0;
+        for (int i = 0; i < m->n_stats && rc == 0; i++) {
+            const float *f = dg_node_data(m->stats[i]);
+            for (int64_t j = 0; j < dg_node_numel(m->stats[i]); j++) v[at++] = f[j];
+        }
+        int same = rc ? -1 : ex_dist_same(o->dist, v, (int)k);
+        free(v);
+        if (same < 0) rc = EX_EXIT_FAIL;
+        if (same == 0) {
+            fprintf(stderr, PROG ": batch norm's running statistics differ between the ranks\n");
+            rc = EX_EXIT_FAIL;
+        }
+        if (same > 0)
+            printf("batch norm: running statistics equal on all %d processes\n", o->dist->size);
+    }
+    int trained = rc == 0; /* the same on every rank: failures so far were collective */
+    if (rc == 0 && ex_dist_root(o->dist)) rc = write_plot(o, first - 1, o->epochs, hist);
+    if (rc == 0 && !o->no_dot && ex_dist_root(o->dist)) rc = write_dot(o, m);
+    if (trained) /* rank 0's files: every rank learns the outcome */
+        rc = ex_dist_agree(o->dist, rc, "write the plot and the graph");
     *acc = test_acc;
     free(order), free(hist), free(xb), free(yb);
     return rc;
@@ -453,6 +554,14 @@ int main(int argc, char **argv) {
          "save a checkpoint (parameters and state) after training", NULL, 0, 0},
         {"--predict", EX_ARG_STRING, &o.predict, "FILE",
          "load a checkpoint, evaluate it and predict one image, without training", NULL, 0, 0},
+        {"--resume", EX_ARG_STRING, &o.resume, "FILE",
+         "continue a run from its --save checkpoint (any number of processes) up to --epochs "
+         "in all",
+         NULL, 0, 0},
+        {"--distributed", EX_ARG_FLAG, &o.distributed, NULL,
+         "data-parallel over MPI: under mpirun, each process trains on its part of every batch "
+         "(docs/DISTRIBUTED.md)",
+         NULL, 0, 0},
         {"--index", EX_ARG_INT, &o.index, "I", "test image to predict (default 0)", NULL, 0,
          2147483647},
         {"--out", EX_ARG_STRING, &o.out, "DIR", "directory for the plot and graph (default out)",
@@ -477,19 +586,40 @@ int main(int argc, char **argv) {
         return EX_EXIT_USAGE;
     }
     if (o.flip < 0) o.flip = strcmp(o.dataset, "fashion") == 0;
+    if (o.predict && o.resume) {
+        fprintf(stderr, PROG ": --predict and --resume contradict each other\n");
+        return EX_EXIT_USAGE;
+    }
     if (o.threads > 0) dg_set_num_threads(o.threads);
+    ex_dist dist;
+    int rc = ex_dist_start(&dist, o.distributed, PROG);
+    if (rc) return rc;
+    o.dist = &dist;
 
     dg_dataset train_set, test_set;
-    split tr, te;
-    int rc = load_data(&o, &train_set, &test_set, &tr, &te);
-    if (!rc && ex_mkdir_p(o.out) != 0) rc = EX_EXIT_FAIL;
+    split tr = {0}, te = {0};
+    /* every rank reads the data; if one cannot, all stop */
+    rc = ex_dist_agree(&dist, load_data(&o, &train_set, &test_set, &tr, &te), "load its data");
+    if (!rc)
+        rc = ex_dist_agree(&dist, ex_mkdir_p(o.out) ? EX_EXIT_FAIL : 0,
+                           "create the output directory");
     model m = {0};
     if (!rc) rc = build_model(&m, &o, (tr.count + o.batch - 1) / o.batch * o.epochs);
     if (!rc && o.anomaly) dg_set_anomaly_mode(m.g, 1);
+    /* parameters and optimizer state of a --save, from any number of processes */
+    if (!rc && o.resume) {
+        if (ex_dist_load(&dist, m.g, o.resume, 1) != DG_OK) {
+            rc = ex_fail(PROG, m.g, "resuming");
+            fprintf(stderr, "  (use the same --filters, --hidden, --batch-norm and --dropout as "
+                            "when it was saved)\n");
+        } else {
+            printf("resumed %s after %lld steps\n", o.resume, (long long)dg_optimizer_steps(m.opt));
+        }
+    }
     double loss = 0, acc = 0;
     if (!rc && o.predict) {
         /* with state: the running statistics of batch norm (and Adam's moments) */
-        if (dg_checkpoint_load(m.g, o.predict, 1) != DG_OK) {
+        if (ex_dist_load(&dist, m.g, o.predict, 1) != DG_OK) {
             fprintf(stderr, PROG ": cannot load checkpoint: %s\n", dg_graph_error(m.g));
             fprintf(stderr, "  (use the same --filters, --hidden, --batch-norm and --dropout as "
                             "when it was saved)\n");
@@ -508,8 +638,8 @@ int main(int argc, char **argv) {
         printf("\ntest set: loss %.4f, accuracy %.4f (%lld images)\n", loss, acc,
                (long long)te.count);
     if (!rc) rc = predict_one(&m, &o, &te);
-    if (!rc && o.save) {
-        if (dg_checkpoint_save(m.g, o.save, 1) != DG_OK)
+    if (!rc && o.save) { /* rank 0 writes it; every rank learns the outcome */
+        if (ex_dist_save(&dist, m.g, o.save, 1) != DG_OK)
             rc = ex_fail(PROG, m.g, "saving the checkpoint");
         else
             printf("saved checkpoint %s\n", o.save);
@@ -522,5 +652,6 @@ int main(int argc, char **argv) {
     dg_graph_free(m.g);
     dg_dataset_free(&train_set);
     dg_dataset_free(&test_set);
+    ex_dist_finish(&dist);
     return rc;
 }

@@ -98,6 +98,14 @@ dg_node *dg_dropout_mask(const dg_node *y);
  *  (for gradient checks and debugging). Evaluation mode still gives the identity. */
 dg_status dg_dropout_set_frozen(dg_node *y, int frozen);
 
+/** Draws the masks of later training runs as if the rows fed were rows [rows, rows + N) of
+ *  a larger batch: element i of the mask is element i + rows x (elements per row) of the
+ *  mask that batch would get in the same run. For data-parallel training
+ *  (docs/DISTRIBUTED.md): a process feeding rows [lo, hi) of every global batch sets lo,
+ *  and its masks are the ones one process draws for those rows. Default 0; a negative
+ *  count or a node that is not a dg_dropout output is DG_ERR_ARG. */
+dg_status dg_dropout_set_row_offset(dg_node *y, int64_t rows);
+
 /** Number of trainable scalars in the graph. */
 int64_t dg_param_count(const dg_graph *g);
 

@@ -41,8 +41,9 @@ static void mask_range(void *ctx, int64_t lo, int64_t hi) {
 
 typedef struct mask_attrs {
     float rate;
-    int frozen; /* keep the last mask drawn (the mask node is then kept) */
-    int drawn;  /* the kept buffer holds a training mask */
+    int frozen;         /* keep the last mask drawn (the mask node is then kept) */
+    int drawn;          /* the kept buffer holds a training mask */
+    int64_t row_offset; /* rows of a larger batch before this one (dg_dropout_set_row_offset) */
 } mask_attrs;
 
 static const dg_attr_field mask_fields[] = {{"rate", DG_ATTR_FLOAT, offsetof(mask_attrs, rate), 1},
@@ -62,6 +63,10 @@ static dg_status mask_forward(dg_node *self) {
     float *rng = dg_node_data(dg_node_input(self, 1));
     uint64_t seed = (uint64_t)rng[0] | ((uint64_t)rng[1] << 24);
     uint64_t key = mix64(seed ^ mix64((uint64_t)rng[2] * 0xD1B54A32D192ED03ull));
+    /* these rows are rows row_offset.. of a larger batch: its elements' draws */
+    dg_shape sh = dg_node_shape(self);
+    if (a->row_offset > 0 && sh.ndim > 0 && sh.dim[0] > 0)
+        key += (uint64_t)a->row_offset * (uint64_t)(n / sh.dim[0]);
     mask_ctx c = {m, key, a->rate, 1.0f / (1.0f - a->rate)};
     dg_parallel_for(n, 8, mask_range, &c);
     /* advance the run counter; on overflow move to the next seed */
@@ -110,7 +115,7 @@ dg_node *dg_dropout(dg_graph *g, const char *name, dg_node *x, float rate) {
         float init[3] = {(float)(seed & 0xFFFFFF), (float)((seed >> 24) & 0xFFFFFF), 0.0f};
         dg_feed(rng, init, 3);
     }
-    mask_attrs a = {rate, 0, 0};
+    mask_attrs a = {rate, 0, 0, 0};
     dg_node *in[2] = {x, rng};
     dg_node *m = rng ? dg_apply(g, &mask_op, 2, in, &a, sizeof a) : NULL;
     return dg__layer_end(g, mk, m ? dg_mul(g, x, m) : NULL, "dropout");
@@ -140,5 +145,18 @@ dg_status dg_dropout_set_frozen(dg_node *y, int frozen) {
         if (s != DG_OK) return s;
     }
     a->frozen = frozen ? 1 : 0;
+    return DG_OK;
+}
+
+dg_status dg_dropout_set_row_offset(dg_node *y, int64_t rows) {
+    dg_node *m = mask_of(y);
+    if (!m)
+        return dg_set_error(dg_node_graph(y), DG_ERR_ARG,
+                            "dropout_set_row_offset: node %d is not the output of dg_dropout",
+                            dg_node_id(y));
+    if (rows < 0)
+        return dg_set_error(dg_node_graph(y), DG_ERR_ARG,
+                            "dropout_set_row_offset: rows must be >= 0, got %lld", (long long)rows);
+    ((mask_attrs *)dg_node_attrs(m))->row_offset = rows;
     return DG_OK;
 }
