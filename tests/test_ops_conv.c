@@ -408,7 +408,11 @@ int main(void) {
                          {9, 32, 14, 14, 64, 5, 5, 1, 0, 1, 1, 1},
                          {10, 8, 12, 11, 70, 3, 5, 1, 1, 1, 1, 1},
                          {3, 4, 9, 12, 80, 2, 7, 1, 2, 1, 1, 0},
-                         {5, 6, 11, 13, 48, 3, 3, 1, 2, 2, 1, 1}};
+                         {5, 6, 11, 13, 48, 3, 3, 1, 2, 2, 1, 1},
+                         /* the direct input gradient: 40 channels (two panels), rows of 31
+                          * pixels in three tiles */
+                         {4, 40, 8, 9, 12, 3, 3, 1, 1, 1, 1, 1},
+                         {3, 5, 6, 31, 8, 3, 4, 1, 2, 1, 1, 0}};
     for (size_t i = 0; i < sizeof grad_values / sizeof grad_values[0]; i++)
         check_grad_values(&grad_values[i]);
 

@@ -70,13 +70,14 @@ typedef struct geom {
     int64_t groups, cg, og, kg; /* channels, outputs and K per group */
     int64_t k, p;               /* K = C KH KW, P = OH OW */
     int64_t stride[2], pad[2], dil[2];
-    int64_t slots;    /* the batch is cut into this many runs of consecutive images */
-    int64_t chunk;    /* images per GEMM within a slot (G) */
-    int64_t per_slot; /* scratch floats of one slot: columns K G P, then O G P */
-    int direct;       /* 1x1, stride 1, no padding: columns are the input itself */
-    int dfwd, dwg;    /* forward, weight gradient by the direct kernels (no columns) */
-    int64_t hp, wp;   /* padded image of the direct kernels */
-    int64_t opad;     /* outputs rounded up to 64 (the direct weight gradient's dy^T rows) */
+    int64_t slots;      /* the batch is cut into this many runs of consecutive images */
+    int64_t chunk;      /* images per GEMM within a slot (G) */
+    int64_t per_slot;   /* scratch floats of one slot: columns K G P, then O G P */
+    int direct;         /* 1x1, stride 1, no padding: columns are the input itself */
+    int dfwd, dwg, dig; /* forward, weight and input gradients by the direct kernels */
+    int64_t hp, wp;     /* padded image of the direct kernels */
+    int64_t opad;       /* outputs rounded up to 64 (the direct weight gradient's dy^T rows) */
+    int64_t hq, wq;     /* dy with a border of KH-1-p_h, KW-1-p_w (the direct input gradient) */
 } geom;
 
 static void choose_direct(geom *g);
@@ -789,6 +790,97 @@ static void dwg_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
+/* Input gradient as a forward correlation: with a' = KH-1-a, b' = KW-1-b and dy given a
+ * border of KH-1-p_h rows and KW-1-p_w columns (dq, [O, Hq, Wq]),
+ *   dx[c, h, w] = sum over (a', o, b') of w[o, c, KH-1-a', KW-1-b'] dq[o, h + a', w + b'],
+ * which the forward tiles compute with 32 channels as lanes. Terms k = (a', o, b') run with
+ * a' outermost, so that for each row h only the a' whose dq row holds dy (not the border)
+ * are summed: a contiguous range of k. The border columns are summed as zeros. */
+static int64_t dig_shared(const geom *g) {
+    int64_t k = g->o * g->kh * g->kw;
+    return (g->c + 31) / 32 * 32 * k + (k + 15) / 16 * 16;
+}
+
+static int64_t dig_per_slot(const geom *g) { return (g->o * g->hq * g->wq + 15) / 16 * 16; }
+
+static void dig_prepare(const geom *g, const float *restrict w, float *restrict s) {
+    const int64_t kt = g->o * g->kh * g->kw, panels = (g->c + 31) / 32;
+    for (int64_t q = 0; q < panels; q++)
+        for (int64_t a = 0, p = 0; a < g->kh; a++)
+            for (int64_t o = 0; o < g->o; o++)
+                for (int64_t b = 0; b < g->kw; b++, p++)
+                    for (int64_t v = 0; v < 32; v++) {
+                        int64_t c = 32 * q + v;
+                        s[(q * kt + p) * 32 + v] =
+                            c < g->c ? w[((o * g->c + c) * g->kh + g->kh - 1 - a) * g->kw + g->kw -
+                                         1 - b]
+                                     : 0.0f;
+                    }
+    int32_t *koff = (int32_t *)(s + panels * 32 * kt);
+    for (int64_t a = 0, p = 0; a < g->kh; a++)
+        for (int64_t o = 0; o < g->o; o++)
+            for (int64_t b = 0; b < g->kw; b++, p++)
+                koff[p] = (int32_t)((o * g->hq + a) * g->wq + b);
+}
+
+/* dy of one image [O, OH, OW] inside its border: dq [O, Hq, Wq]. */
+NO_LIBCALLS static void dig_border(const geom *g, const float *restrict dy, float *restrict dq) {
+    const int64_t top = g->kh - 1 - g->pad[0], left = g->kw - 1 - g->pad[1];
+    for (int64_t o = 0; o < g->o; o++)
+        for (int64_t u = 0; u < g->hq; u++) {
+            float *row = dq + (o * g->hq + u) * g->wq;
+            int64_t i = u - top;
+            if (i < 0 || i >= g->oh) {
+                for (int64_t t = 0; t < g->wq; t++) row[t] = 0.0f;
+                continue;
+            }
+            const float *in = dy + (o * g->oh + i) * g->ow;
+            for (int64_t t = 0; t < left; t++) row[t] = 0.0f;
+            for (int64_t t = 0; t < g->ow; t++) row[left + t] = in[t];
+            for (int64_t t = left + g->ow; t < g->wq; t++) row[t] = 0.0f;
+        }
+}
+
+static void dig_image(const geom *g, const float *shared, const float *dq, float *dx) {
+    const int64_t kt = g->o * g->kh * g->kw, per_a = g->o * g->kw, panels = (g->c + 31) / 32;
+    const int32_t *koff = (const int32_t *)(shared + panels * 32 * kt);
+    const int64_t top = g->kh - 1 - g->pad[0], plane = g->h * g->w;
+    const int64_t tiles = (g->w + DTILE - 1) / DTILE;
+    for (int64_t q = 0; q < panels; q++) {
+        int nout = g->c - 32 * q < 32 ? (int)(g->c - 32 * q) : 32;
+        const float *w = shared + q * kt * 32;
+        for (int64_t h = 0; h < g->h; h++) {
+            /* dq row h + a' holds dy row h + a' - top */
+            int64_t a0 = top - h > 0 ? top - h : 0, a1 = top + g->oh - h;
+            if (a1 > g->kh) a1 = g->kh;
+            float *out = dx + 32 * q * plane + h * g->w;
+            if (a0 >= a1) { /* no dy row reaches this row */
+                for (int64_t c = 0; c < nout; c++)
+                    for (int64_t t = 0; t < g->w; t++) out[c * plane + t] = 0.0f;
+                continue;
+            }
+            for (int64_t t = 0; t < tiles; t++) {
+                int64_t j0 = g->w * t / tiles, j1 = g->w * (t + 1) / tiles;
+                fwd_tiles[j1 - j0]((a1 - a0) * per_a, w + a0 * per_a * 32, koff + a0 * per_a,
+                                   dq + h * g->wq + j0, out + j0, plane, nout, NULL);
+            }
+        }
+    }
+}
+
+static void dig_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t image = g->c * g->h * g->w;
+    for (int64_t s = lo; s < hi; s++) {
+        float *dq = j->scratch + dig_shared(g) + s * dig_per_slot(g);
+        for (int64_t n = slot_begin(g, s), end = slot_begin(g, s + 1); n < end; n++) {
+            dig_border(g, j->dy + n * g->o * g->p, dq);
+            dig_image(g, j->scratch, dq, j->out + n * image);
+        }
+    }
+}
+
 /* dw[o, k] = the slots' partials dW^T[k, o] added in slot order. */
 static void dwg_reduce(void *ctx, int64_t lo, int64_t hi) {
     const conv_job *j = ctx;
@@ -887,14 +979,17 @@ static int thin_weight_grad(const geom *g) {
  * most DWG_KW wide without dilation along the width, and a product the thin path would not
  * take. */
 static void choose_direct(geom *g) {
-    g->dfwd = g->dwg = 0;
+    g->dfwd = g->dwg = g->dig = 0;
     g->hp = g->h + 2 * g->pad[0], g->wp = g->w + 2 * g->pad[1];
     g->opad = (g->o + 63) / 64 * 64;
+    g->hq = g->h + g->kh - 1, g->wq = g->w + g->kw - 1;
 #ifdef CONV_AVX512
     int ok = g->groups == 1 && g->stride[0] == 1 && g->stride[1] == 1 && !g->direct &&
              g->c * g->hp * g->wp < ((int64_t)1 << 31) && have_avx512();
     g->dfwd = ok && g->k >= 16;
     g->dwg = ok && g->dil[1] == 1 && g->kw <= DWG_KW && !thin_weight_grad(g);
+    g->dig = ok && g->dil[0] == 1 && g->dil[1] == 1 && g->pad[0] < g->kh && g->pad[1] < g->kw &&
+             g->o * g->kh * g->kw >= 16 && g->o * g->hq * g->wq < ((int64_t)1 << 31);
 #endif
 }
 
@@ -963,6 +1058,9 @@ static size_t forward_scratch(const dg_node *self) {
 
 static size_t input_grad_scratch(const dg_node *self) {
     geom g = make_geom(self->inputs[2]->shape, self->inputs[1]->shape, attrs_of(self));
+#ifdef CONV_AVX512
+    if (g.dig) return (size_t)(dig_shared(&g) + g.slots * dig_per_slot(&g)) * sizeof(float);
+#endif
     return slots_bytes(&g);
 }
 
@@ -1001,6 +1099,13 @@ static dg_status input_grad_forward(dg_node *self) {
                   NULL,
                   self->value,
                   dg_node_scratch(self)};
+#ifdef CONV_AVX512
+    if (j.g.dig) {
+        dig_prepare(&j.g, j.w, j.scratch);
+        dg_parallel_for(j.g.slots, slot_cost(&j.g), dig_range, &j);
+        return DG_OK;
+    }
+#endif
     dg_parallel_for(j.g.slots, slot_cost(&j.g), input_grad_range, &j);
     return DG_OK;
 }
