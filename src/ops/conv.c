@@ -77,7 +77,6 @@ typedef struct geom {
     int dfwd, dwg, dig; /* forward, weight and input gradients by the direct kernels */
     int64_t hp, wp;     /* padded image of the direct kernels */
     int64_t opad;       /* outputs rounded up to 64 (the direct weight gradient's dy^T rows) */
-    int64_t hq, wq;     /* dy with a border of KH-1-p_h, KW-1-p_w (the direct input gradient) */
 } geom;
 
 static void choose_direct(geom *g);
@@ -630,6 +629,57 @@ DEF_WG(5)
 DEF_WG(6)
 DEF_WG(7)
 static const wg_tile_fn wg_tiles[DWG_KW + 1] = {NULL, wg_1, wg_2, wg_3, wg_4, wg_5, wg_6, wg_7};
+
+/* Input-gradient tile: JN = DTILE - KW + 1 consecutive dy columns of one dy row per (kernel
+ * row, output), scattered onto the DTILE dx pixels they reach, with 16 channels as lanes.
+ * For each kernel row a' (na of them, dy rows `rows` apart) and output o (`chan` apart), the
+ * KW weight vectors w[o, c, KH-1-a', b] (packed in that order) stay in registers while each
+ * dy value is broadcast once: pixel jj + b += dy[jj] w_b. Every FMA meets a dy value, none a
+ * border. The tile is then added onto 16 rows of `acc_rows` (stride ldr), columns 0..13. */
+AVX512_INLINE void ig_tile(const int KW, int64_t na, int64_t no, const float *w, const float *dy,
+                           int64_t rows, int64_t chan, float *acc_rows, int64_t ldr, int nout) {
+    const int jn = DTILE - KW + 1;
+    __m512 acc[DTILE];
+    _Pragma("GCC unroll 14") for (int t = 0; t < DTILE; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t a = 0; a < na; a++, dy += rows)
+        for (int64_t o = 0; o < no; o++) {
+            const float *d = dy + o * chan;
+            __m512 wb[DWG_KW];
+            _Pragma("GCC unroll 7") for (int b = 0; b < KW; b++) wb[b] = _mm512_load_ps(w + 16 * b);
+            w += 16 * KW;
+            _Pragma("GCC unroll 14") for (int jj = 0; jj < jn; jj++) {
+                __m512 v = _mm512_set1_ps(d[jj]);
+                _Pragma("GCC unroll 7") for (int b = 0; b < KW; b++) acc[jj + b] =
+                    _mm512_fmadd_ps(v, wb[b], acc[jj + b]);
+            }
+        }
+    const __mmask16 pix = (__mmask16)((1u << DTILE) - 1u);
+    __m512 t[16];
+    _Pragma("GCC unroll 16") for (int r = 0; r < 16; r++) t[r] =
+        r < DTILE ? acc[r] : _mm512_setzero_ps();
+    transpose16(t);
+    for (int c = 0; c < nout; c++) {
+        float *r = acc_rows + c * ldr;
+        _mm512_mask_storeu_ps(r, pix, _mm512_add_ps(_mm512_maskz_loadu_ps(pix, r), t[c]));
+    }
+}
+
+typedef void (*ig_tile_fn)(int64_t na, int64_t no, const float *w, const float *dy, int64_t rows,
+                           int64_t chan, float *acc_rows, int64_t ldr, int nout);
+#define DEF_IG(KW)                                                                                 \
+    AVX512 static void ig_##KW(int64_t na, int64_t no, const float *w, const float *dy,            \
+                               int64_t rows, int64_t chan, float *acc_rows, int64_t ldr,           \
+                               int nout) {                                                         \
+        ig_tile(KW, na, no, w, dy, rows, chan, acc_rows, ldr, nout);                               \
+    }
+DEF_IG(1)
+DEF_IG(2)
+DEF_IG(3)
+DEF_IG(4)
+DEF_IG(5)
+DEF_IG(6)
+DEF_IG(7)
+static const ig_tile_fn ig_tiles[DWG_KW + 1] = {NULL, ig_1, ig_2, ig_3, ig_4, ig_5, ig_6, ig_7};
 #endif
 
 static void im2col(const geom *g, const float *x, float *col, int64_t ld) {
@@ -790,93 +840,83 @@ static void dwg_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-/* Input gradient as a forward correlation: with a' = KH-1-a, b' = KW-1-b and dy given a
- * border of KH-1-p_h rows and KW-1-p_w columns (dq, [O, Hq, Wq]),
- *   dx[c, h, w] = sum over (a', o, b') of w[o, c, KH-1-a', KW-1-b'] dq[o, h + a', w + b'],
- * which the forward tiles compute with 32 channels as lanes. Terms k = (a', o, b') run with
- * a' outermost, so that for each row h only the a' whose dq row holds dy (not the border)
- * are summed: a contiguous range of k. The border columns are summed as zeros. */
-static int64_t dig_shared(const geom *g) {
-    int64_t k = g->o * g->kh * g->kw;
-    return (g->c + 31) / 32 * 32 * k + (k + 15) / 16 * 16;
+/* Input gradient: dx[c, h, w] = sum over a, o, b of w[o, c, a, b] dy[o, h + p_h - a,
+ * w + p_w - b]. Per dx row h only the kernel rows a whose dy row exists take part; the dy
+ * columns go in chunks of JN (read from a copy of dy with zero columns after OW when JN
+ * does not divide OW), each chunk's tile added onto DTILE columns of a zeroed row buffer
+ * in chunk order (column m is pixel w = m - p_w), which is then copied into dx.
+ * Each dx element: the same chains and additions in the same order on every run. */
+static int64_t ig_jn(const geom *g) { return DTILE - g->kw + 1; }
+static int64_t ig_chunks(const geom *g) { return (g->ow + ig_jn(g) - 1) / ig_jn(g); }
+static int64_t ig_owc(const geom *g) { return ig_chunks(g) * ig_jn(g); } /* dy row as read */
+static int64_t ig_ldr(const geom *g) { return (ig_chunks(g) - 1) * ig_jn(g) + DTILE; }
+
+static int64_t dig_shared(const geom *g) { return (g->c + 15) / 16 * 16 * g->o * g->kh * g->kw; }
+
+static int64_t dig_per_slot(const geom *g) {
+    int64_t copy = ig_owc(g) != g->ow ? g->o * g->oh * ig_owc(g) : 0;
+    return (copy + 16 * ig_ldr(g) + 15) / 16 * 16;
 }
 
-static int64_t dig_per_slot(const geom *g) { return (g->o * g->hq * g->wq + 15) / 16 * 16; }
-
+/* Weights by panels of 16 channels: term (a', o, b) holds w[o, c, KH-1-a', b]. */
 static void dig_prepare(const geom *g, const float *restrict w, float *restrict s) {
-    const int64_t kt = g->o * g->kh * g->kw, panels = (g->c + 31) / 32;
+    const int64_t kt = g->o * g->kh * g->kw, panels = (g->c + 15) / 16;
     for (int64_t q = 0; q < panels; q++)
         for (int64_t a = 0, p = 0; a < g->kh; a++)
             for (int64_t o = 0; o < g->o; o++)
                 for (int64_t b = 0; b < g->kw; b++, p++)
-                    for (int64_t v = 0; v < 32; v++) {
-                        int64_t c = 32 * q + v;
-                        s[(q * kt + p) * 32 + v] =
-                            c < g->c ? w[((o * g->c + c) * g->kh + g->kh - 1 - a) * g->kw + g->kw -
-                                         1 - b]
+                    for (int64_t v = 0; v < 16; v++) {
+                        int64_t c = 16 * q + v;
+                        s[(q * kt + p) * 16 + v] =
+                            c < g->c ? w[((o * g->c + c) * g->kh + g->kh - 1 - a) * g->kw + b]
                                      : 0.0f;
                     }
-    int32_t *koff = (int32_t *)(s + panels * 32 * kt);
-    for (int64_t a = 0, p = 0; a < g->kh; a++)
-        for (int64_t o = 0; o < g->o; o++)
-            for (int64_t b = 0; b < g->kw; b++, p++)
-                koff[p] = (int32_t)((o * g->hq + a) * g->wq + b);
 }
 
-/* dy of one image [O, OH, OW] inside its border: dq [O, Hq, Wq]. */
-NO_LIBCALLS static void dig_border(const geom *g, const float *restrict dy, float *restrict dq) {
-    const int64_t top = g->kh - 1 - g->pad[0], left = g->kw - 1 - g->pad[1];
-    for (int64_t o = 0; o < g->o; o++)
-        for (int64_t u = 0; u < g->hq; u++) {
-            float *row = dq + (o * g->hq + u) * g->wq;
-            int64_t i = u - top;
-            if (i < 0 || i >= g->oh) {
-                for (int64_t t = 0; t < g->wq; t++) row[t] = 0.0f;
-                continue;
-            }
-            const float *in = dy + (o * g->oh + i) * g->ow;
-            for (int64_t t = 0; t < left; t++) row[t] = 0.0f;
-            for (int64_t t = 0; t < g->ow; t++) row[left + t] = in[t];
-            for (int64_t t = left + g->ow; t < g->wq; t++) row[t] = 0.0f;
-        }
-}
-
-static void dig_image(const geom *g, const float *shared, const float *dq, float *dx) {
-    const int64_t kt = g->o * g->kh * g->kw, per_a = g->o * g->kw, panels = (g->c + 31) / 32;
-    const int32_t *koff = (const int32_t *)(shared + panels * 32 * kt);
-    const int64_t top = g->kh - 1 - g->pad[0], plane = g->h * g->w;
-    const int64_t tiles = (g->w + DTILE - 1) / DTILE;
+NO_LIBCALLS static void dig_image(const geom *g, const float *shared, const float *dy, float *dx,
+                                  float *rowbuf) {
+    const int64_t per_a = g->o * g->kw, kt = per_a * g->kh, panels = (g->c + 15) / 16;
+    const int64_t plane = g->h * g->w, owc = ig_owc(g), ldr = ig_ldr(g), jn = ig_jn(g);
+    const int64_t top = g->kh - 1 - g->pad[0], left = g->pad[1];
     for (int64_t q = 0; q < panels; q++) {
-        int nout = g->c - 32 * q < 32 ? (int)(g->c - 32 * q) : 32;
-        const float *w = shared + q * kt * 32;
+        int nout = g->c - 16 * q < 16 ? (int)(g->c - 16 * q) : 16;
+        const float *w = shared + q * kt * 16;
         for (int64_t h = 0; h < g->h; h++) {
-            /* dq row h + a' holds dy row h + a' - top */
+            /* kernel row a' = KH-1-a meets dy row h + p_h - a = h + a' - top */
             int64_t a0 = top - h > 0 ? top - h : 0, a1 = top + g->oh - h;
             if (a1 > g->kh) a1 = g->kh;
-            float *out = dx + 32 * q * plane + h * g->w;
-            if (a0 >= a1) { /* no dy row reaches this row */
-                for (int64_t c = 0; c < nout; c++)
-                    for (int64_t t = 0; t < g->w; t++) out[c * plane + t] = 0.0f;
-                continue;
-            }
-            for (int64_t t = 0; t < tiles; t++) {
-                int64_t j0 = g->w * t / tiles, j1 = g->w * (t + 1) / tiles;
-                fwd_tiles[j1 - j0]((a1 - a0) * per_a, w + a0 * per_a * 32, koff + a0 * per_a,
-                                   dq + h * g->wq + j0, out + j0, plane, nout, NULL);
-            }
+            for (int64_t e = 0; e < nout * ldr; e++) rowbuf[e] = 0.0f;
+            if (a0 < a1)
+                for (int64_t ch = 0; ch < ig_chunks(g); ch++)
+                    ig_tiles[g->kw](a1 - a0, g->o, w + a0 * per_a * 16,
+                                    dy + (h + a0 - top) * owc + ch * jn, owc, g->oh * owc,
+                                    rowbuf + ch * jn, ldr, nout);
+            /* pixel w sits at column w + p_w */
+            float *out = dx + 16 * q * plane + h * g->w;
+            for (int64_t c = 0; c < nout; c++)
+                for (int64_t t = 0; t < g->w; t++) out[c * plane + t] = rowbuf[c * ldr + left + t];
         }
     }
 }
 
-static void dig_range(void *ctx, int64_t lo, int64_t hi) {
+NO_LIBCALLS static void dig_range(void *ctx, int64_t lo, int64_t hi) {
     const conv_job *j = ctx;
     const geom *g = &j->g;
-    const int64_t image = g->c * g->h * g->w;
+    const int64_t image = g->c * g->h * g->w, owc = ig_owc(g);
     for (int64_t s = lo; s < hi; s++) {
-        float *dq = j->scratch + dig_shared(g) + s * dig_per_slot(g);
+        float *buf = j->scratch + dig_shared(g) + s * dig_per_slot(g);
+        float *copy = owc != g->ow ? buf : NULL;
+        float *rowbuf = buf + (copy ? g->o * g->oh * owc : 0);
         for (int64_t n = slot_begin(g, s), end = slot_begin(g, s + 1); n < end; n++) {
-            dig_border(g, j->dy + n * g->o * g->p, dq);
-            dig_image(g, j->scratch, dq, j->out + n * image);
+            const float *dy = j->dy + n * g->o * g->p;
+            if (copy) {
+                for (int64_t r = 0; r < g->o * g->oh; r++) {
+                    for (int64_t t = 0; t < g->ow; t++) copy[r * owc + t] = dy[r * g->ow + t];
+                    for (int64_t t = g->ow; t < owc; t++) copy[r * owc + t] = 0.0f;
+                }
+                dy = copy;
+            }
+            dig_image(g, j->scratch, dy, j->out + n * image, rowbuf);
         }
     }
 }
@@ -982,14 +1022,13 @@ static void choose_direct(geom *g) {
     g->dfwd = g->dwg = g->dig = 0;
     g->hp = g->h + 2 * g->pad[0], g->wp = g->w + 2 * g->pad[1];
     g->opad = (g->o + 63) / 64 * 64;
-    g->hq = g->h + g->kh - 1, g->wq = g->w + g->kw - 1;
 #ifdef CONV_AVX512
     int ok = g->groups == 1 && g->stride[0] == 1 && g->stride[1] == 1 && !g->direct &&
              g->c * g->hp * g->wp < ((int64_t)1 << 31) && have_avx512();
     g->dfwd = ok && g->k >= 16;
     g->dwg = ok && g->dil[1] == 1 && g->kw <= DWG_KW && !thin_weight_grad(g);
     g->dig = ok && g->dil[0] == 1 && g->dil[1] == 1 && g->pad[0] < g->kh && g->pad[1] < g->kw &&
-             g->o * g->kh * g->kw >= 16 && g->o * g->hq * g->wq < ((int64_t)1 << 31);
+             g->kw <= DWG_KW && g->o * g->kh * g->kw >= 16;
 #endif
 }
 
