@@ -630,6 +630,24 @@ DEF_WG(6)
 DEF_WG(7)
 static const wg_tile_fn wg_tiles[DWG_KW + 1] = {NULL, wg_1, wg_2, wg_3, wg_4, wg_5, wg_6, wg_7};
 
+/* dst[p * ldd + o] = src[o * lds + p] for o < rows, p < cols: 16 x 16 blocks through
+ * registers (masked at the edges). Moves only. */
+static AVX512 void transpose_rows(float *dst, int64_t ldd, const float *src, int64_t lds,
+                                  int64_t rows, int64_t cols) {
+    for (int64_t o0 = 0; o0 < rows; o0 += 16)
+        for (int64_t p0 = 0; p0 < cols; p0 += 16) {
+            int64_t nr = rows - o0 < 16 ? rows - o0 : 16, nc = cols - p0 < 16 ? cols - p0 : 16;
+            __mmask16 mc = tail_mask(nc), mr = tail_mask(nr);
+            __m512 t[16];
+            for (int r = 0; r < 16; r++)
+                t[r] = r < nr ? _mm512_maskz_loadu_ps(mc, src + (o0 + r) * lds + p0)
+                              : _mm512_setzero_ps();
+            transpose16(t);
+            for (int64_t c = 0; c < nc; c++)
+                _mm512_mask_storeu_ps(dst + (p0 + c) * ldd + o0, mr, t[c]);
+        }
+}
+
 /* Input-gradient tile: JN = DTILE - KW + 1 consecutive dy columns of one dy row per (kernel
  * row, output), scattered onto the DTILE dx pixels they reach, with 16 channels as lanes.
  * For each kernel row a' (na of them, dy rows `rows` apart) and output o (`chan` apart), the
@@ -816,10 +834,7 @@ static void dwg_range(void *ctx, int64_t lo, int64_t hi) {
               *buf = dyt + g->p * ld;
         for (int64_t n = slot_begin(g, s), end = slot_begin(g, s + 1); n < end; n++) {
             const float *dy = j->dy + n * g->o * g->p;
-            for (int64_t p0 = 0; p0 < g->p; p0 += 16) /* dy^T, 16 pixels at a time */
-                for (int64_t o = 0; o < g->o; o++)
-                    for (int64_t p = p0; p < p0 + 16 && p < g->p; p++)
-                        dyt[p * ld + o] = dy[o * g->p + p];
+            transpose_rows(dyt, ld, dy, g->p, g->o, g->p); /* dy^T */
             const float *x = padded_image(g, j->x + n * image, buf);
             int add = n > slot_begin(g, s);
             for (int64_t q = 0; q < ld / 64; q++) {
