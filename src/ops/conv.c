@@ -1029,10 +1029,12 @@ static int thin_weight_grad(const geom *g) {
 #endif
 }
 
-/* The direct kernels take stride 1 and one group, and need AVX-512; the forward a product
- * deep enough to amortise its transposed stores (K >= 64), the weight gradient kernels at
- * most DWG_KW wide without dilation along the width, and a product the thin path would not
- * take. */
+/* The direct kernels take stride 1 and one group, and need AVX-512. The forward wants a
+ * product deep enough to amortise its transposed stores (K >= 16: MNIST's conv1, K = 25,
+ * runs 0.82 -> 0.57 ms); the weight gradient kernels at most DWG_KW wide without dilation
+ * along the width, and a product the thin path would not take; the input gradient no
+ * dilation, padding below the kernel size, kernels at most DWG_KW wide and at least 16
+ * channels (its lanes: one channel, as in a first layer, would leave 15 of 16 idle). */
 static void choose_direct(geom *g) {
     g->dfwd = g->dwg = g->dig = 0;
     g->hp = g->h + 2 * g->pad[0], g->wp = g->w + 2 * g->pad[1];
@@ -1043,7 +1045,7 @@ static void choose_direct(geom *g) {
     g->dfwd = ok && g->k >= 16;
     g->dwg = ok && g->dil[1] == 1 && g->kw <= DWG_KW && !thin_weight_grad(g);
     g->dig = ok && g->dil[0] == 1 && g->dil[1] == 1 && g->pad[0] < g->kh && g->pad[1] < g->kw &&
-             g->kw <= DWG_KW && g->o * g->kh * g->kw >= 16;
+             g->kw <= DWG_KW && g->o * g->kh * g->kw >= 16 && g->c >= 16;
 #endif
 }
 
