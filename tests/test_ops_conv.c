@@ -99,7 +99,11 @@ static void check_values(const cfg *k) {
 
 /* The gradients of sum(y r) are the adjoints applied to r; checked element by element
  * against naive sums over the batch (batches above 8 put several images in a slot, whose
- * partial weight gradients accumulate image after image). */
+ * partial weight gradients accumulate image after image). An element may be off by its
+ * absolute tolerance plus 1e-6 (about 8 float epsilons) times the sum of its terms' sizes:
+ * a float sum of n terms can be off by up to n eps times that, and the direct kernels sum an
+ * input gradient's 1600 terms (MNIST's conv2) in one chain where im2col/GEMM uses chains of
+ * 64 added 25 at a time. */
 static void check_grad_values(const cfg *k) {
     char what[128];
     describe(k, what, sizeof what);
@@ -114,6 +118,7 @@ static void check_grad_values(const cfg *k) {
     int64_t nx = dg_node_numel(b.x), nw = dg_node_numel(b.w);
     double *dx = calloc((size_t)nx, sizeof *dx), *dw = calloc((size_t)nw, sizeof *dw);
     double *db = calloc((size_t)k->o, sizeof *db);
+    double *ax = calloc((size_t)nx, sizeof *ax), *aw = calloc((size_t)nw, sizeof *aw);
     const float *x = dg_node_data(b.x), *w = dg_node_data(b.w), *rv = dg_node_data(r);
     for (int n = 0; n < k->n; n++)
         for (int o = 0; o < k->o; o++)
@@ -130,16 +135,22 @@ static void check_grad_values(const cfg *k) {
                                 int64_t wi = ((o * cg + c) * k->kh + a) * k->kw + e;
                                 dx[xi] += d * w[wi];
                                 dw[wi] += d * x[xi];
+                                ax[xi] += fabs(d * w[wi]);
+                                aw[wi] += fabs(d * x[xi]);
                             }
                 }
+    /* each error as a fraction of what it may be */
     double ex = 0, ew = 0, eb = 0;
-    for (int64_t i = 0; i < nx; i++) ex = fmax(ex, fabs(dg_node_data(grads[0])[i] - dx[i]));
-    for (int64_t i = 0; i < nw; i++) ew = fmax(ew, fabs(dg_node_data(grads[1])[i] - dw[i]));
+    for (int64_t i = 0; i < nx; i++)
+        ex = fmax(ex, fabs(dg_node_data(grads[0])[i] - dx[i]) / (1e-4 + 1e-6 * ax[i]));
+    for (int64_t i = 0; i < nw; i++)
+        ew = fmax(ew, fabs(dg_node_data(grads[1])[i] - dw[i]) / (1e-3 + 1e-6 * aw[i]));
     for (int i = 0; k->bias && i < k->o; i++)
-        eb = fmax(eb, fabs(dg_node_data(grads[2])[i] - db[i]));
-    CHECK_MSG(ex < 1e-4 && ew < 1e-3 && eb < 1e-3, "%s: max errors dx %g, dw %g, db %g", what, ex,
-              ew, eb);
-    free(dx), free(dw), free(db);
+        eb = fmax(eb, fabs(dg_node_data(grads[2])[i] - db[i]) / 1e-3);
+    CHECK_MSG(ex < 1 && ew < 1 && eb < 1,
+              "%s: errors over their tolerances (1 allowed): dx %g, dw %g, db %g", what, ex, ew,
+              eb);
+    free(dx), free(dw), free(db), free(ax), free(aw);
     dg_graph_free(b.g);
 }
 
@@ -390,7 +401,7 @@ int main(void) {
                     {3, 3, 4, 5, 3, 1, 1, 1, 0, 1, 1, 0},
                     {2, 2, 6, 6, 2, 1, 1, 2, 1, 1, 2, 1},
                     /* direct forward and weight-gradient kernels (AVX-512) */
-                    {2, 4, 6, 7, 5, 3, 2, 1, 1, 1, 1, 1}};
+                    {2, 4, 6, 7, 32, 3, 2, 1, 1, 1, 1, 1}};
     for (size_t i = 0; i < sizeof second / sizeof second[0]; i++) check_grads(&second[i], 1);
 
     /* gradient values at batches where slots hold several images: GEMM products (wide

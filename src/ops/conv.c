@@ -1029,12 +1029,14 @@ static int thin_weight_grad(const geom *g) {
 #endif
 }
 
-/* The direct kernels take stride 1 and one group, and need AVX-512. The forward wants a
+/* The direct kernels take stride 1 and one group, and need AVX-512; their lanes are
+ * outputs (forward: panels of 32, at least 16 outputs; weight gradient: panels of 64, at
+ * least 32) or channels (input gradient: panels of 16, at least 16). The forward wants a
  * product deep enough to amortise its transposed stores (K >= 16: MNIST's conv1, K = 25,
  * runs 0.82 -> 0.57 ms); the weight gradient kernels at most DWG_KW wide without dilation
  * along the width, and a product the thin path would not take; the input gradient no
- * dilation, padding below the kernel size, kernels at most DWG_KW wide and at least 16
- * channels (its lanes: one channel, as in a first layer, would leave 15 of 16 idle). */
+ * dilation, padding below the kernel size and kernels at most DWG_KW wide. Fewer outputs or
+ * channels (a first layer's one channel) would leave most lanes idle. */
 static void choose_direct(geom *g) {
     g->dfwd = g->dwg = g->dig = 0;
     g->hp = g->h + 2 * g->pad[0], g->wp = g->w + 2 * g->pad[1];
@@ -1042,8 +1044,8 @@ static void choose_direct(geom *g) {
 #ifdef CONV_AVX512
     int ok = g->groups == 1 && g->stride[0] == 1 && g->stride[1] == 1 && !g->direct &&
              g->c * g->hp * g->wp < ((int64_t)1 << 31) && have_avx512();
-    g->dfwd = ok && g->k >= 16;
-    g->dwg = ok && g->dil[1] == 1 && g->kw <= DWG_KW && !thin_weight_grad(g);
+    g->dfwd = ok && g->k >= 16 && g->o >= 16;
+    g->dwg = ok && g->dil[1] == 1 && g->kw <= DWG_KW && !thin_weight_grad(g) && g->o >= 32;
     g->dig = ok && g->dil[0] == 1 && g->dil[1] == 1 && g->pad[0] < g->kh && g->pad[1] < g->kw &&
              g->kw <= DWG_KW && g->o * g->kh * g->kw >= 16 && g->c >= 16;
 #endif
