@@ -738,8 +738,9 @@ typedef struct conv_job {
 
 static int64_t slot_begin(const geom *g, int64_t s) { return g->n * s / g->slots; }
 
-/* ---- direct convolution: drivers ---- */
+/* ---- direct convolution: drivers (AVX-512 builds only) ---- */
 
+#ifdef CONV_AVX512
 /* Floats of one zero-padded image (0 without padding: the image is used in place). */
 static int64_t pad_floats(const geom *g) {
     return g->pad[0] || g->pad[1] ? g->c * g->hp * g->wp : 0;
@@ -768,7 +769,6 @@ NO_LIBCALLS static const float *padded_image(const geom *g, const float *restric
     return buf;
 }
 
-#ifdef CONV_AVX512
 /* Forward scratch: the packed weights (panels of 32 outputs, K x 32 each) and the offsets
  * koff, shared by all slots; then a padded image per slot. */
 static int64_t dfwd_shared(const geom *g) {
