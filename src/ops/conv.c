@@ -517,11 +517,14 @@ static int have_avx512(void) {
  * tile is the KW taps b of one (c, a) by 64 outputs (dy transposed per image, pixels by
  * outputs): per output pixel four vector loads of dy^T, KW broadcasts of x, 4 KW FMAs. Each
  * image's sum is a zero-started chain over its pixels in order, added to the slot's partial
- * in image order; the slots' partials are added in slot order. Nothing depends on the
- * thread count. */
+ * in image order; the slots' partials are added in slot order.
+ *
+ * Input gradient: a tile scatters JN = 14 - KW + 1 dy values of a row onto the 14 dx pixels
+ * they reach, 16 channels as lanes (see ig_tile); kernel rows whose dy row does not exist
+ * are skipped, so no term is a border zero. Nothing depends on the thread count. */
 
-#define DTILE  14 /* most pixels of a forward tile */
-#define DWG_KW 7  /* widest kernel of the direct weight gradient */
+#define DTILE  14 /* most pixels of a forward or input-gradient tile */
+#define DWG_KW 7  /* widest kernel of the direct weight and input gradients */
 
 AVX512_INLINE void fwd_tile(const int R, int64_t k, const float *w, const int32_t *koff,
                             const float *x, float *y, int64_t ldy, int nout, const float *bias) {
