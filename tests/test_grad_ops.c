@@ -2,6 +2,8 @@
  * of several shapes including broadcast cases. */
 #include "test_util.h"
 
+#include <string.h>
+
 typedef dg_node *(*unary_fn)(dg_graph *, dg_node *);
 typedef dg_node *(*binary_fn)(dg_graph *, dg_node *, dg_node *);
 
@@ -73,6 +75,37 @@ static dg_node *matmul_tt(dg_graph *g, dg_node *a, dg_node *b) {
     return dg_matmul_t(g, a, b, 1, 1);
 }
 
+/* relu's gradient (one relu_grad node): dy times 1 where y > 0 and times 0 elsewhere, bit
+ * for bit (so -0 for a negative dy at a zero output, NaN for a NaN dy anywhere), against a
+ * naive loop; and its own gradient, a second derivative of sum(relu(x) x r), against
+ * central differences. */
+static void check_relu_grad(void) {
+    dg_graph *g = dg_graph_new(9);
+    dg_node *x = dg_input(g, "x", dg_shape1(8)), *r = dg_input(g, "r", dg_shape1(8));
+    dg_set_requires_grad(x, 1);
+    float xv[8] = {-1.0f, 0.0f, 2.0f, -0.0f, 0.5f, -3.0f, 1e-30f, 4.0f};
+    float rv[8] = {-2.0f, -1.0f, 3.0f, 5.0f, -0.5f, NAN, NAN, INFINITY};
+    CHECK_OK(dg_feed(x, xv, 8));
+    CHECK_OK(dg_feed(r, rv, 8));
+    CHECK_OK(dg_backward(g, dg_sum(g, dg_mul(g, dg_relu(g, x), r))));
+    CHECK_OK(dg_run(g, dg_grad(x)));
+    float want[8];
+    for (int i = 0; i < 8; i++) want[i] = rv[i] * (xv[i] > 0.0f ? 1.0f : 0.0f);
+    CHECK(memcmp(dg_node_data(dg_grad(x)), want, sizeof want) == 0);
+    dg_graph_free(g);
+
+    g = dg_graph_new(10);
+    x = dg_input(g, "x", dg_shape2(3, 5));
+    dg_set_requires_grad(x, 1);
+    test_fill(x, -1.0f, 1.0f);
+    dg_node *y = dg_relu(g, x), *gx;
+    dg_node *loss = weighted_sum(g, dg_mul(g, y, x)); /* dy = x w reaches relu_grad unmasked */
+    CHECK_OK(dg_gradients(g, loss, 1, &x, &gx));
+    CHECK(gx != NULL);
+    if (gx) check_grad("relu second derivative", g, weighted_sum(g, gx), 1, &x);
+    dg_graph_free(g);
+}
+
 int main(void) {
     dg_shape s34 = dg_shape2(3, 4), s234 = dg_shape3(2, 3, 4);
     unary_case("neg", dg_neg, s34, -2, 2);
@@ -127,5 +160,6 @@ int main(void) {
         check_grad("cross_entropy", g, loss, 1, &z);
         dg_graph_free(g);
     }
+    check_relu_grad();
     return test_summary("test_grad_ops");
 }

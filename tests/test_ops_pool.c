@@ -231,7 +231,7 @@ static void check_errors(void) {
 int main(void) {
     pcfg values[] = {{2, 3, 8, 8, 2, 2, 0, 1}, {1, 2, 7, 9, 3, 2, 1, 1}, {3, 1, 9, 7, 3, 1, 1, 2},
                      {2, 2, 5, 6, 2, 1, 1, 1}, {1, 1, 6, 6, 1, 2, 0, 1}, {2, 2, 28, 28, 2, 2, 0, 1},
-                     {1, 2, 7, 7, 2, 2, 0, 1}};
+                     {1, 2, 7, 7, 2, 2, 0, 1}, {2, 3, 9, 37, 2, 2, 0, 1}};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
         for (int m = 0; m < 2; m++) check_values(&values[i], m);
     for (int m = 0; m < 2; m++)
@@ -250,6 +250,9 @@ int main(void) {
                 pcfg c = {n, 2, 7, 6, 5, s, 2, 1};
                 check_grads(&c, m, 0);
             }
+    /* 2x2 windows over rows of 18 windows and an odd width (16 + 2 in the AVX-512 path) */
+    pcfg wide = {1, 2, 5, 37, 2, 2, 0, 1};
+    check_grads(&wide, 1, 0);
     pcfg second[] = {{2, 2, 6, 6, 2, 2, 0, 1}, {1, 2, 7, 5, 3, 2, 1, 2}};
     for (int i = 0; i < 2; i++)
         for (int m = 0; m < 2; m++) check_grads(&second[i], m, 1);

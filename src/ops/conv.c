@@ -33,8 +33,10 @@
  * gets one partial sum per slot (the first in the output itself), added in slot order at
  * the end, so every result is bitwise the same for any number of threads. A 1x1 kernel with
  * stride 1 and no padding needs no columns: col_n is x_n itself. On CPUs with AVX-512,
- * im2col/col2im move rows with masked loads and stores, and thin weight gradients (few
- * weights, long rows) are dot products instead of GEMMs; see below. */
+ * im2col/col2im move rows with masked loads and stores, thin weight gradients (few
+ * weights, long rows) are dot products instead of GEMMs, and with stride 1 and one group
+ * the forward and the weight gradient skip the columns altogether: direct kernels read the
+ * (zero-padded) image in place; see below. */
 #include "kernels.h"
 
 #include <stddef.h>
@@ -68,11 +70,16 @@ typedef struct geom {
     int64_t groups, cg, og, kg; /* channels, outputs and K per group */
     int64_t k, p;               /* K = C KH KW, P = OH OW */
     int64_t stride[2], pad[2], dil[2];
-    int64_t slots;    /* the batch is cut into this many runs of consecutive images */
-    int64_t chunk;    /* images per GEMM within a slot (G) */
-    int64_t per_slot; /* scratch floats of one slot: columns K G P, then O G P */
-    int direct;       /* 1x1, stride 1, no padding: columns are the input itself */
+    int64_t slots;      /* the batch is cut into this many runs of consecutive images */
+    int64_t chunk;      /* images per GEMM within a slot (G) */
+    int64_t per_slot;   /* scratch floats of one slot: columns K G P, then O G P */
+    int direct;         /* 1x1, stride 1, no padding: columns are the input itself */
+    int dfwd, dwg, dig; /* forward, weight and input gradients by the direct kernels */
+    int64_t hp, wp;     /* padded image of the direct kernels */
+    int64_t opad;       /* outputs rounded up to 64 (the direct weight gradient's dy^T rows) */
 } geom;
+
+static void choose_direct(geom *g);
 
 static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
     return (in + 2 * p - d * (k - 1) - 1) / s + 1;
@@ -102,6 +109,7 @@ static geom make_geom(dg_shape xs, dg_shape ws, const conv_attrs *a) {
     if (g.chunk > (g.n + g.slots - 1) / g.slots) g.chunk = (g.n + g.slots - 1) / g.slots;
     g.per_slot = (g.direct ? 0 : g.k * g.chunk * g.p) + (g.chunk > 1 ? g.o * g.chunk * g.p : 0);
     while (g.slots > 1 && g.slots * g.per_slot > CONV_SCRATCH_CAP) g.slots--;
+    choose_direct(&g);
     return g;
 }
 
@@ -323,6 +331,7 @@ NO_LIBCALLS static void col2im_plain(const geom *g, const float *restrict col, i
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define CONV_AVX512 1
+#include "gemm_avx512.h"
 
 #define AVX512 __attribute__((target("avx512f")))
 static inline AVX512 __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u); }
@@ -493,6 +502,205 @@ static int have_avx512(void) {
     }
     return known;
 }
+
+/* ---- direct convolution: no columns (AVX-512, stride 1, one group) ----
+ *
+ * Forward: a tile is R <= 14 consecutive output pixels of one output row by 32 outputs, in
+ * 2R accumulators (lanes: outputs). For each k = (c, a, b) in order, the 32 weights w[., k]
+ * come from a packed panel (K x 32, packed once per call) and each pixel's input is a
+ * broadcast straight from the (zero-padded) image: pixel r of the tile meets input
+ * x[koff[k] + r], koff[k] = c Hp Wp + a d_h Wp + b d_w. Every element is one zero-started
+ * FMA chain over k in order, then plus the bias; the tile goes to y through 16 x 16
+ * transposes, as rows of R pixels.
+ *
+ * Weight gradient: dW^T[k, o] = sum over images and output pixels of x[..] dy[o, pixel]. A
+ * tile is the KW taps b of one (c, a) by 64 outputs (dy transposed per image, pixels by
+ * outputs): per output pixel four vector loads of dy^T, KW broadcasts of x, 4 KW FMAs. Each
+ * image's sum is a zero-started chain over its pixels in order, added to the slot's partial
+ * in image order; the slots' partials are added in slot order.
+ *
+ * Input gradient: a tile scatters JN = 14 - KW + 1 dy values of a row onto the 14 dx pixels
+ * they reach, 16 channels as lanes (see ig_tile); kernel rows whose dy row does not exist
+ * are skipped, so no term is a border zero. Nothing depends on the thread count. */
+
+#define DTILE  14 /* most pixels of a forward or input-gradient tile */
+#define DWG_KW 7  /* widest kernel of the direct weight and input gradients */
+
+AVX512_INLINE void fwd_tile(const int R, int64_t k, const float *w, const int32_t *koff,
+                            const float *x, float *y, int64_t ldy, int nout, const float *bias) {
+    __m512 acc[DTILE][2];
+    _Pragma("GCC unroll 14") for (int r = 0; r < R; r++) {
+        acc[r][0] = _mm512_setzero_ps();
+        acc[r][1] = _mm512_setzero_ps();
+    }
+    for (int64_t p = 0; p < k; p++) {
+        __m512 b0 = _mm512_load_ps(w), b1 = _mm512_load_ps(w + 16);
+        const float *xp = x + koff[p];
+        _Pragma("GCC unroll 14") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_set1_ps(xp[r]);
+            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+        w += 32;
+    }
+    __mmask16 m0, m1;
+    col_masks(nout, &m0, &m1);
+    if (bias) {
+        __m512 c0 = _mm512_maskz_loadu_ps(m0, bias), c1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        _Pragma("GCC unroll 14") for (int r = 0; r < R; r++) {
+            acc[r][0] = _mm512_add_ps(acc[r][0], c0);
+            acc[r][1] = _mm512_add_ps(acc[r][1], c1);
+        }
+    }
+    const __mmask16 pix = (__mmask16)((1u << R) - 1u);
+    for (int v = 0; v < 2 && 16 * v < nout; v++) {
+        __m512 t[16];
+        _Pragma("GCC unroll 16") for (int r = 0; r < 16; r++) t[r] =
+            r < R ? acc[r][v] : _mm512_setzero_ps();
+        transpose16(t);
+        int n = nout - 16 * v < 16 ? nout - 16 * v : 16;
+        for (int o = 0; o < n; o++) _mm512_mask_storeu_ps(y + (16 * v + o) * ldy, pix, t[o]);
+    }
+}
+
+typedef void (*fwd_tile_fn)(int64_t k, const float *w, const int32_t *koff, const float *x,
+                            float *y, int64_t ldy, int nout, const float *bias);
+#define DEF_FWD(R)                                                                                 \
+    AVX512 static void fwd_##R(int64_t k, const float *w, const int32_t *koff, const float *x,     \
+                               float *y, int64_t ldy, int nout, const float *bias) {               \
+        fwd_tile(R, k, w, koff, x, y, ldy, nout, bias);                                            \
+    }
+DEF_FWD(1)
+DEF_FWD(2)
+DEF_FWD(3)
+DEF_FWD(4)
+DEF_FWD(5)
+DEF_FWD(6)
+DEF_FWD(7)
+DEF_FWD(8)
+DEF_FWD(9)
+DEF_FWD(10)
+DEF_FWD(11)
+DEF_FWD(12)
+DEF_FWD(13)
+DEF_FWD(14)
+static const fwd_tile_fn fwd_tiles[DTILE + 1] = {NULL,   fwd_1,  fwd_2,  fwd_3,  fwd_4,
+                                                 fwd_5,  fwd_6,  fwd_7,  fwd_8,  fwd_9,
+                                                 fwd_10, fwd_11, fwd_12, fwd_13, fwd_14};
+
+AVX512_INLINE void wg_tile(const int R, const int FULL, const float *x, int64_t wp,
+                           const float *dyt, int64_t ldd, int64_t oh, int64_t ow,
+                           const __mmask16 m[4], float *out, int add) {
+    __m512 acc[DWG_KW][4];
+    _Pragma("GCC unroll 7") for (int b = 0; b < R; b++) for (int v = 0; v < 4; v++) acc[b][v] =
+        _mm512_setzero_ps();
+    for (int64_t i = 0; i < oh; i++) {
+        const float *xr = x + i * wp, *dr = dyt + i * ow * ldd;
+        for (int64_t j = 0; j < ow; j++) {
+            __m512 d[4];
+            for (int v = 0; v < 4; v++)
+                d[v] = FULL ? _mm512_loadu_ps(dr + j * ldd + 16 * v)
+                            : _mm512_maskz_loadu_ps(m[v], dr + j * ldd + 16 * v);
+            _Pragma("GCC unroll 7") for (int b = 0; b < R; b++) {
+                __m512 s = _mm512_set1_ps(xr[j + b]);
+                for (int v = 0; v < 4; v++) acc[b][v] = _mm512_fmadd_ps(s, d[v], acc[b][v]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 7") for (int b = 0; b < R; b++) for (int v = 0; v < 4; v++) {
+        float *o = out + b * ldd + 16 * v;
+        __m512 s = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], o), acc[b][v]) : acc[b][v];
+        _mm512_mask_storeu_ps(o, m[v], s);
+    }
+}
+
+typedef void (*wg_tile_fn)(const float *x, int64_t wp, const float *dyt, int64_t ldd, int64_t oh,
+                           int64_t ow, const __mmask16 m[4], float *out, int add);
+#define DEF_WG(R)                                                                                  \
+    AVX512 static void wg_##R(const float *x, int64_t wp, const float *dyt, int64_t ldd,           \
+                              int64_t oh, int64_t ow, const __mmask16 m[4], float *out, int add) { \
+        if (m[3] == 0xFFFF)                                                                        \
+            wg_tile(R, 1, x, wp, dyt, ldd, oh, ow, m, out, add);                                   \
+        else                                                                                       \
+            wg_tile(R, 0, x, wp, dyt, ldd, oh, ow, m, out, add);                                   \
+    }
+DEF_WG(1)
+DEF_WG(2)
+DEF_WG(3)
+DEF_WG(4)
+DEF_WG(5)
+DEF_WG(6)
+DEF_WG(7)
+static const wg_tile_fn wg_tiles[DWG_KW + 1] = {NULL, wg_1, wg_2, wg_3, wg_4, wg_5, wg_6, wg_7};
+
+/* dst[p * ldd + o] = src[o * lds + p] for o < rows, p < cols: 16 x 16 blocks through
+ * registers (masked at the edges). Moves only. */
+static AVX512 void transpose_rows(float *dst, int64_t ldd, const float *src, int64_t lds,
+                                  int64_t rows, int64_t cols) {
+    for (int64_t o0 = 0; o0 < rows; o0 += 16)
+        for (int64_t p0 = 0; p0 < cols; p0 += 16) {
+            int64_t nr = rows - o0 < 16 ? rows - o0 : 16, nc = cols - p0 < 16 ? cols - p0 : 16;
+            __mmask16 mc = tail_mask(nc), mr = tail_mask(nr);
+            __m512 t[16];
+            for (int r = 0; r < 16; r++)
+                t[r] = r < nr ? _mm512_maskz_loadu_ps(mc, src + (o0 + r) * lds + p0)
+                              : _mm512_setzero_ps();
+            transpose16(t);
+            for (int64_t c = 0; c < nc; c++)
+                _mm512_mask_storeu_ps(dst + (p0 + c) * ldd + o0, mr, t[c]);
+        }
+}
+
+/* Input-gradient tile: JN = DTILE - KW + 1 consecutive dy columns of one dy row per (kernel
+ * row, output), scattered onto the DTILE dx pixels they reach, with 16 channels as lanes.
+ * For each kernel row a' (na of them, dy rows `rows` apart) and output o (`chan` apart), the
+ * KW weight vectors w[o, c, KH-1-a', b] (packed in that order) stay in registers while each
+ * dy value is broadcast once: pixel jj + b += dy[jj] w_b. Every FMA meets a dy value, none a
+ * border. The tile is then added onto 16 rows of `acc_rows` (stride ldr), columns 0..13. */
+AVX512_INLINE void ig_tile(const int KW, int64_t na, int64_t no, const float *w, const float *dy,
+                           int64_t rows, int64_t chan, float *acc_rows, int64_t ldr, int nout) {
+    const int jn = DTILE - KW + 1;
+    __m512 acc[DTILE];
+    _Pragma("GCC unroll 14") for (int t = 0; t < DTILE; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t a = 0; a < na; a++, dy += rows)
+        for (int64_t o = 0; o < no; o++) {
+            const float *d = dy + o * chan;
+            __m512 wb[DWG_KW];
+            _Pragma("GCC unroll 7") for (int b = 0; b < KW; b++) wb[b] = _mm512_load_ps(w + 16 * b);
+            w += 16 * KW;
+            _Pragma("GCC unroll 14") for (int jj = 0; jj < jn; jj++) {
+                __m512 v = _mm512_set1_ps(d[jj]);
+                _Pragma("GCC unroll 7") for (int b = 0; b < KW; b++) acc[jj + b] =
+                    _mm512_fmadd_ps(v, wb[b], acc[jj + b]);
+            }
+        }
+    const __mmask16 pix = (__mmask16)((1u << DTILE) - 1u);
+    __m512 t[16];
+    _Pragma("GCC unroll 16") for (int r = 0; r < 16; r++) t[r] =
+        r < DTILE ? acc[r] : _mm512_setzero_ps();
+    transpose16(t);
+    for (int c = 0; c < nout; c++) {
+        float *r = acc_rows + c * ldr;
+        _mm512_mask_storeu_ps(r, pix, _mm512_add_ps(_mm512_maskz_loadu_ps(pix, r), t[c]));
+    }
+}
+
+typedef void (*ig_tile_fn)(int64_t na, int64_t no, const float *w, const float *dy, int64_t rows,
+                           int64_t chan, float *acc_rows, int64_t ldr, int nout);
+#define DEF_IG(KW)                                                                                 \
+    AVX512 static void ig_##KW(int64_t na, int64_t no, const float *w, const float *dy,            \
+                               int64_t rows, int64_t chan, float *acc_rows, int64_t ldr,           \
+                               int nout) {                                                         \
+        ig_tile(KW, na, no, w, dy, rows, chan, acc_rows, ldr, nout);                               \
+    }
+DEF_IG(1)
+DEF_IG(2)
+DEF_IG(3)
+DEF_IG(4)
+DEF_IG(5)
+DEF_IG(6)
+DEF_IG(7)
+static const ig_tile_fn ig_tiles[DWG_KW + 1] = {NULL, ig_1, ig_2, ig_3, ig_4, ig_5, ig_6, ig_7};
 #endif
 
 static void im2col(const geom *g, const float *x, float *col, int64_t ld) {
@@ -532,6 +740,218 @@ typedef struct conv_job {
 } conv_job;
 
 static int64_t slot_begin(const geom *g, int64_t s) { return g->n * s / g->slots; }
+
+/* ---- direct convolution: drivers (AVX-512 builds only) ---- */
+
+#ifdef CONV_AVX512
+/* Floats of one zero-padded image (0 without padding: the image is used in place). */
+static int64_t pad_floats(const geom *g) {
+    return g->pad[0] || g->pad[1] ? g->c * g->hp * g->wp : 0;
+}
+
+/* The image x [C, H, W] with its zero border in buf [C, Hp, Wp]; x itself without padding. */
+NO_LIBCALLS static const float *padded_image(const geom *g, const float *restrict x,
+                                             float *restrict buf) {
+    if (!pad_floats(g)) return x;
+    const int64_t ph = g->pad[0], pw = g->pad[1];
+    for (int64_t c = 0; c < g->c; c++) {
+        float *plane = buf + c * g->hp * g->wp;
+        for (int64_t i = 0; i < g->hp; i++) {
+            float *row = plane + i * g->wp;
+            int64_t src = i - ph;
+            if (src < 0 || src >= g->h) {
+                for (int64_t t = 0; t < g->wp; t++) row[t] = 0.0f;
+                continue;
+            }
+            const float *in = x + (c * g->h + src) * g->w;
+            for (int64_t t = 0; t < pw; t++) row[t] = 0.0f;
+            for (int64_t t = 0; t < g->w; t++) row[pw + t] = in[t];
+            for (int64_t t = pw + g->w; t < g->wp; t++) row[t] = 0.0f;
+        }
+    }
+    return buf;
+}
+
+/* Forward scratch: the packed weights (panels of 32 outputs, K x 32 each) and the offsets
+ * koff, shared by all slots; then a padded image per slot. */
+static int64_t dfwd_shared(const geom *g) {
+    return (g->o + 31) / 32 * 32 * g->k + (g->k + 15) / 16 * 16;
+}
+
+static void dfwd_prepare(const geom *g, const float *restrict w, float *restrict s) {
+    const int64_t k = g->k, panels = (g->o + 31) / 32;
+    for (int64_t q = 0; q < panels; q++)
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t v = 0; v < 32; v++) {
+                int64_t o = 32 * q + v;
+                s[(q * k + p) * 32 + v] = o < g->o ? w[o * k + p] : 0.0f;
+            }
+    int32_t *koff = (int32_t *)(s + panels * 32 * k);
+    for (int64_t c = 0, p = 0; c < g->c; c++)
+        for (int64_t a = 0; a < g->kh; a++)
+            for (int64_t b = 0; b < g->kw; b++, p++)
+                koff[p] = (int32_t)((c * g->hp + a * g->dil[0]) * g->wp + b * g->dil[1]);
+}
+
+/* One image: every output row in tiles of at most DTILE pixels (split evenly), per panel. */
+static void dfwd_image(const geom *g, const float *shared, const float *x, float *y,
+                       const float *bias) {
+    const int64_t k = g->k, panels = (g->o + 31) / 32, ow = g->ow;
+    const int32_t *koff = (const int32_t *)(shared + panels * 32 * k);
+    const int64_t tiles = (ow + DTILE - 1) / DTILE;
+    for (int64_t q = 0; q < panels; q++) {
+        int nout = g->o - 32 * q < 32 ? (int)(g->o - 32 * q) : 32;
+        const float *w = shared + q * k * 32, *bq = bias ? bias + 32 * q : NULL;
+        for (int64_t i = 0; i < g->oh; i++)
+            for (int64_t t = 0; t < tiles; t++) {
+                int64_t j0 = ow * t / tiles, j1 = ow * (t + 1) / tiles;
+                fwd_tiles[j1 - j0](k, w, koff, x + i * g->wp + j0, y + 32 * q * g->p + i * ow + j0,
+                                   g->p, nout, bq);
+            }
+    }
+}
+
+static void dfwd_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t image = g->c * g->h * g->w;
+    float *buf = j->scratch + dfwd_shared(g) + lo * pad_floats(g);
+    for (int64_t s = lo; s < hi; s++, buf += pad_floats(g))
+        for (int64_t n = slot_begin(g, s), end = slot_begin(g, s + 1); n < end; n++)
+            dfwd_image(g, j->scratch, padded_image(g, j->x + n * image, buf),
+                       j->out + n * g->o * g->p, j->bias);
+}
+
+/* Weight-gradient scratch per slot: the partial dW^T [K, Opad], dy^T [P, Opad], a padded
+ * image. */
+static int64_t dwg_per_slot(const geom *g) {
+    return g->k * g->opad + g->p * g->opad + pad_floats(g);
+}
+
+static void dwg_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t image = g->c * g->h * g->w, ld = g->opad, kw = g->kw;
+    for (int64_t s = lo; s < hi; s++) {
+        float *part = j->scratch + s * dwg_per_slot(g), *dyt = part + g->k * ld,
+              *buf = dyt + g->p * ld;
+        for (int64_t n = slot_begin(g, s), end = slot_begin(g, s + 1); n < end; n++) {
+            const float *dy = j->dy + n * g->o * g->p;
+            transpose_rows(dyt, ld, dy, g->p, g->o, g->p); /* dy^T */
+            const float *x = padded_image(g, j->x + n * image, buf);
+            int add = n > slot_begin(g, s);
+            for (int64_t q = 0; q < ld / 64; q++) {
+                __mmask16 m[4];
+                for (int v = 0; v < 4; v++) {
+                    int64_t left = g->o - 64 * q - 16 * v;
+                    m[v] = left >= 16 ? (__mmask16)0xFFFF
+                           : left > 0 ? (__mmask16)((1u << left) - 1u)
+                                      : 0;
+                }
+                for (int64_t c = 0; c < g->c; c++)
+                    for (int64_t a = 0; a < g->kh; a++)
+                        wg_tiles[kw](x + (c * g->hp + a * g->dil[0]) * g->wp, g->wp, dyt + 64 * q,
+                                     ld, g->oh, g->ow, m,
+                                     part + ((c * g->kh + a) * kw) * ld + 64 * q, add);
+            }
+        }
+    }
+}
+
+/* Input gradient: dx[c, h, w] = sum over a, o, b of w[o, c, a, b] dy[o, h + p_h - a,
+ * w + p_w - b]. Per dx row h only the kernel rows a whose dy row exists take part; the dy
+ * columns go in chunks of JN (read from a copy of dy with zero columns after OW when JN
+ * does not divide OW), each chunk's tile added onto DTILE columns of a zeroed row buffer
+ * in chunk order (column m is pixel w = m - p_w), which is then copied into dx.
+ * Each dx element: the same chains and additions in the same order on every run. */
+static int64_t ig_jn(const geom *g) { return DTILE - g->kw + 1; }
+static int64_t ig_chunks(const geom *g) { return (g->ow + ig_jn(g) - 1) / ig_jn(g); }
+static int64_t ig_owc(const geom *g) { return ig_chunks(g) * ig_jn(g); } /* dy row as read */
+static int64_t ig_ldr(const geom *g) { return (ig_chunks(g) - 1) * ig_jn(g) + DTILE; }
+
+static int64_t dig_shared(const geom *g) { return (g->c + 15) / 16 * 16 * g->o * g->kh * g->kw; }
+
+static int64_t dig_per_slot(const geom *g) {
+    int64_t copy = ig_owc(g) != g->ow ? g->o * g->oh * ig_owc(g) : 0;
+    return (copy + 16 * ig_ldr(g) + 15) / 16 * 16;
+}
+
+/* Weights by panels of 16 channels: term (a', o, b) holds w[o, c, KH-1-a', b]. */
+static void dig_prepare(const geom *g, const float *restrict w, float *restrict s) {
+    const int64_t kt = g->o * g->kh * g->kw, panels = (g->c + 15) / 16;
+    for (int64_t q = 0; q < panels; q++)
+        for (int64_t a = 0, p = 0; a < g->kh; a++)
+            for (int64_t o = 0; o < g->o; o++)
+                for (int64_t b = 0; b < g->kw; b++, p++)
+                    for (int64_t v = 0; v < 16; v++) {
+                        int64_t c = 16 * q + v;
+                        s[(q * kt + p) * 16 + v] =
+                            c < g->c ? w[((o * g->c + c) * g->kh + g->kh - 1 - a) * g->kw + b]
+                                     : 0.0f;
+                    }
+}
+
+NO_LIBCALLS static void dig_image(const geom *g, const float *shared, const float *dy, float *dx,
+                                  float *rowbuf) {
+    const int64_t per_a = g->o * g->kw, kt = per_a * g->kh, panels = (g->c + 15) / 16;
+    const int64_t plane = g->h * g->w, owc = ig_owc(g), ldr = ig_ldr(g), jn = ig_jn(g);
+    const int64_t top = g->kh - 1 - g->pad[0], left = g->pad[1];
+    for (int64_t q = 0; q < panels; q++) {
+        int nout = g->c - 16 * q < 16 ? (int)(g->c - 16 * q) : 16;
+        const float *w = shared + q * kt * 16;
+        for (int64_t h = 0; h < g->h; h++) {
+            /* kernel row a' = KH-1-a meets dy row h + p_h - a = h + a' - top */
+            int64_t a0 = top - h > 0 ? top - h : 0, a1 = top + g->oh - h;
+            if (a1 > g->kh) a1 = g->kh;
+            for (int64_t e = 0; e < nout * ldr; e++) rowbuf[e] = 0.0f;
+            if (a0 < a1)
+                for (int64_t ch = 0; ch < ig_chunks(g); ch++)
+                    ig_tiles[g->kw](a1 - a0, g->o, w + a0 * per_a * 16,
+                                    dy + (h + a0 - top) * owc + ch * jn, owc, g->oh * owc,
+                                    rowbuf + ch * jn, ldr, nout);
+            /* pixel w sits at column w + p_w */
+            float *out = dx + 16 * q * plane + h * g->w;
+            for (int64_t c = 0; c < nout; c++)
+                for (int64_t t = 0; t < g->w; t++) out[c * plane + t] = rowbuf[c * ldr + left + t];
+        }
+    }
+}
+
+NO_LIBCALLS static void dig_range(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t image = g->c * g->h * g->w, owc = ig_owc(g);
+    for (int64_t s = lo; s < hi; s++) {
+        float *buf = j->scratch + dig_shared(g) + s * dig_per_slot(g);
+        float *copy = owc != g->ow ? buf : NULL;
+        float *rowbuf = buf + (copy ? g->o * g->oh * owc : 0);
+        for (int64_t n = slot_begin(g, s), end = slot_begin(g, s + 1); n < end; n++) {
+            const float *dy = j->dy + n * g->o * g->p;
+            if (copy) {
+                for (int64_t r = 0; r < g->o * g->oh; r++) {
+                    for (int64_t t = 0; t < g->ow; t++) copy[r * owc + t] = dy[r * g->ow + t];
+                    for (int64_t t = g->ow; t < owc; t++) copy[r * owc + t] = 0.0f;
+                }
+                dy = copy;
+            }
+            dig_image(g, j->scratch, dy, j->out + n * image, rowbuf);
+        }
+    }
+}
+
+/* dw[o, k] = the slots' partials dW^T[k, o] added in slot order. */
+static void dwg_reduce(void *ctx, int64_t lo, int64_t hi) {
+    const conv_job *j = ctx;
+    const geom *g = &j->g;
+    const int64_t per = dwg_per_slot(g), ld = g->opad;
+    for (int64_t k = lo; k < hi; k++)
+        for (int64_t o = 0; o < g->o; o++) {
+            float v = j->scratch[k * ld + o];
+            for (int64_t s = 1; s < g->slots; s++) v += j->scratch[s * per + k * ld + o];
+            j->out[o * g->k + k] = v;
+        }
+}
+#endif
 
 /* The columns of images [n0, n0 + cnt) side by side: image i at columns [i P, (i+1) P) of
  * a K x (cnt P) matrix; returns it (x itself for a direct convolution of one image). */
@@ -612,6 +1032,28 @@ static int thin_weight_grad(const geom *g) {
 #endif
 }
 
+/* The direct kernels take stride 1 and one group, and need AVX-512; their lanes are
+ * outputs (forward: panels of 32, at least 16 outputs; weight gradient: panels of 64, at
+ * least 32) or channels (input gradient: panels of 16, at least 16). The forward wants a
+ * product deep enough to amortise its transposed stores (K >= 16: MNIST's conv1, K = 25,
+ * runs 0.82 -> 0.57 ms); the weight gradient kernels at most DWG_KW wide without dilation
+ * along the width, and a product the thin path would not take; the input gradient no
+ * dilation, padding below the kernel size and kernels at most DWG_KW wide. Fewer outputs or
+ * channels (a first layer's one channel) would leave most lanes idle. */
+static void choose_direct(geom *g) {
+    g->dfwd = g->dwg = g->dig = 0;
+    g->hp = g->h + 2 * g->pad[0], g->wp = g->w + 2 * g->pad[1];
+    g->opad = (g->o + 63) / 64 * 64;
+#ifdef CONV_AVX512
+    int ok = g->groups == 1 && g->stride[0] == 1 && g->stride[1] == 1 && !g->direct &&
+             g->c * g->hp * g->wp < ((int64_t)1 << 31) && have_avx512();
+    g->dfwd = ok && g->k >= 16 && g->o >= 16;
+    g->dwg = ok && g->dil[1] == 1 && g->kw <= DWG_KW && !thin_weight_grad(g) && g->o >= 32;
+    g->dig = ok && g->dil[0] == 1 && g->dil[1] == 1 && g->pad[0] < g->kh && g->pad[1] < g->kw &&
+             g->kw <= DWG_KW && g->o * g->kh * g->kw >= 16 && g->c >= 16;
+#endif
+}
+
 /* Partial dW of each slot: sum over its chunks of dy col^T, accumulated in image order;
  * slot 0's goes straight into the output, the others' after the slots' buffers. */
 static void weight_grad_range(void *ctx, int64_t lo, int64_t hi) {
@@ -669,16 +1111,25 @@ static const conv_attrs *attrs_of(const dg_node *self) { return self->attrs; }
 
 static size_t forward_scratch(const dg_node *self) {
     geom g = make_geom(self->inputs[0]->shape, self->inputs[1]->shape, attrs_of(self));
+#ifdef CONV_AVX512
+    if (g.dfwd) return (size_t)(dfwd_shared(&g) + g.slots * pad_floats(&g)) * sizeof(float);
+#endif
     return slots_bytes(&g);
 }
 
 static size_t input_grad_scratch(const dg_node *self) {
     geom g = make_geom(self->inputs[2]->shape, self->inputs[1]->shape, attrs_of(self));
+#ifdef CONV_AVX512
+    if (g.dig) return (size_t)(dig_shared(&g) + g.slots * dig_per_slot(&g)) * sizeof(float);
+#endif
     return slots_bytes(&g);
 }
 
 static size_t weight_grad_scratch(const dg_node *self) {
     geom g = make_geom(self->inputs[0]->shape, self->inputs[2]->shape, attrs_of(self));
+#ifdef CONV_AVX512
+    if (g.dwg) return (size_t)(g.slots * dwg_per_slot(&g)) * sizeof(float);
+#endif
     return slots_bytes(&g) + (size_t)((g.slots - 1) * g.o * g.kg) * sizeof(float);
 }
 
@@ -690,6 +1141,13 @@ static dg_status conv_forward(dg_node *self) {
                   self->n_inputs == 3 ? self->inputs[2]->value : NULL,
                   self->value,
                   dg_node_scratch(self)};
+#ifdef CONV_AVX512
+    if (j.g.dfwd) {
+        dfwd_prepare(&j.g, j.w, j.scratch);
+        dg_parallel_for(j.g.slots, slot_cost(&j.g), dfwd_range, &j);
+        return DG_OK;
+    }
+#endif
     dg_parallel_for(j.g.slots, slot_cost(&j.g), forward_range, &j);
     return DG_OK;
 }
@@ -702,6 +1160,13 @@ static dg_status input_grad_forward(dg_node *self) {
                   NULL,
                   self->value,
                   dg_node_scratch(self)};
+#ifdef CONV_AVX512
+    if (j.g.dig) {
+        dig_prepare(&j.g, j.w, j.scratch);
+        dg_parallel_for(j.g.slots, slot_cost(&j.g), dig_range, &j);
+        return DG_OK;
+    }
+#endif
     dg_parallel_for(j.g.slots, slot_cost(&j.g), input_grad_range, &j);
     return DG_OK;
 }
@@ -714,6 +1179,13 @@ static dg_status weight_grad_forward(dg_node *self) {
                   NULL,
                   self->value,
                   dg_node_scratch(self)};
+#ifdef CONV_AVX512
+    if (j.g.dwg) {
+        dg_parallel_for(j.g.slots, slot_cost(&j.g), dwg_range, &j);
+        dg_parallel_for(j.g.k, j.g.slots * j.g.o, dwg_reduce, &j);
+        return DG_OK;
+    }
+#endif
     dg_parallel_for(j.g.slots, slot_cost(&j.g), weight_grad_range, &j);
     if (j.g.slots > 1) dg_parallel_for(j.g.o * j.g.kg, j.g.slots, reduce_range, &j);
     return DG_OK;

@@ -255,6 +255,93 @@ static void scatter_row_2x2(const float *r0, const float *r1, const float *dy, f
     }
 }
 
+/* The same selections 16 windows at a time on CPUs with AVX-512 (rows of up to 32 pixels in
+ * two masked loads, even and odd pixels apart by permutes; the gradient interleaved back the
+ * same way). Selects only, as above: the same bits as the SSE2 and scalar loops. Chosen at
+ * run time; DG_GEMM_KERNEL naming another kernel (as tests do) keeps the portable loops. */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#include <stdlib.h>
+#define POOL_AVX512 1
+#define AVX512      __attribute__((target("avx512f")))
+
+static int pool_avx512(void) {
+    static int known = -1; /* a benign race: every thread finds the same answer */
+    if (known < 0) {
+        const char *env = getenv("DG_GEMM_KERNEL");
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") && (!env || !strcmp(env, "avx512")) ? 1 : 0;
+    }
+    return known;
+}
+
+static inline AVX512 __mmask16 first_lanes(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* "v beats m" (see above) as a mask */
+static inline AVX512 __mmask16 beats16(__m512 v, __m512 m) {
+    return _mm512_cmp_ps_mask(v, m, _CMP_NLE_UQ) & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q);
+}
+
+/* Windows q .. q+n-1 (n <= 16): the winners' values in *m, and the masks of the windows whose
+ * winner is candidate 1, 2, 3 (0 otherwise) of (r0 even, r0 odd, r1 even, r1 odd). */
+static inline AVX512 void window16(const float *r0, const float *r1, int64_t q, int64_t n,
+                                   __m512 *m, __mmask16 win[4]) {
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16);
+    __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * q),
+           a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * q + 16);
+    __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * q),
+           b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * q + 16);
+    __m512 best = _mm512_permutex2var_ps(a0, even, a1);
+    __m512 c[3] = {_mm512_permutex2var_ps(a0, odd, a1), _mm512_permutex2var_ps(b0, even, b1),
+                   _mm512_permutex2var_ps(b0, odd, b1)};
+    __mmask16 k[3];
+    for (int t = 0; t < 3; t++) {
+        k[t] = beats16(c[t], best);
+        best = _mm512_mask_mov_ps(best, k[t], c[t]);
+    }
+    *m = best;
+    win[3] = k[2];
+    win[2] = (__mmask16)(k[1] & ~k[2]);
+    win[1] = (__mmask16)(k[0] & ~k[1] & ~k[2]);
+    win[0] = (__mmask16) ~(k[0] | k[1] | k[2]);
+}
+
+static AVX512 void max_row_avx512(const float *r0, const float *r1, float *y, int64_t ow) {
+    for (int64_t q = 0; q < ow; q += 16) {
+        int64_t n = ow - q < 16 ? ow - q : 16;
+        __m512 m;
+        __mmask16 win[4];
+        window16(r0, r1, q, n, &m, win);
+        _mm512_mask_storeu_ps(y + q, first_lanes(n), m);
+    }
+}
+
+static AVX512 void scatter_row_avx512(const float *r0, const float *r1, const float *dy, float *d0,
+                                      float *d1, int64_t ow) {
+    const __m512i ilo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ihi =
+        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    for (int64_t q = 0; q < ow; q += 16) {
+        int64_t n = ow - q < 16 ? ow - q : 16;
+        __m512 m;
+        __mmask16 win[4], lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16);
+        window16(r0, r1, q, n, &m, win);
+        __m512 d = _mm512_maskz_loadu_ps(first_lanes(n), dy + q);
+        __m512 e0 = _mm512_maskz_mov_ps(win[0], d), o0 = _mm512_maskz_mov_ps(win[1], d);
+        __m512 e1 = _mm512_maskz_mov_ps(win[2], d), o1 = _mm512_maskz_mov_ps(win[3], d);
+        _mm512_mask_storeu_ps(d0 + 2 * q, lo, _mm512_permutex2var_ps(e0, ilo, o0));
+        _mm512_mask_storeu_ps(d0 + 2 * q + 16, hi, _mm512_permutex2var_ps(e0, ihi, o0));
+        _mm512_mask_storeu_ps(d1 + 2 * q, lo, _mm512_permutex2var_ps(e1, ilo, o1));
+        _mm512_mask_storeu_ps(d1 + 2 * q + 16, hi, _mm512_permutex2var_ps(e1, ihi, o1));
+    }
+}
+#endif
+
 static void max_range(void *ctx, int64_t lo, int64_t hi) {
     const pool_job *j = ctx;
     const pgeom *g = &j->g;
@@ -262,6 +349,13 @@ static void max_range(void *ctx, int64_t lo, int64_t hi) {
         const float *x = j->x + p * g->h * g->w;
         float *y = j->y + p * g->oh * g->ow;
         if (is_2x2(g)) {
+#ifdef POOL_AVX512
+            if (pool_avx512()) {
+                for (int64_t i = 0; i < g->oh; i++)
+                    max_row_avx512(x + 2 * i * g->w, x + (2 * i + 1) * g->w, y + i * g->ow, g->ow);
+                continue;
+            }
+#endif
             for (int64_t i = 0; i < g->oh; i++)
                 max_row_2x2(x + 2 * i * g->w, x + (2 * i + 1) * g->w, y + i * g->ow, g->ow);
             continue;
@@ -294,8 +388,14 @@ static void scatter_range(void *ctx, int64_t lo, int64_t hi) {
         if (is_2x2(g)) {
             for (int64_t i = 0; i < g->oh; i++) {
                 float *d0 = dx + 2 * i * g->w, *d1 = d0 + g->w;
-                scatter_row_2x2(x + 2 * i * g->w, x + (2 * i + 1) * g->w, dy + i * g->ow, d0, d1,
-                                g->ow);
+#ifdef POOL_AVX512
+                if (pool_avx512())
+                    scatter_row_avx512(x + 2 * i * g->w, x + (2 * i + 1) * g->w, dy + i * g->ow, d0,
+                                       d1, g->ow);
+                else
+#endif
+                    scatter_row_2x2(x + 2 * i * g->w, x + (2 * i + 1) * g->w, dy + i * g->ow, d0,
+                                    d1, g->ow);
                 /* an odd width leaves a last column outside every window */
                 for (int64_t c = 2 * g->ow; c < g->w; c++) d0[c] = d1[c] = 0.0f;
             }
