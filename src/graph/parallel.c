@@ -13,6 +13,14 @@
  * thread count and any scheduling. Loops started while the pool is busy (another thread
  * running another graph, or a loop nested in a chunk) run on their caller's thread.
  *
+ * A worker can still claim a chunk and then lose its core to another process for a time
+ * slice (milliseconds), while the caller, done with its own chunks, waits. When the caller
+ * waits longer for a loop's claimed chunks than it took to run its own, the next loops run
+ * on the caller's thread alone, 1, 2, 4, ... up to 256 of them in a row while it keeps
+ * happening; one loop without such a wait starts the count again at 1. On a quiet machine
+ * this never triggers; on a crowded one the default thread count then costs about what one
+ * thread does, instead of waiting out other processes' time slices.
+ *
  * Denormals: while a run executes (and in every chunk of it, on any thread) the CPU
  * flushes subnormal results to zero and treats subnormal inputs as zero (FTZ/DAZ on x86,
  * FZ on ARM64). Subnormals cost tens to hundreds of cycles each on most CPUs, and
@@ -26,6 +34,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #include <xmmintrin.h>
@@ -83,7 +92,7 @@ int dg_threads_for(int64_t work) {
 #define CPU_RELAX() ((void)0)
 #endif
 
-enum { MAX_WORKERS = 255, CHUNKS_PER_THREAD = 4, SPIN_BEFORE_SLEEP = 4000 };
+enum { MAX_WORKERS = 255, CHUNKS_PER_THREAD = 4, SPIN_BEFORE_SLEEP = 4000, MAX_BACKOFF = 256 };
 
 /* One loop at a time. `generation` is odd while a loop is open: a worker that joins checks it
  * after counting itself in `active`, so once the caller has closed the loop (made the
@@ -103,8 +112,19 @@ static struct pool {
     int helpers; /* workers 0 .. helpers-1 may take part */
     unsigned fp_mode;
     atomic_int_fast64_t next; /* next chunk to claim */
-} pool = {
-    .busy = ATOMIC_FLAG_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+    /* after a loop that waited for a descheduled worker: loops to run alone, and the
+     * length of the next such run (only the pool's owner touches these) */
+    int alone_left, backoff;
+} pool = {.busy = ATOMIC_FLAG_INIT,
+          .mu = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER,
+          .backoff = 1};
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static _Thread_local int in_chunk; /* loops nested in a chunk run inline */
 
@@ -173,6 +193,12 @@ void dg_parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
         fn(ctx, 0, n);
         return;
     }
+    if (pool.alone_left > 0) { /* a worker was recently descheduled mid-loop */
+        pool.alone_left--;
+        atomic_flag_clear(&pool.busy);
+        fn(ctx, 0, n);
+        return;
+    }
     int helpers = ensure_workers(nt - 1);
     if (helpers > nt - 1) helpers = nt - 1;
     pool.fn = fn;
@@ -191,16 +217,25 @@ void dg_parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.mu);
     }
+    double start = seconds_now();
     in_chunk = 1;
     run_chunks();
     in_chunk = 0;
     atomic_fetch_add(&pool.generation, 1); /* closed */
+    double own_done = seconds_now();
     /* only workers that joined (and so may hold a chunk) are waited for */
     for (int spin = 0; atomic_load(&pool.active) > 0; spin++)
         if (spin < 64)
             CPU_RELAX();
         else
             sched_yield();
+    double waited = seconds_now() - own_done;
+    if (waited > own_done - start && waited > 50e-6) {
+        pool.alone_left = pool.backoff;
+        if (pool.backoff < MAX_BACKOFF) pool.backoff *= 2;
+    } else {
+        pool.backoff = 1;
+    }
     atomic_flag_clear(&pool.busy);
 }
 
