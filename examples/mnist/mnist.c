@@ -620,6 +620,20 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
         return ex_fail(PROG, tm->g, "resuming");
     if (o->resume)
         printf("resumed %s after %lld steps\n", o->resume, (long long)dg_optimizer_steps(opt));
+    /* --epochs adds epochs to a resumed run here, and a cosine over those would start at
+     * the checkpoint's step, past or inside another horizon (at or past its end the rate is
+     * 0 and training silently does nothing): refuse rather than train wrongly */
+    if (o->resume && cfg.schedule == DG_SCHED_COSINE && dg_optimizer_steps(opt) > 0) {
+        fprintf(stderr,
+                PROG ": --resume with --schedule cosine: the checkpoint has taken %lld steps and "
+                     "this run's cosine would span only the %lld of its --epochs, so the rate "
+                     "would start %s; resume with --schedule constant (examples/mnist_cnn's "
+                     "--resume continues a cosine)\n",
+                (long long)dg_optimizer_steps(opt), (long long)cfg.t_max,
+                dg_optimizer_steps(opt) >= cfg.t_max ? "at 0 and train nothing"
+                                                     : "part-way down another schedule");
+        return EX_EXIT_USAGE;
+    }
     dg_node *targets[3] = {dg_optimizer_step_node(opt), tm->logits, tm->loss};
 
     printf("training: %s lr %g, batch %lld, %d epoch%s x %lld steps%s\n", o->optimizer,

@@ -7,8 +7,8 @@
 #   - the training-curve SVG shades the epochs trained on distorted images, names the test
 #     set and says when the test curves use averaged weights, and says none of it otherwise;
 #   - checkpoints remember their data set and layers (a sidecar), --predict refuses a
-#     mismatch and calls a missing file missing; unwritable outputs stop a run before it
-#     trains;
+#     mismatch and calls a missing file missing; --resume refuses a cosine schedule (it
+#     would start at the checkpoint's step); unwritable outputs stop a run before it trains;
 #   - the tutorial's MNIST program (optional third argument), given training files without
 #     a test set, is skipped (77) saying it needs the t10k files and where they come from.
 # usage: mnist_data.sh MNIST_BINARY WORK_DIR [TUTORIAL_MNIST_BINARY]
@@ -84,6 +84,13 @@ check "predict, no file" 1 "--predict: no checkpoint file '$work/ckpt/none\.ckpt
     -- "$bin" --data "$work/half-test" --index 0 --out "$work/ckpt" --predict "$work/ckpt/none.ckpt"
 check "predict, same options" 0 "^loaded checkpoint" "argmax" \
     -- "$bin" --data "$work/half-test" --index 0 --out "$work/ckpt" --predict "$ck"
+# --resume adds epochs; a cosine over them would start at the checkpoint's step: refused.
+check "resume, cosine" 2 "--resume with --schedule cosine: the checkpoint has taken 8 steps" \
+    "!^epoch" -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --no-dot \
+    --out "$work/ckpt" --resume "$ck" --schedule cosine
+check "resume, constant" 0 "^resumed .*m\.ckpt after 8 steps" "^epoch  1/1" \
+    -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --index 0 --no-dot \
+    --out "$work/ckpt" --resume "$ck"
 # Outputs that cannot be written are found before training starts.
 check "unwritable --out" 1 "cannot write in '/proc/nope'" "!^epoch" \
     -- "$bin" --data "$work/half-test" --epochs 1 --batch 4 --no-dot --out /proc/nope
