@@ -28,19 +28,9 @@ def main():
         )
         batch, shape = 128, (-1, 784)
     else:
-        model = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 32, 5, padding=2),
-            torch.nn.ReLU(),
-            torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(32, 64, 5),
-            torch.nn.ReLU(),
-            torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(),
-            torch.nn.Linear(1600, 256),
-            torch.nn.ReLU(),
-            torch.nn.Dropout(0.25),
-            torch.nn.Linear(256, 10),
-        )
+        from bench_cnn_torch import model as cnn_model  # the example's CNN, as bench_cnn times it
+
+        model = cnn_model()
         batch, shape = 64, (-1, 1, 28, 28)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()

@@ -41,7 +41,6 @@
 
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Attributes (per axis: 0 = height, 1 = width). */
@@ -433,8 +432,6 @@ static AVX512 void col2im_avx512(const geom *g, const float *col, int64_t ld, fl
     COL2IM_BODY(zero_avx512, add_avx512)
 }
 
-/* The CPU has AVX-512 and DG_GEMM_KERNEL (the GEMM's override, for tests and benchmarks)
- * does not ask for a narrower kernel. */
 /* Thin products, C[i][j] (+)= sum_p A[i lda + p] B[j ldb + p] with m n small and k long and
  * contiguous in both operands (the weight gradient of a layer with few inputs and outputs
  * and large images, such as a first convolution: 32 x 25 dot products of 784): packing for
@@ -491,16 +488,6 @@ static AVX512 void dot_products(int64_t m, int64_t n, int64_t k, const float *a,
         for (; j < n; j++)
             dot_1x1(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, acc);
     }
-}
-
-static int have_avx512(void) {
-    static int known = -1; /* a benign race: every thread finds the same answer */
-    if (known < 0) {
-        const char *env = getenv("DG_GEMM_KERNEL");
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") && (!env || !strcmp(env, "avx512")) ? 1 : 0;
-    }
-    return known;
 }
 
 /* ---- direct convolution: no columns (AVX-512, stride 1, one group) ----
@@ -705,7 +692,7 @@ static const ig_tile_fn ig_tiles[DWG_KW + 1] = {NULL, ig_1, ig_2, ig_3, ig_4, ig
 
 static void im2col(const geom *g, const float *x, float *col, int64_t ld) {
 #ifdef CONV_AVX512
-    if (have_avx512()) {
+    if (dg__ops_use_avx512()) {
         im2col_avx512(g, x, col, ld);
         return;
     }
@@ -715,7 +702,7 @@ static void im2col(const geom *g, const float *x, float *col, int64_t ld) {
 
 static void col2im(const geom *g, const float *col, int64_t ld, float *dx) {
 #ifdef CONV_AVX512
-    if (have_avx512()) {
+    if (dg__ops_use_avx512()) {
         col2im_avx512(g, col, ld, dx);
         return;
     }
@@ -1025,7 +1012,7 @@ static void input_grad_range(void *ctx, int64_t lo, int64_t hi) {
  * image by image instead of GEMMs (see dot_products). */
 static int thin_weight_grad(const geom *g) {
 #ifdef CONV_AVX512
-    return g->og * g->kg <= 4096 && g->p >= 64 && have_avx512();
+    return g->og * g->kg <= 4096 && g->p >= 64 && dg__ops_use_avx512();
 #else
     (void)g;
     return 0;
@@ -1046,7 +1033,7 @@ static void choose_direct(geom *g) {
     g->opad = (g->o + 63) / 64 * 64;
 #ifdef CONV_AVX512
     int ok = g->groups == 1 && g->stride[0] == 1 && g->stride[1] == 1 && !g->direct &&
-             g->c * g->hp * g->wp < ((int64_t)1 << 31) && have_avx512();
+             g->c * g->hp * g->wp < ((int64_t)1 << 31) && dg__ops_use_avx512();
     g->dfwd = ok && g->k >= 16 && g->o >= 16;
     g->dwg = ok && g->dil[1] == 1 && g->kw <= DWG_KW && !thin_weight_grad(g) && g->o >= 32;
     g->dig = ok && g->dil[0] == 1 && g->dil[1] == 1 && g->pad[0] < g->kh && g->pad[1] < g->kw &&

@@ -22,4 +22,9 @@ dg_node *dg__apply1(dg_graph *g, const dg_op_def *op, dg_node *x, const void *at
 dg_node *dg__apply2(dg_graph *g, const dg_op_def *op, dg_node *x, dg_node *y, const void *attrs,
                     size_t attrs_size);
 
+/* 1 when the convolution and pooling kernels may take their AVX-512 paths: x86-64 built
+ * with GCC or Clang, a CPU with AVX-512F, and DG_GEMM_KERNEL (the GEMM's override, for tests
+ * and benchmarks) unset or "avx512". 0 otherwise. */
+int dg__ops_use_avx512(void);
+
 #endif

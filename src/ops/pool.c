@@ -261,19 +261,8 @@ static void scatter_row_2x2(const float *r0, const float *r1, const float *dy, f
  * run time; DG_GEMM_KERNEL naming another kernel (as tests do) keeps the portable loops. */
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#include <stdlib.h>
 #define POOL_AVX512 1
 #define AVX512      __attribute__((target("avx512f")))
-
-static int pool_avx512(void) {
-    static int known = -1; /* a benign race: every thread finds the same answer */
-    if (known < 0) {
-        const char *env = getenv("DG_GEMM_KERNEL");
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") && (!env || !strcmp(env, "avx512")) ? 1 : 0;
-    }
-    return known;
-}
 
 static inline AVX512 __mmask16 first_lanes(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
@@ -350,7 +339,7 @@ static void max_range(void *ctx, int64_t lo, int64_t hi) {
         float *y = j->y + p * g->oh * g->ow;
         if (is_2x2(g)) {
 #ifdef POOL_AVX512
-            if (pool_avx512()) {
+            if (dg__ops_use_avx512()) {
                 for (int64_t i = 0; i < g->oh; i++)
                     max_row_avx512(x + 2 * i * g->w, x + (2 * i + 1) * g->w, y + i * g->ow, g->ow);
                 continue;
@@ -389,7 +378,7 @@ static void scatter_range(void *ctx, int64_t lo, int64_t hi) {
             for (int64_t i = 0; i < g->oh; i++) {
                 float *d0 = dx + 2 * i * g->w, *d1 = d0 + g->w;
 #ifdef POOL_AVX512
-                if (pool_avx512())
+                if (dg__ops_use_avx512())
                     scatter_row_avx512(x + 2 * i * g->w, x + (2 * i + 1) * g->w, dy + i * g->ow, d0,
                                        d1, g->ow);
                 else
