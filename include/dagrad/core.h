@@ -232,9 +232,9 @@ void dg_set_keep_all(dg_graph *g, int on);
 
 /** Memory held by a graph's node buffers, in bytes. */
 typedef struct dg_memory_stats {
-    size_t leaf_bytes;    /**< inputs, parameters, constants and state */
-    size_t kept_bytes;    /**< op results with buffers of their own (targets, kept nodes,
-                               parameter gradients; every result with keep-all) */
+    size_t leaf_bytes;      /**< inputs, parameters, constants and state */
+    size_t kept_bytes;      /**< op results with buffers of their own (targets, kept nodes,
+                                 parameter gradients; every result with keep-all) */
     size_t arena_bytes;     /**< the arena shared by planned intermediate results (the most
                                  any plan needed so far) */
     size_t run_arena_bytes; /**< the part of it the latest run's plan needed */

@@ -215,8 +215,7 @@ dg_node *dg_pool2d_global_avg(dg_graph *g, dg_node *x);
  *  statistics must be leaves (dg_state). Gradients follow the mode of the run that
  *  computes them; second derivatives work. */
 dg_node *dg_batch_normalize(dg_graph *g, dg_node *x, dg_node *gamma, dg_node *beta,
-                            dg_node *running_mean, dg_node *running_var, float momentum,
-                            float eps);
+                            dg_node *running_mean, dg_node *running_var, float momentum, float eps);
 
 #ifdef __cplusplus
 }

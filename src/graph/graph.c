@@ -685,8 +685,8 @@ static void refresh_shapes(dg_graph *g) {
         dg_shape out = dg_shape0();
         char msg[8];
         int64_t numel = -1;
-        if (b > 0 && x->op->infer_shape(x->inputs, x->n_inputs, x->attrs, &out, msg, sizeof msg) ==
-                         DG_OK)
+        if (b > 0 &&
+            x->op->infer_shape(x->inputs, x->n_inputs, x->attrs, &out, msg, sizeof msg) == DG_OK)
             numel = dg_shape_numel(out);
         if (numel < 0) {
             x->shape_batch = -1;

@@ -133,10 +133,10 @@ struct dg_graph {
     dg_plan *plans[DG_MAX_PLANS];
     int n_plans;
     uint64_t plan_clock;
-    float *values;      /* the plan arena (64-byte aligned), shared by all plans */
-    int64_t values_cap; /* floats */
+    float *values;                /* the plan arena (64-byte aligned), shared by all plans */
+    int64_t values_cap;           /* floats */
     const dg_layout *last_layout; /* of the latest run (NULL once plans are dropped) */
-    dg_node *running;   /* node whose forward is executing (for dg_node_scratch) */
+    dg_node *running;             /* node whose forward is executing (for dg_node_scratch) */
     float *running_scratch;
     int training;
     struct dg_attached {

@@ -2,6 +2,7 @@
 #ifndef DG_TEST_TORCH_REFERENCE_H
 #define DG_TEST_TORCH_REFERENCE_H
 #include <math.h>
+/* clang-format off */
 
 /* conv_a: conv2d stride (2, 1) padding (1, 2) dilation (1, 2) groups 1 */
 /* conv_a_x: [2, 3, 7, 6] */
