@@ -147,3 +147,39 @@ void ex_shuffle(ex_rng *r, int64_t *idx, int64_t n) {
         idx[j] = t;
     }
 }
+
+int ex_argmax(const float *v, int n) {
+    int best = 0;
+    for (int c = 1; c < n; c++)
+        if (v[c] > v[best]) best = c;
+    return best;
+}
+
+const char *ex_class_name(const char *dataset, int c) {
+    static const char *const DIGITS[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    static const char *const FASHION[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                            "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                            "Bag",         "Ankle boot"};
+    if (c < 0 || c > 9) return "?";
+    return strcmp(dataset, "fashion") == 0 ? FASHION[c] : DIGITS[c];
+}
+
+void ex_print_prediction(const char *dataset, const float *probs, int label, const float *img) {
+    int best = ex_argmax(probs, 10);
+    printf("  probabilities:");
+    for (int c = 0; c < 10; c++)
+        printf("%s %d: %.4f", c == 5 ? "\n                " : "", c, (double)probs[c]);
+    printf("\n  argmax: %d (%s)   true label: %d (%s)   %s\n", best, ex_class_name(dataset, best),
+           label, ex_class_name(dataset, label), best == label ? "correct" : "WRONG");
+    static const char ramp[] = " .:-=+*#%@";
+    for (int r = 0; r < 28; r++) {
+        printf("    |");
+        for (int c = 0; c < 28; c++) {
+            int k = (int)(img[r * 28 + c] * 9.999f);
+            k = k < 0 ? 0 : k > 9 ? 9 : k;
+            putchar(ramp[k]);
+            putchar(ramp[k]); /* two characters per pixel keep the aspect ratio */
+        }
+        printf("|\n");
+    }
+}

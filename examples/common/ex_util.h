@@ -37,6 +37,17 @@ int ex_meta_get(const char *ckpt, const char *key, char *buf, size_t size);
  *  EX_EXIT_FAIL so callers can `return ex_fail(...)`. */
 int ex_fail(const char *prog, dg_graph *g, const char *what);
 
+/* MNIST-style classification: ten classes of 28x28 images. */
+
+/** Index of the largest of v[0..n) (the first on ties). */
+int ex_argmax(const float *v, int n);
+/** Name of class c (0-9): the digit, or with dataset "fashion" the Fashion-MNIST class. */
+const char *ex_class_name(const char *dataset, int c);
+/** Prints a prediction: the ten probabilities, the argmax and the true label with their
+ *  class names and whether they agree, and the 28x28 image as ASCII art (pixels in [0,1],
+ *  two characters per pixel). */
+void ex_print_prediction(const char *dataset, const float *probs, int label, const float *img);
+
 /** xorshift64* generator: the same seed gives the same stream on every machine. */
 typedef struct ex_rng {
     uint64_t s;

@@ -50,10 +50,6 @@
 /* Debian's dataset-fashion-mnist installs here (dpkg -L dataset-fashion-mnist). */
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-static const char *FASHION_NAMES[CLASSES] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                             "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                             "Bag",         "Ankle boot"};
-
 /* A contiguous run of images and labels inside a loaded dataset. */
 typedef struct split {
     const float *images, *labels;
@@ -267,13 +263,6 @@ static int build_model(model *m, const options *o, uint64_t seed) {
     return 0;
 }
 
-static int argmax10(const float *v) {
-    int best = 0;
-    for (int c = 1; c < CLASSES; c++)
-        if (v[c] > v[best]) best = c;
-    return best;
-}
-
 /* Evaluates mean loss and accuracy over a split, EVAL_BATCH images per run (the last run
  * takes what is left), in evaluation mode. */
 static int evaluate(model *m, const split *s, double *loss, double *acc) {
@@ -291,7 +280,7 @@ static int evaluate(model *m, const split *s, double *loss, double *acc) {
         const float *p = dg_node_data(m->probs);
         for (int64_t i = 0; i < n; i++) {
             int label = (int)s->labels[start + i];
-            correct += argmax10(p + i * CLASSES) == label;
+            correct += ex_argmax(p + i * CLASSES, CLASSES) == label;
             /* cross-entropy from the probabilities, floored so log never sees 0 */
             sum_loss -= log(fmax((double)p[i * CLASSES + label], 1e-30));
         }
@@ -303,26 +292,6 @@ static int evaluate(model *m, const split *s, double *loss, double *acc) {
 }
 
 /* ---- output ---- */
-
-static void ascii_art(const float *img) {
-    static const char ramp[] = " .:-=+*#%@";
-    for (int r = 0; r < 28; r++) {
-        printf("    |");
-        for (int c = 0; c < 28; c++) {
-            int k = (int)(img[r * 28 + c] * 9.999f);
-            if (k < 0) k = 0;
-            if (k > 9) k = 9;
-            putchar(ramp[k]);
-            putchar(ramp[k]); /* two characters per pixel keep the aspect ratio */
-        }
-        printf("|\n");
-    }
-}
-
-static const char *class_name(const options *o, int c) {
-    static const char *const DIGITS[CLASSES] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-    return strcmp(o->dataset, "fashion") == 0 ? FASHION_NAMES[c] : DIGITS[c];
-}
 
 /* Predicts one test image (a batch of one) and prints the result. */
 static int predict_one(model *m, const split *s, const options *o) {
@@ -338,14 +307,9 @@ static int predict_one(model *m, const split *s, const options *o) {
     if (st == DG_OK) st = dg_run(m->g, m->probs);
     dg_set_training(m->g, 1);
     if (st != DG_OK) return ex_fail(PROG, m->g, "predicting");
-    const float *p = dg_node_data(m->probs);
-    int best = argmax10(p), label = (int)s->labels[idx];
-    printf("\nprediction for test image #%lld:\n  probabilities:", (long long)idx);
-    for (int c = 0; c < CLASSES; c++)
-        printf("%s %d: %.4f", c == 5 ? "\n                " : "", c, p[c]);
-    printf("\n  argmax: %d (%s)   true label: %d (%s)   %s\n", best, class_name(o, best), label,
-           class_name(o, label), best == label ? "correct" : "WRONG");
-    ascii_art(s->images + idx * px);
+    printf("\nprediction for test image #%lld:\n", (long long)idx);
+    ex_print_prediction(o->dataset, dg_node_data(m->probs), (int)s->labels[idx],
+                        s->images + idx * px);
     return 0;
 }
 
@@ -722,7 +686,7 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
             if (avg.n) averager_update(&avg);
             const float *lg = dg_node_data(tm->logits);
             for (int64_t i = lo; i < hi; i++)
-                correct += argmax10(lg + (i - lo) * CLASSES) == (int)yb[i];
+                correct += ex_argmax(lg + (i - lo) * CLASSES, CLASSES) == (int)yb[i];
             int64_t seen = s * B + rows;
             mine += hi - lo; /* the accuracy shown is over this process's rows */
             ex_progress_update(&bar, seen, sum_loss / (double)seen,

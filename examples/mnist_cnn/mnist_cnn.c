@@ -50,10 +50,6 @@
 /* Debian's dataset-fashion-mnist installs here (dpkg -L dataset-fashion-mnist). */
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-static const char *FASHION_NAMES[CLASSES] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                             "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                             "Bag",         "Ankle boot"};
-
 typedef struct options {
     const char *data, *dataset, *filters, *schedule, *save, *predict, *out, *resume;
     double lr, dropout, expect;
@@ -194,13 +190,6 @@ static int build_model(model *m, const options *o, int64_t total_steps) {
     return 0;
 }
 
-static int argmax(const float *v) {
-    int best = 0;
-    for (int c = 1; c < CLASSES; c++)
-        if (v[c] > v[best]) best = c;
-    return best;
-}
-
 /* Mean loss and accuracy over a split, o->eval_batch images per run (the last run takes
  * what is left), in evaluation mode. Under --distributed each rank evaluates its share of
  * the images and the sums are added over the ranks. */
@@ -220,7 +209,7 @@ static int evaluate(model *m, const options *o, const split *s, double *loss, do
         const float *p = dg_node_data(m->probs);
         for (int64_t i = 0; i < n; i++) {
             int label = (int)s->labels[start + i];
-            correct += argmax(p + i * CLASSES) == label;
+            correct += ex_argmax(p + i * CLASSES, CLASSES) == label;
             sum_loss -= log(fmax((double)p[i * CLASSES + label], 1e-30));
         }
     }
@@ -236,11 +225,6 @@ static int evaluate(model *m, const options *o, const split *s, double *loss, do
 
 /* ---- output ---- */
 
-static const char *class_name(const options *o, int c) {
-    static const char *const DIGITS[CLASSES] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-    return strcmp(o->dataset, "fashion") == 0 ? FASHION_NAMES[c] : DIGITS[c];
-}
-
 /* Runs the graph on the single test image #index (a batch of one) and prints the result. */
 static int predict_one(model *m, const options *o, const split *s) {
     if (o->index >= s->count) {
@@ -250,26 +234,12 @@ static int predict_one(model *m, const options *o, const split *s) {
     }
     const float *img = s->images + (int64_t)o->index * PIXELS;
     dg_set_training(m->g, 0);
-    if (dg_feed(m->x, img, PIXELS) != DG_OK || dg_run(m->g, m->probs) != DG_OK)
-        return ex_fail(PROG, m->g, "predicting");
+    dg_status st = dg_feed(m->x, img, PIXELS);
+    if (st == DG_OK) st = dg_run(m->g, m->probs);
     dg_set_training(m->g, 1);
-    const float *p = dg_node_data(m->probs);
-    int best = argmax(p), label = (int)s->labels[o->index];
-    printf("\nprediction for test image #%d (a batch of one):\n  probabilities:", o->index);
-    for (int c = 0; c < CLASSES; c++)
-        printf("%s %d: %.4f", c == 5 ? "\n                " : "", c, (double)p[c]);
-    printf("\n  argmax: %d (%s)   true label: %d (%s)   %s\n", best, class_name(o, best), label,
-           class_name(o, label), best == label ? "correct" : "WRONG");
-    static const char ramp[] = " .:-=+*#%@";
-    for (int r = 0; r < SIDE; r++) {
-        printf("    |");
-        for (int c = 0; c < SIDE; c++) {
-            int k = (int)(img[r * SIDE + c] * 9.999f);
-            k = k < 0 ? 0 : k > 9 ? 9 : k;
-            printf("%c%c", ramp[k], ramp[k]);
-        }
-        printf("|\n");
-    }
+    if (st != DG_OK) return ex_fail(PROG, m->g, "predicting");
+    printf("\nprediction for test image #%d (a batch of one):\n", o->index);
+    ex_print_prediction(o->dataset, dg_node_data(m->probs), (int)s->labels[o->index], img);
     return 0;
 }
 
@@ -437,7 +407,7 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
             sum_loss += ex_dist_loss(o->dist, dg_value(targets[0])) * (double)n;
             const float *lg = dg_node_data(m->logits);
             for (int64_t i = lo; i < hi; i++)
-                correct += argmax(lg + (i - lo) * CLASSES) == (int)yb[i];
+                correct += ex_argmax(lg + (i - lo) * CLASSES, CLASSES) == (int)yb[i];
             mine += hi - lo;
             /* the accuracy shown is this process's rows' (all of them in one process) */
             ex_progress_update(&bar, s * B + n, sum_loss / (double)(s * B + n),
