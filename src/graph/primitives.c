@@ -9,6 +9,7 @@
  * `ref` is read for its shape only, so these follow a run's batch size. Also here: the
  * broadcasting helpers and the sum/broadcast kernels of the op kit, which src/ops shares. */
 #include "internal.h"
+#include "../ops/vector_clones.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -125,7 +126,7 @@ typedef struct {
 } sum_to_ctx;
 
 /* Rows of the output's leading axes; for each output row, walk the input in order. */
-static void sum_to_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void sum_to_range(void *ctx, int64_t lo, int64_t hi) {
     sum_to_ctx *c = ctx;
     const int64_t *in = c->in, *out = c->out, *xs = c->xs;
     for (int64_t o0 = lo; o0 < hi; o0++) {
@@ -181,7 +182,7 @@ typedef struct {
     int64_t dims[4], xs[4];
 } bcast_to_ctx;
 
-static void broadcast_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void broadcast_range(void *ctx, int64_t lo, int64_t hi) {
     bcast_to_ctx *c = ctx;
     int64_t n3 = c->dims[3];
     for (int64_t r = lo; r < hi; r++) {
@@ -223,7 +224,7 @@ static dg_status accumulate_rule(dg_node *const *in, int n, const void *a, dg_sh
     return DG_OK;
 }
 
-static void accumulate_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void accumulate_range(void *ctx, int64_t lo, int64_t hi) {
     dg_node *self = ctx;
     float *y = self->value;
     float acc[256];

@@ -32,13 +32,13 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
  * written, so no restrict on these pointers. */
 #define DG_BINARY_KERNEL(NAME, EXPR)                                                               \
     static inline float NAME##_f(float a, float b) { return EXPR; }                                \
-    static void NAME##_flat(void *ctx, int64_t lo, int64_t hi) {                                   \
+    DG_VECTOR_CLONES static void NAME##_flat(void *ctx, int64_t lo, int64_t hi) {                  \
         bcast_ctx *c = ctx;                                                                        \
         const float *a = c->a, *b = c->b;                                                          \
         float *y = c->y;                                                                           \
         for (int64_t i = lo; i < hi; i++) y[i] = NAME##_f(a[i], b[i]);                             \
     }                                                                                              \
-    static void NAME##_rows(void *ctx, int64_t lo, int64_t hi) {                                   \
+    DG_VECTOR_CLONES static void NAME##_rows(void *ctx, int64_t lo, int64_t hi) {                  \
         bcast_ctx *c = ctx;                                                                        \
         int64_t n3 = c->dims[3], sa3 = c->sa[3], sb3 = c->sb[3];                                   \
         for (int64_t r = lo; r < hi; r++) {                                                        \

@@ -7,6 +7,7 @@
 #include "../graph/internal.h"
 #include "dagrad/ops.h"
 #include "dagrad/opkit.h"
+#include "vector_clones.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -123,14 +123,8 @@ static dg_status gru_grad_rule(dg_node *const *in, int n, const void *a, dg_shap
 
 /* ---- kernels: rows of the batch in parallel ---- */
 
-/* On x86-64 each row kernel is also compiled for AVX-512 and the loader picks the version
- * the processor runs (the loops are then 16 floats wide instead of 4). Rows are independent,
- * so results do not depend on the thread count either way. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(__SANITIZE_ADDRESS__)
-#define CELL_KERNEL __attribute__((target_clones("avx512f", "default")))
-#else
-#define CELL_KERNEL
-#endif
+/* Each row kernel is compiled per vector width (DG_VECTOR_CLONES, vector_clones.h). Rows
+ * are independent, so results do not depend on the thread count either. */
 
 typedef struct {
     dg_node *self;
@@ -142,7 +136,7 @@ static const float *in_row(const dg_node *self, int k, int64_t r) {
     return x->value + r * x->shape.dim[1];
 }
 
-CELL_KERNEL static void lstm_rows(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void lstm_rows(void *ctx, int64_t lo, int64_t hi) {
     const cell_ctx *c = ctx;
     const int64_t H = c->h;
     for (int64_t r = lo; r < hi; r++) {
@@ -160,7 +154,7 @@ CELL_KERNEL static void lstm_rows(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-CELL_KERNEL static void lstm_grad_rows(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void lstm_grad_rows(void *ctx, int64_t lo, int64_t hi) {
     const cell_ctx *c = ctx;
     const int64_t H = c->h;
     for (int64_t r = lo; r < hi; r++) {
@@ -186,7 +180,7 @@ CELL_KERNEL static void lstm_grad_rows(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-CELL_KERNEL static void gru_rows(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void gru_rows(void *ctx, int64_t lo, int64_t hi) {
     const cell_ctx *c = ctx;
     const int64_t H = c->h;
     for (int64_t r = lo; r < hi; r++) {
@@ -204,7 +198,7 @@ CELL_KERNEL static void gru_rows(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-CELL_KERNEL static void gru_grad_rows(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void gru_grad_rows(void *ctx, int64_t lo, int64_t hi) {
     const cell_ctx *c = ctx;
     const int64_t H = c->h;
     for (int64_t r = lo; r < hi; r++) {

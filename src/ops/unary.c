@@ -29,7 +29,7 @@ static float attr_p(const dg_node *self) { return ((const unary_attrs *)self->at
  * may share x's buffer (DG_OP_INPLACE): x[i] is read before y[i] is written, so no
  * restrict. */
 #define DG_UNARY_KERNEL(NAME, EXPR)                                                                \
-    static void NAME##_range(void *ctx, int64_t lo, int64_t hi) {                                  \
+    DG_VECTOR_CLONES static void NAME##_range(void *ctx, int64_t lo, int64_t hi) {                 \
         dg_node *self = ctx;                                                                       \
         const float *x = self->inputs[0]->value;                                                   \
         float *y = self->value;                                                                    \
@@ -165,7 +165,7 @@ static dg_status relu_grad_rule(dg_node *const *in, int n, const void *a, dg_sha
  * before element i is written, so no restrict; `omp simd` vectorises it all the same (the
  * buffers are the same or disjoint, never shifted). The factor 1 or 0 is made from bits:
  * GCC turns dy * (y > 0 ? 1 : 0) into a scalar loop with a branch on y. */
-static void relu_grad_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void relu_grad_range(void *ctx, int64_t lo, int64_t hi) {
     dg_node *self = ctx;
     const float *dy = self->inputs[0]->value, *y = self->inputs[1]->value;
     float *dx = self->value;

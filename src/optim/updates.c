@@ -15,6 +15,7 @@
  *   rmsprop:   s = a s + (1-a) g^2;  p -= lr g / (sqrt(s) + eps)
  * Elements are independent, so the parallel split cannot change any result. */
 #include "optim_internal.h"
+#include "../ops/vector_clones.h"
 
 #include <math.h>
 
@@ -34,13 +35,13 @@ static inline float prepared_grad(const update_ctx *u, int64_t i, float wd_l2) {
     return gi * u->scale + wd_l2 * u->p[i];
 }
 
-static void sgd_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void sgd_range(void *ctx, int64_t lo, int64_t hi) {
     const update_ctx *u = ctx;
     const float wd = u->c->weight_decay, lr = u->lr;
     for (int64_t i = lo; i < hi; i++) u->p[i] -= lr * prepared_grad(u, i, wd);
 }
 
-static void momentum_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void momentum_range(void *ctx, int64_t lo, int64_t hi) {
     const update_ctx *u = ctx;
     const float wd = u->c->weight_decay, lr = u->lr, mu = u->c->momentum;
     float *restrict b = u->s0;
@@ -50,7 +51,7 @@ static void momentum_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-static void nesterov_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void nesterov_range(void *ctx, int64_t lo, int64_t hi) {
     const update_ctx *u = ctx;
     const float wd = u->c->weight_decay, lr = u->lr, mu = u->c->momentum;
     float *restrict b = u->s0;
@@ -84,10 +85,14 @@ static inline void adam_range(const update_ctx *u, int64_t lo, int64_t hi, int d
         p[i] = pi - step * mi / (sqrtf(vi) / sqrt_bc2 + eps);
     }
 }
-static void adam_l2_range(void *ctx, int64_t lo, int64_t hi) { adam_range(ctx, lo, hi, 0); }
-static void adamw_range(void *ctx, int64_t lo, int64_t hi) { adam_range(ctx, lo, hi, 1); }
+DG_VECTOR_CLONES static void adam_l2_range(void *ctx, int64_t lo, int64_t hi) {
+    adam_range(ctx, lo, hi, 0);
+}
+DG_VECTOR_CLONES static void adamw_range(void *ctx, int64_t lo, int64_t hi) {
+    adam_range(ctx, lo, hi, 1);
+}
 
-static void rmsprop_range(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void rmsprop_range(void *ctx, int64_t lo, int64_t hi) {
     const update_ctx *u = ctx;
     const float wd = u->c->weight_decay, lr = u->lr, a = u->c->alpha, eps = u->c->eps;
     float *restrict s = u->s0;
