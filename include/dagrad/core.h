@@ -254,6 +254,15 @@ typedef enum dg_plan_order {
 /** Chooses the plan order for later plans (existing plans are dropped). */
 dg_status dg_set_plan_order(dg_graph *g, dg_plan_order order, uint64_t seed);
 
+/** Fusion (on by default): a plan runs an elementwise consumer (bias add, activation,
+ *  optimizer update, ...) that directly follows the producer of its input inside that
+ *  producer's kernel (a matrix product), on each block of output as soon as it is final,
+ *  instead of as another pass over memory. Results are bitwise the same either way; off
+ *  runs every node on its own (existing plans are dropped). */
+void dg_set_fusion(dg_graph *g, int on);
+/** How many nodes the graph's latest run ran fused into another node's kernel. */
+int dg_graph_fused_nodes(const dg_graph *g);
+
 /** Anomaly mode: when on, a run stops at the first node whose result holds NaN/Inf and
  *  reports it (DG_ERR_NONFINITE). Off by default. */
 void dg_set_anomaly_mode(dg_graph *g, int on);

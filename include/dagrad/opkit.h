@@ -46,6 +46,13 @@ enum {
      *  rest of the run, such as sending gradients to other processes while backward goes
      *  on. Changes when the node runs, never what any node computes. */
     DG_OP_EAGER = 1u << 3,
+    /** The kernel reports parts of its output as they become final, by calling
+     *  dg_node_epilogue(self, lo, hi) for disjoint flat ranges that together cover the
+     *  output exactly once (possibly from several threads), or never (anomaly mode checks
+     *  this; see dg_set_anomaly_mode). The planner may then
+     *  fuse elementwise consumers into it (see dg_op_def.forward_range): they run on each
+     *  range while it is still in cache, instead of as passes of their own. */
+    DG_OP_EPILOGUE = 1u << 4,
 };
 
 /** Type of one field of an op's attribute struct (dg_attr_field). */
@@ -107,6 +114,18 @@ typedef struct dg_op_def {
     /** Optional: the fields of the attribute struct by name and type, ended by an entry
      *  whose name is NULL (see dg_attr_field). Lets exporters read the op's parameters. */
     const dg_attr_field *attr_fields;
+    /** Optional, with forward_range: 1 when, for this node's shapes, the op is elementwise
+     *  in input k: its work splits over the flat elements of input k, and the part for
+     *  elements [lo, hi) reads only those elements of input k (any of the other inputs) and
+     *  writes only elements [lo, hi) of its output (when the output has input k's element
+     *  count) and of the inputs it writes (when they have it). */
+    int (*fusable)(const dg_node *self, int k);
+    /** Optional: forward restricted to elements [lo, hi) of the input `fusable` accepted.
+     *  Calls over disjoint ranges covering that input, in any order and on several threads
+     *  at once, must together do exactly what forward does, bit for bit. The planner calls
+     *  it, instead of forward, from the epilogue of a DG_OP_EPILOGUE producer of that input
+     *  that runs right before this node. Must not start parallel loops or use scratch. */
+    void (*forward_range)(dg_node *self, int64_t lo, int64_t hi);
 } dg_op_def;
 
 /** Creates a node applying `op` to `inputs`. Checks the inputs (non-NULL, same graph,
@@ -134,6 +153,13 @@ dg_status dg_node_attr_int(const dg_node *n, const char *name, int index, int64_
 dg_status dg_node_attr_float(const dg_node *n, const char *name, int index, float *out);
 /** Reads the DG_ATTR_SHAPE attribute `name`; errors as dg_node_attr_int. */
 dg_status dg_node_attr_shape(const dg_node *n, const char *name, dg_shape *out);
+/** For kernels of DG_OP_EPILOGUE ops, during forward: elements [lo, hi) of self's output
+ *  are final; runs the consumers the planner fused into this node on them (nothing when
+ *  there are none). Thread-safe for disjoint ranges. */
+void dg_node_epilogue(dg_node *self, int64_t lo, int64_t hi);
+/** For kernels of DG_OP_EPILOGUE ops: 1 when consumers are fused into the running node, so
+ *  reporting ranges is worth the kernel's trouble. */
+int dg_node_has_epilogue(const dg_node *self);
 /** During forward: the op's scratch memory (scratch_bytes(self) bytes, 64-byte aligned);
  *  NULL outside forward or when the op asked for none. */
 void *dg_node_scratch(const dg_node *self);

@@ -568,6 +568,22 @@ void *dg_node_scratch(const dg_node *self) {
     return self && self->graph->running == self ? self->graph->running_scratch : NULL;
 }
 
+int dg_node_has_epilogue(const dg_node *self) {
+    return self && self->graph->running == self && self->graph->n_epilogue > 0;
+}
+
+void dg_node_epilogue(dg_node *self, int64_t lo, int64_t hi) {
+    if (!self || lo >= hi) return;
+    dg_graph *g = self->graph;
+    if (g->running != self || g->n_epilogue == 0) return;
+    for (int i = 0; i < g->n_epilogue; i++)
+        g->epilogue[i]->op->forward_range(g->epilogue[i], lo, hi);
+    if (g->anomaly)
+        atomic_fetch_add_explicit(&g->epilogue_done, hi - lo, memory_order_relaxed);
+    else if (!atomic_load_explicit(&g->epilogue_used, memory_order_relaxed))
+        atomic_store_explicit(&g->epilogue_used, 1, memory_order_relaxed);
+}
+
 const char *dg_node_op_name(const dg_node *n) {
     if (!n) return "null";
     switch (n->kind) {
@@ -833,6 +849,14 @@ void dg_set_keep_all(dg_graph *g, int on) {
     if (!g || g->keep_all == (on != 0)) return;
     g->keep_all = on != 0;
     dg__layouts_stale(g);
+}
+
+int dg_graph_fused_nodes(const dg_graph *g) { return g ? g->fused_nodes : 0; }
+
+void dg_set_fusion(dg_graph *g, int on) {
+    if (!g || g->no_fusion == !on) return;
+    g->no_fusion = !on;
+    dg__plans_clear(g);
 }
 
 dg_status dg_set_plan_order(dg_graph *g, dg_plan_order order, uint64_t seed) {

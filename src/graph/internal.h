@@ -7,6 +7,7 @@
 #include "dagrad/core.h"
 #include "dagrad/opkit.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,9 @@ typedef struct dg_layout {
     int64_t *free_lo, *free_hi; /* arena ranges released after each position (poisoning) */
     int *free_start;            /* per position: first index into free_lo/hi (len + 1) */
     int stale;                  /* what persists changed: redo before use */
+    /* per position: how many of the following positions run fused into this node's
+     * epilogue (0 for most); positions inside a group hold -1 */
+    int *group;
 } dg_layout;
 
 typedef struct dg_plan {
@@ -77,7 +81,11 @@ typedef struct dg_plan {
     int n_targets;
     int *order; /* op node ids in execution order */
     int len;
-    int *last_use;    /* per position: last position reading its value, or -1 */
+    int *last_use; /* per position: last position reading its value, or -1 */
+    /* per position: input index through which the node would run fused into the epilogue
+     * of the node before it (placed next to it for that), or -1; layouts confirm it for
+     * their shapes */
+    int *fuse_input;
     int *shape_nodes; /* batch-dependent op nodes whose shapes this plan needs, by id */
     int n_shape_nodes;
     dg_node **batch_inputs; /* batch inputs whose values or shapes this plan reads */
@@ -96,6 +104,7 @@ dg_status dg__plan_shapes(dg_graph *g, dg_plan *p, int64_t batch);
 dg_status dg__plan_layout(dg_graph *g, dg_plan *p, int64_t batch, dg_layout **out);
 
 #define DG_MAX_PLANS 8
+#define DG_MAX_FUSED 8 /* consumers fused into one producer, at most */
 
 struct dg_graph {
     dg_node **nodes;
@@ -138,6 +147,14 @@ struct dg_graph {
     const dg_layout *last_layout; /* of the latest run (NULL once plans are dropped) */
     dg_node *running;             /* node whose forward is executing (for dg_node_scratch) */
     float *running_scratch;
+    int no_fusion;            /* dg_set_fusion(g, 0) */
+    int fused_nodes;          /* in the latest run */
+    dg_node *const *epilogue; /* nodes fused into the running one, in order */
+    int n_epilogue;
+    /* whether the producer reported any range; in anomaly mode, how many elements (a locked
+     * add per range would wait for every store the range's work left in flight) */
+    _Atomic int epilogue_used;
+    _Atomic int64_t epilogue_done;
     int training;
     struct dg_attached {
         void *obj;

@@ -35,6 +35,7 @@ static void layout_free(dg_layout *l) {
     free(l->free_lo);
     free(l->free_hi);
     free(l->free_start);
+    free(l->group);
 }
 
 static void plan_free(dg_plan *p) {
@@ -47,6 +48,7 @@ static void plan_free(dg_plan *p) {
     free(p->batch_inputs);
     free(p->leaves);
     free(p->last_use);
+    free(p->fuse_input);
     free(p);
 }
 
@@ -179,8 +181,43 @@ static int edge_add(edges *e, int from, int to) {
     return 1;
 }
 
+/* Fusion. The node u may run inside the epilogue of the group group[0..n) (a DG_OP_EPILOGUE
+ * producer and the consumers fused into it so far, the last of which produced u's input)
+ * when u is elementwise in that input, needs no scratch, reads nothing else the group
+ * computes (those values are final only range by range) and writes no leaf the group reads
+ * or writes (the group's ranges run in any order, on several threads). Returns the input
+ * index, or -1. Shapes are checked per layout (fusable). */
+static int fuse_input_of(dg_node *const *group, int n, const dg_node *u) {
+    const dg_op_def *op = u->op;
+    if (!op->forward_range || !op->fusable || op->scratch_bytes || (op->flags & DG_OP_VIEW))
+        return -1;
+    const dg_node *last = group[n - 1];
+    int k = -1;
+    for (int q = 0; q < u->n_inputs; q++) {
+        const dg_node *in = u->inputs[q];
+        if (is_shape_only(u, q)) continue;
+        if (in == last) {
+            if (k >= 0) return -1; /* read twice: add(y, y) */
+            k = q;
+            continue;
+        }
+        for (int j = 0; j < n; j++)
+            if (in == group[j]) return -1;
+    }
+    if (k < 0) return -1;
+    for (int w = 0; w < u->n_inputs; w++) {
+        if (!writes_input(u, w)) continue;
+        const dg_node *leaf = u->inputs[w];
+        for (int j = 0; j < n; j++)
+            for (int q = 0; q < group[j]->n_inputs; q++)
+                if (group[j]->inputs[q] == leaf) return -1;
+    }
+    return k;
+}
+
 /* Sorts the op nodes `ids` (ascending, count m) into p->order over data and write-after-read
- * edges. idx maps node id -> index in ids (or -1). */
+ * edges. idx maps node id -> index in ids (or -1). A node that can run fused into the
+ * epilogue of the node just placed (fuse_input_of) is placed right after it. */
 static dg_status order_nodes(dg_graph *g, dg_plan *p, const int *ids, int m, const int *idx) {
     dg_status s = DG_OK;
     edges e = {0};
@@ -265,11 +302,31 @@ static dg_status order_nodes(dg_graph *g, dg_plan *p, const int *ids, int m, con
     for (int i = 0; i < m; i++)
         if (indeg[i] == 0) heap_push(&h, i, priority(g, ids[i]));
     p->len = 0;
-    while (h.n) {
-        int v = heap_pop(&h);
+    int next = -1, next_k = -1, group_start = -1;
+    dg_node *group[DG_MAX_FUSED + 1];
+    while (h.n || next >= 0) {
+        int v = next >= 0 ? next : heap_pop(&h);
+        dg_node *vx = g->nodes[ids[v]];
+        p->fuse_input[p->len] = next >= 0 ? next_k : -1;
+        if (next < 0) group_start = vx->op->flags & DG_OP_EPILOGUE ? p->len : -1;
         p->order[p->len++] = ids[v];
-        for (int k = succ_start[v]; k < succ_start[v + 1]; k++)
-            if (--indeg[succ[k]] == 0) heap_push(&h, succ[k], priority(g, ids[succ[k]]));
+        int n_group = group_start >= 0 ? p->len - group_start : 0;
+        for (int j = 0; j < n_group; j++) group[j] = g->nodes[p->order[group_start + j]];
+        int fusing = n_group > 0 && n_group <= DG_MAX_FUSED && !g->no_fusion;
+        uint64_t next_key = 0;
+        next = -1;
+        for (int k = succ_start[v]; k < succ_start[v + 1]; k++) {
+            int u = succ[k];
+            if (--indeg[u] != 0) continue;
+            uint64_t key = priority(g, ids[u]);
+            int fk = fusing ? fuse_input_of(group, n_group, g->nodes[ids[u]]) : -1;
+            if (fk >= 0 && (next < 0 || key < next_key)) {
+                if (next >= 0) heap_push(&h, next, next_key);
+                next = u, next_k = fk, next_key = key;
+            } else {
+                heap_push(&h, u, key);
+            }
+        }
     }
     if (p->len != m) {
         /* a node reads a leaf both before a writer (no path from it) and after it */
@@ -345,11 +402,12 @@ dg_status dg__plan_make(dg_graph *g, int n, dg_node *const *targets, dg_plan **o
     p->targets = malloc((size_t)n * sizeof *p->targets);
     p->order = malloc(((size_t)m + 1) * sizeof *p->order);
     p->last_use = malloc(((size_t)m + 1) * sizeof *p->last_use);
+    p->fuse_input = malloc(((size_t)m + 1) * sizeof *p->fuse_input);
     p->shape_nodes = malloc(((size_t)n_shape + 1) * sizeof *p->shape_nodes);
     p->batch_inputs = malloc(((size_t)n_batch + 1) * sizeof *p->batch_inputs);
     p->leaves = malloc(((size_t)n_leaves + 1) * sizeof *p->leaves);
-    if (!p->targets || !p->order || !p->last_use || !p->shape_nodes || !p->batch_inputs ||
-        !p->leaves)
+    if (!p->targets || !p->order || !p->last_use || !p->fuse_input || !p->shape_nodes ||
+        !p->batch_inputs || !p->leaves)
         goto oom;
     memcpy(p->targets, targets, (size_t)n * sizeof *targets);
     p->n_targets = n;
@@ -530,6 +588,7 @@ static dg_status layout_make(dg_graph *g, dg_plan *p, int64_t batch, dg_layout *
     if (!l->free_start) l->free_start = malloc(((size_t)m + 2) * sizeof *l->free_start);
     if (!l->free_lo) l->free_lo = malloc(((size_t)m + 1) * sizeof *l->free_lo);
     if (!l->free_hi) l->free_hi = malloc(((size_t)m + 1) * sizeof *l->free_hi);
+    if (!l->group) l->group = malloc(((size_t)m + 1) * sizeof *l->group);
     int *store = malloc(((size_t)m + 1) * sizeof *store); /* block = position that made it */
     int *end = malloc(((size_t)m + 1) * sizeof *end);     /* per block: last reading position */
     int *by_end = malloc(((size_t)m + 1) * sizeof *by_end);
@@ -538,9 +597,25 @@ static dg_status layout_make(dg_graph *g, dg_plan *p, int64_t batch, dg_layout *
     fitter f = {0};
     dg_status s = DG_OK;
     if (!l->alias || !l->offset || !l->scratch || !l->free_start || !l->free_lo || !l->free_hi ||
-        !store || !end || !by_end || !end_start || !pos_of)
+        !l->group || !store || !end || !by_end || !end_start || !pos_of)
         goto oom;
     for (int i = 0; i < m; i++) pos_of[p->order[i]] = i;
+    /* fusion groups for these shapes: a producer, then the consumers placed after it that
+     * are elementwise over its whole output */
+    for (int i = 0; i < m; i++) {
+        dg_node *x = g->nodes[p->order[i]];
+        int r = 0;
+        if ((x->op->flags & DG_OP_EPILOGUE) && x->numel > 0)
+            while (i + r + 1 < m && p->fuse_input[i + r + 1] >= 0) {
+                dg_node *u = g->nodes[p->order[i + r + 1]];
+                int k = p->fuse_input[i + r + 1];
+                if (u->inputs[k]->numel != x->numel || !u->op->fusable(u, k)) break;
+                r++;
+            }
+        l->group[i] = r;
+        for (int q = 1; q <= r; q++) l->group[i + q] = -1;
+        i += r;
+    }
     /* pass 1: storage of each result */
     for (int i = 0; i < m; i++) {
         dg_node *x = g->nodes[p->order[i]];
@@ -559,6 +634,9 @@ static dg_status layout_make(dg_graph *g, dg_plan *p, int64_t batch, dg_layout *
                 dg_node *in = x->inputs[k];
                 if (in->kind != DG_OP_NODE || is_shape_only(x, k) || in->numel != x->numel)
                     continue;
+                /* run fused, it writes range by range while the group still reads its
+                 * other inputs: only the input it is fused through may hold its output */
+                if (l->group[i] < 0 && k != p->fuse_input[i]) continue;
                 int st = store[pos_of[in->id]];
                 /* an arena block that nothing after this node reads */
                 if (st >= 0 && end[st] == i) shared = k;
@@ -591,12 +669,18 @@ static dg_status layout_make(dg_graph *g, dg_plan *p, int64_t batch, dg_layout *
     /* pass 2: offsets */
     int n_freed = 0;
     for (int i = 0; i < m; i++) {
+        /* a fusion group runs as one node: every result of it is placed before anything
+         * it reads is released */
+        int last = i + (l->group[i] > 0 ? l->group[i] : 0);
+        for (int q = i; q <= last; q++) {
+            l->offset[q] = l->scratch[q] = -1;
+            if (store[q] == q)
+                l->offset[q] = fit_alloc(&f, round16(g->nodes[p->order[q]]->numel));
+            else if (store[q] >= 0)
+                l->offset[q] = l->offset[store[q]];
+            l->free_start[q] = n_freed;
+        }
         dg_node *x = g->nodes[p->order[i]];
-        l->offset[i] = l->scratch[i] = -1;
-        if (store[i] == i)
-            l->offset[i] = fit_alloc(&f, round16(x->numel));
-        else if (store[i] >= 0)
-            l->offset[i] = l->offset[store[i]];
         if (x->op->scratch_bytes) {
             size_t bytes = x->op->scratch_bytes(x);
             if (bytes) {
@@ -606,8 +690,7 @@ static dg_status layout_make(dg_graph *g, dg_plan *p, int64_t batch, dg_layout *
                 if (!fit_release(&f, l->scratch[i], fl)) goto oom;
             }
         }
-        l->free_start[i] = n_freed;
-        for (int k = end_start[i]; k < end_start[i + 1]; k++) {
+        for (int k = end_start[i]; k < end_start[last + 1]; k++) {
             int st = by_end[k];
             int64_t size = round16(g->nodes[p->order[st]]->numel);
             if (!fit_release(&f, l->offset[st], size)) goto oom;
@@ -615,6 +698,7 @@ static dg_status layout_make(dg_graph *g, dg_plan *p, int64_t batch, dg_layout *
             l->free_hi[n_freed] = l->offset[st] + size;
             n_freed++;
         }
+        i = last;
     }
     l->free_start[m] = n_freed;
     l->arena_floats = f.top;

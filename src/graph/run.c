@@ -123,36 +123,85 @@ static dg_status run_batch(dg_graph *g, const dg_plan *p, int64_t *batch) {
     return DG_OK;
 }
 
+/* Where the result at plan position i lives for this run. */
+static void place(dg_graph *g, const dg_plan *p, const dg_layout *l, int i) {
+    dg_node *x = g->nodes[p->order[i]];
+    int a = l->alias[i];
+    if (a >= 0)
+        x->value = x->inputs[a]->value;
+    else if (l->offset[i] >= 0)
+        x->value = g->values + l->offset[i];
+    else
+        x->value = x->own;
+    if (l->offset[i] >= 0) UNPOISON(x->value, x->numel);
+    x->has_value = x->computed = 1;
+}
+
+/* Runs the node at position i and the r nodes fused into its epilogue (positions i+1..i+r;
+ * their forward_range runs on each range the producer reports, or their forward after it
+ * when it reported none). */
+static dg_status run_group(dg_graph *g, const dg_plan *p, const dg_layout *l, int i, int r) {
+    dg_node *x = g->nodes[p->order[i]];
+    dg_node *fused[DG_MAX_FUSED];
+    for (int q = 0; q < r; q++) fused[q] = g->nodes[p->order[i + 1 + q]];
+    g->running = x;
+    g->running_scratch = l->scratch[i] >= 0 ? g->values + l->scratch[i] : NULL;
+    if (l->scratch[i] >= 0) UNPOISON(g->running_scratch, x->op->scratch_bytes(x) / sizeof(float));
+    g->epilogue = fused;
+    g->n_epilogue = r;
+    atomic_store_explicit(&g->epilogue_used, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->epilogue_done, 0, memory_order_relaxed);
+    g->status = DG_OK;
+    dg_status s = x->op->forward(x);
+    g->epilogue = NULL;
+    g->n_epilogue = 0;
+    if (l->scratch[i] >= 0) POISON(g->running_scratch, x->op->scratch_bytes(x) / sizeof(float));
+    g->running_scratch = NULL;
+    if (s != DG_OK) {
+        if (g->status == DG_OK)
+            dg_set_error(g, s, "run: op %s failed at node %d", x->op->name, x->id);
+        return s;
+    }
+    /* anomaly mode also checks that the producer reported all of its output or nothing */
+    int64_t counted = atomic_load_explicit(&g->epilogue_done, memory_order_relaxed);
+    int done = atomic_load_explicit(&g->epilogue_used, memory_order_relaxed) || counted;
+    if (r > 0 && counted != 0 && counted != x->numel)
+        return dg_set_error(g, DG_ERR_STATE,
+                            "run: op %s (node %d) reported %lld of its %lld output elements to "
+                            "its epilogue (DG_OP_EPILOGUE ops must report all or none)",
+                            x->op->name, x->id, (long long)counted, (long long)x->numel);
+    if (g->anomaly && (s = check_anomaly(g, x)) != DG_OK) return s;
+    if (done) g->fused_nodes += r;
+    for (int q = 0; q < r; q++) {
+        if (done == 0) {
+            g->running = fused[q];
+            g->status = DG_OK;
+            s = fused[q]->op->forward(fused[q]);
+            if (s != DG_OK) {
+                if (g->status == DG_OK)
+                    dg_set_error(g, s, "run: op %s failed at node %d", fused[q]->op->name,
+                                 fused[q]->id);
+                return s;
+            }
+        }
+        if (g->anomaly && (s = check_anomaly(g, fused[q])) != DG_OK) return s;
+    }
+    return DG_OK;
+}
+
 static dg_status execute(dg_graph *g, const dg_plan *p, const dg_layout *l) {
     float *arena = g->values;
     POISON(arena, l->arena_floats);
     dg_status s = DG_OK;
+    g->fused_nodes = 0;
     for (int i = 0; i < p->len && s == DG_OK; i++) {
-        dg_node *x = g->nodes[p->order[i]];
-        int a = l->alias[i];
-        if (a >= 0)
-            x->value = x->inputs[a]->value;
-        else if (l->offset[i] >= 0)
-            x->value = arena + l->offset[i];
-        else
-            x->value = x->own;
-        g->running = x;
-        g->running_scratch = l->scratch[i] >= 0 ? arena + l->scratch[i] : NULL;
-        if (l->offset[i] >= 0) UNPOISON(x->value, x->numel);
-        if (l->scratch[i] >= 0)
-            UNPOISON(g->running_scratch, x->op->scratch_bytes(x) / sizeof(float));
-        x->has_value = x->computed = 1;
-        g->status = DG_OK;
-        s = x->op->forward(x);
-        if (s != DG_OK) {
-            if (g->status == DG_OK)
-                dg_set_error(g, s, "run: op %s failed at node %d", x->op->name, x->id);
-            break;
-        }
-        if (g->anomaly) s = check_anomaly(g, x);
-        if (l->scratch[i] >= 0) POISON(g->running_scratch, x->op->scratch_bytes(x) / sizeof(float));
-        for (int k = l->free_start[i]; k < l->free_start[i + 1]; k++)
-            POISON(arena + l->free_lo[k], l->free_hi[k] - l->free_lo[k]);
+        int r = l->group[i] > 0 ? l->group[i] : 0;
+        for (int q = i; q <= i + r; q++) place(g, p, l, q);
+        s = run_group(g, p, l, i, r);
+        for (int q = i; q <= i + r && s == DG_OK; q++)
+            for (int k = l->free_start[q]; k < l->free_start[q + 1]; k++)
+                POISON(arena + l->free_lo[k], l->free_hi[k] - l->free_lo[k]);
+        i += r;
     }
     g->running = NULL;
     g->running_scratch = NULL;

@@ -38,24 +38,59 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
         float *y = c->y;                                                                           \
         for (int64_t i = lo; i < hi; i++) y[i] = NAME##_f(a[i], b[i]);                             \
     }                                                                                              \
+    /* columns [j0, j1) of output row r (a row of the last axis) */                                \
+    static inline void NAME##_cols(const bcast_ctx *c, int64_t r, int64_t j0, int64_t j1) {        \
+        int64_t n3 = c->dims[3];                                                                   \
+        int64_t i2 = r % c->dims[2], i1 = (r / c->dims[2]) % c->dims[1],                           \
+                i0 = r / (c->dims[2] * c->dims[1]);                                                \
+        const float *a = c->a + i0 * c->sa[0] + i1 * c->sa[1] + i2 * c->sa[2];                     \
+        const float *b = c->b + i0 * c->sb[0] + i1 * c->sb[1] + i2 * c->sb[2];                     \
+        float *y = c->y + r * n3;                                                                  \
+        if (c->sa[3] && c->sb[3])                                                                  \
+            for (int64_t j = j0; j < j1; j++) y[j] = NAME##_f(a[j], b[j]);                         \
+        else if (c->sa[3])                                                                         \
+            for (int64_t j = j0; j < j1; j++) y[j] = NAME##_f(a[j], b[0]);                         \
+        else if (c->sb[3])                                                                         \
+            for (int64_t j = j0; j < j1; j++) y[j] = NAME##_f(a[0], b[j]);                         \
+        else                                                                                       \
+            for (int64_t j = j0; j < j1; j++) y[j] = NAME##_f(a[0], b[0]);                         \
+    }                                                                                              \
     DG_VECTOR_CLONES static void NAME##_rows(void *ctx, int64_t lo, int64_t hi) {                  \
-        bcast_ctx *c = ctx;                                                                        \
-        int64_t n3 = c->dims[3], sa3 = c->sa[3], sb3 = c->sb[3];                                   \
-        for (int64_t r = lo; r < hi; r++) {                                                        \
-            int64_t i2 = r % c->dims[2], i1 = (r / c->dims[2]) % c->dims[1],                       \
-                    i0 = r / (c->dims[2] * c->dims[1]);                                            \
-            const float *a = c->a + i0 * c->sa[0] + i1 * c->sa[1] + i2 * c->sa[2];                 \
-            const float *b = c->b + i0 * c->sb[0] + i1 * c->sb[1] + i2 * c->sb[2];                 \
-            float *y = c->y + r * n3;                                                              \
-            if (sa3 && sb3)                                                                        \
-                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[j], b[j]);                      \
-            else if (sa3)                                                                          \
-                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[j], b[0]);                      \
-            else if (sb3)                                                                          \
-                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[0], b[j]);                      \
-            else                                                                                   \
-                for (int64_t j = 0; j < n3; j++) y[j] = NAME##_f(a[0], b[0]);                      \
+        const bcast_ctx *c = ctx;                                                                  \
+        for (int64_t r = lo; r < hi; r++) NAME##_cols(c, r, 0, c->dims[3]);                        \
+    }                                                                                              \
+    /* output elements [lo, hi) (forward_range, fused into the producer of an input) */            \
+    DG_VECTOR_CLONES static void NAME##_part(dg_node *self, int64_t lo, int64_t hi) {              \
+        const dg_node *A = self->inputs[0], *B = self->inputs[1];                                  \
+        const float *a = A->value, *b = B->value;                                                  \
+        float *y = self->value;                                                                    \
+        int64_t n = self->numel, last = self->shape.dim[self->shape.ndim - 1];                     \
+        /* called once per row piece of a product: the common cases without set-up */              \
+        if (A->numel == n && B->numel == n) {                                                      \
+            for (int64_t i = lo; i < hi; i++) y[i] = NAME##_f(a[i], b[i]);                         \
+            return;                                                                                \
         }                                                                                          \
+        if (self->shape.ndim >= 1 && (A->numel == n || B->numel == n) &&                           \
+            (A->numel == n ? B : A)->numel == last &&                                              \
+            (A->numel == n ? B : A)->shape.dim[(A->numel == n ? B : A)->shape.ndim - 1] == last) { \
+            /* a row vector (a bias) along the last axis */                                        \
+            for (int64_t i = lo; i < hi;) {                                                        \
+                int64_t j = i % last, len = last - j < hi - i ? last - j : hi - i;                 \
+                float *yi = y + i;                                                                 \
+                if (A->numel == n)                                                                 \
+                    for (int64_t t = 0; t < len; t++) yi[t] = NAME##_f(a[i + t], b[j + t]);        \
+                else                                                                               \
+                    for (int64_t t = 0; t < len; t++) yi[t] = NAME##_f(a[j + t], b[i + t]);        \
+                i += len;                                                                          \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        bcast_ctx c;                                                                               \
+        bcast_setup(&c, self);                                                                     \
+        int64_t n3 = c.dims[3];                                                                    \
+        for (int64_t r = lo / n3; r * n3 < hi; r++)                                                \
+            NAME##_cols(&c, r, lo > r * n3 ? lo - r * n3 : 0,                                      \
+                        hi < (r + 1) * n3 ? hi - r * n3 : n3);                                     \
     }                                                                                              \
     static dg_status NAME##_forward(dg_node *self) {                                               \
         bcast_ctx c;                                                                               \
@@ -68,6 +103,11 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
     }
 
 #define NEED(k) (self->inputs[k]->requires_grad)
+
+/* Elementwise in input k when it is not broadcast. */
+static int elementwise_in(const dg_node *self, int k) {
+    return self->inputs[k]->numel == self->numel;
+}
 
 /* y = a + b:  da = dy,  db = dy */
 DG_BINARY_KERNEL(add, a + b)
@@ -82,7 +122,9 @@ static const dg_op_def add_op = {.name = "add",
                                  .flags = DG_OP_INPLACE,
                                  .infer_shape = broadcast_rule,
                                  .forward = add_forward,
-                                 .backward = add_backward};
+                                 .backward = add_backward,
+                                 .fusable = elementwise_in,
+                                 .forward_range = add_part};
 dg_node *dg_add(dg_graph *g, dg_node *a, dg_node *b) {
     return dg__apply2(g, &add_op, a, b, NULL, 0);
 }
@@ -99,7 +141,9 @@ static const dg_op_def sub_op = {.name = "sub",
                                  .flags = DG_OP_INPLACE,
                                  .infer_shape = broadcast_rule,
                                  .forward = sub_forward,
-                                 .backward = sub_backward};
+                                 .backward = sub_backward,
+                                 .fusable = elementwise_in,
+                                 .forward_range = sub_part};
 dg_node *dg_sub(dg_graph *g, dg_node *a, dg_node *b) {
     return dg__apply2(g, &sub_op, a, b, NULL, 0);
 }
@@ -116,7 +160,9 @@ static const dg_op_def mul_op = {.name = "mul",
                                  .flags = DG_OP_INPLACE,
                                  .infer_shape = broadcast_rule,
                                  .forward = mul_forward,
-                                 .backward = mul_backward};
+                                 .backward = mul_backward,
+                                 .fusable = elementwise_in,
+                                 .forward_range = mul_part};
 dg_node *dg_mul(dg_graph *g, dg_node *a, dg_node *b) {
     return dg__apply2(g, &mul_op, a, b, NULL, 0);
 }
@@ -135,7 +181,9 @@ static const dg_op_def div_op = {.name = "div",
                                  .flags = DG_OP_INPLACE,
                                  .infer_shape = broadcast_rule,
                                  .forward = div_forward,
-                                 .backward = div_backward};
+                                 .backward = div_backward,
+                                 .fusable = elementwise_in,
+                                 .forward_range = div_part};
 dg_node *dg_div(dg_graph *g, dg_node *a, dg_node *b) {
     return dg__apply2(g, &div_op, a, b, NULL, 0);
 }

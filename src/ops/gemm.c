@@ -161,10 +161,12 @@ const char *dg_matmul_kernel(void) {
 typedef struct {
     dg_gemm_args p;
     const dg_gemm_kernel_info *k;
-    int direct;     /* direct path, else packed */
-    int64_t ru, cu; /* regions are made of ru x cu units of C (whole micro-tiles) */
-    int tm, tn;     /* region grid: tm row bands x tn column bands */
-    int64_t nc;     /* columns per B block */
+    int direct;           /* direct path, else packed */
+    int64_t ru, cu;       /* regions are made of ru x cu units of C (whole micro-tiles) */
+    int tm, tn;           /* region grid: tm row bands x tn column bands */
+    int64_t nc;           /* columns per B block */
+    dg_gemm_done_fn done; /* NULL, or told of each finished block of C */
+    void *done_ctx;
 } gemm_problem;
 
 /* Columns per B block: the kernel's choice (sized for a 2 MiB L2), halved while a KC x nc
@@ -318,6 +320,7 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
     float *buf = pack_buffer();
     if (!buf) {
         region_unpacked(g, i0, i1, j0, j1);
+        if (g->done) g->done(g->done_ctx, i0, i1, j0, j1);
         return;
     }
     const int mr = g->k->mr, nr = g->k->nr, mcb = g->k->mc;
@@ -328,7 +331,7 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
         int64_t nc = j1 - jc < ncb ? j1 - jc : ncb;
         for (int64_t pc = 0, ks = dg__gemm_slice(p->k); pc < p->k; pc += ks) {
             int64_t kc = p->k - pc < ks ? p->k - pc : ks;
-            int add = p->acc || pc > 0;
+            int add = p->acc || pc > 0, last = pc + kc == p->k;
             pack_b(g, pc, kc, jc, nc, bbuf);
             for (int64_t ic = i0; ic < i1; ic += mcb) {
                 int64_t mc = i1 - ic < mcb ? i1 - ic : mcb;
@@ -340,6 +343,9 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
                         g->k->run(kc, abuf + ir * kc, bbuf + jr * kc,
                                   p->c + (ic + ir) * p->ldc + jc + jr, p->ldc, m_eff, n_eff, add);
                     }
+                    /* a row panel of the block is final: hand it on while it is in cache */
+                    if (last && g->done)
+                        g->done(g->done_ctx, ic + ir, ic + ir + m_eff, jc, jc + nc);
                 }
             }
         }
@@ -352,6 +358,7 @@ static void direct_region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t
         region_unpacked(g, i0, i1, j0, j1);
     else
         g->k->direct(&g->p, i0, i1, j0, j1, buf);
+    if (g->done) g->done(g->done_ctx, i0, i1, j0, j1); /* small: still in cache */
 }
 
 /* Region t of the tm x tn grid: bands of whole units, split as evenly as possible. */
@@ -405,8 +412,15 @@ static int use_direct(const dg_gemm_kernel_info *k, int64_t m, int64_t n, int64_
 
 /* ---- tiny products (kernels without a direct path): rows of C split among threads ---- */
 
+typedef struct {
+    dg_gemm_args args;
+    dg_gemm_done_fn done;
+    void *done_ctx;
+} small_problem;
+
 static void small_rows(void *ctx, int64_t lo, int64_t hi) {
-    const dg_gemm_args *g = ctx;
+    const small_problem *sp = ctx;
+    const dg_gemm_args *g = &sp->args;
     const int64_t n = g->n, k = g->k;
     for (int64_t i = lo; i < hi; i++) {
         float *restrict crow = g->c + i * g->ldc;
@@ -433,39 +447,49 @@ static void small_rows(void *ctx, int64_t lo, int64_t hi) {
             }
         }
     }
+    if (sp->done) sp->done(sp->done_ctx, lo, hi, 0, n);
 }
 
-void dg_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-             const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate) {
-    if (m <= 0 || n <= 0) return;
+int dg__gemm_done(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
+                  dg_gemm_done_fn done, void *ctx) {
+    if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {
         if (!accumulate)
             for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
-        return;
+        return 0;
     }
 #ifdef DG_USE_BLAS
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b,
                 (int)ldb, accumulate ? 1.0f : 0.0f, c, (int)ldc);
-    return;
+    return 0;
 #endif
     dg_gemm_args args = {
         trans_a != 0, trans_b != 0, accumulate != 0, m, n, k, lda, ldb, ldc, a, b, c};
     if (precision == DG_MATMUL_BF16 && bf16()) {
         bf16()->gemm(&args);
-        return;
+        return 0;
     }
     const dg_gemm_kernel_info *kern = kernel();
     int direct = use_direct(kern, m, n, k);
     if (!direct && !kern->direct && m * n * k < SMALL_WORK) {
-        dg__parallel_for(m, 2 * n * k, small_rows, &args);
-        return;
+        small_problem sp = {args, done, ctx};
+        dg__parallel_for(m, 2 * n * k, small_rows, &sp);
+        return done != NULL;
     }
     /* direct regions may cut anywhere (in 8-row steps for balance), packed ones at tiles */
-    gemm_problem g = {args, kern, direct, direct ? 8 : kern->mr, kern->nr, 1, 1, block_nc(kern)};
+    gemm_problem g = {args,           kern, direct, direct ? 8 : kern->mr, kern->nr, 1, 1,
+                      block_nc(kern), done, ctx};
     /* The packed kernel does ~16 flops per elementary step, hence the divisor. */
     int threads = dg__threads_for(2 * m * n * k / 16);
     choose_grid(&g, threads);
     int64_t regions = (int64_t)g.tm * g.tn;
     dg__parallel_for(regions, 2 * m * n * k / 16 / regions, region_range, &g);
+    return done != NULL;
+}
+
+void dg_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+             const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate) {
+    dg__gemm_done(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate, NULL, NULL);
 }

@@ -74,6 +74,18 @@ const char *dg__gemm_kernel_name(void);
  * 2 always direct (where the kernel has a direct path). Returns the previous setting. */
 int dg__gemm_force_path(int path);
 
+/* Called by dg__gemm_done with blocks C[i0..i1, j0..j1) as they become final: each element
+ * of C in exactly one call, from whichever thread computed it. */
+typedef void (*dg_gemm_done_fn)(void *ctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+
+/* dg_gemm that reports finished blocks of C to done(ctx, ...) while later ones are still
+ * being computed (for fused elementwise consumers). Returns 1 if it did, 0 if this path
+ * reports nothing (bf16, BLAS, empty products): the caller then treats all of C as final
+ * when it returns. */
+int dg__gemm_done(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
+                  dg_gemm_done_fn done, void *ctx);
+
 /* The calling thread's packing buffer (64-byte aligned, *floats floats, kept for the
  * thread's lifetime), or NULL if it cannot be allocated. */
 float *dg__gemm_thread_buffer(size_t *floats);

@@ -4,7 +4,9 @@
  *   C = A^T B    dA = B dC^T        dB = A dC
  *   C = A B^T    dA = dC B          dB = dC^T A
  *   C = A^T B^T  dA = B^T dC^T      dB = dC^T A^T
- * The kernel (dg_gemm) lives in gemm.c. */
+ * The kernel (dg_gemm) lives in gemm.c. Consumers the planner fuses into a matmul (bias,
+ * activation, optimizer update) run on each finished row panel of C inside the GEMM. */
+#include "gemm_kernel.h"
 #include "kernels.h"
 
 #include <stddef.h>
@@ -43,14 +45,35 @@ static dg_status matmul_rule(dg_node *const *in, int n_in, const void *attrs, dg
     return DG_OK;
 }
 
+/* Finished blocks of C, as flat ranges of the output (one range when whole rows). */
+static void matmul_done(void *ctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    dg_node *self = ctx;
+    int64_t n = self->shape.dim[1];
+    if (j0 == 0 && j1 == n)
+        dg_node_epilogue(self, i0 * n, i1 * n);
+    else
+        for (int64_t i = i0; i < i1; i++) dg_node_epilogue(self, i * n + j0, i * n + j1);
+}
+
+static void epilogue_rows(void *ctx, int64_t lo, int64_t hi) {
+    matmul_done(ctx, lo, hi, 0, ((dg_node *)ctx)->shape.dim[1]);
+}
+
 static dg_status matmul_forward(dg_node *self) {
     dg_node *A = self->inputs[0], *B = self->inputs[1];
     const matmul_attrs *at = self->attrs;
     int ta = at->trans_a, tb = at->trans_b;
     int64_t m = self->shape.dim[0], n = self->shape.dim[1];
     int64_t k = ta ? A->shape.dim[0] : A->shape.dim[1];
-    dg_gemm(ta, tb, m, n, k, A->value, A->shape.dim[1], B->value, B->shape.dim[1], self->value, n,
-            0);
+    if (!dg_node_has_epilogue(self)) {
+        dg_gemm(ta, tb, m, n, k, A->value, A->shape.dim[1], B->value, B->shape.dim[1], self->value,
+                n, 0);
+        return DG_OK;
+    }
+    /* paths that cannot report blocks (bf16, BLAS, k = 0): the fused consumers run after */
+    if (!dg__gemm_done(ta, tb, m, n, k, A->value, A->shape.dim[1], B->value, B->shape.dim[1],
+                       self->value, n, 0, matmul_done, self))
+        dg_parallel_for(m, 8 * n, epilogue_rows, self);
     return DG_OK;
 }
 
@@ -71,6 +94,7 @@ static dg_status matmul_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_nod
 
 static const dg_op_def matmul_op = {.name = "matmul",
                                     .n_inputs = 2,
+                                    .flags = DG_OP_EPILOGUE,
                                     .infer_shape = matmul_rule,
                                     .forward = matmul_forward,
                                     .backward = matmul_backward,

@@ -43,7 +43,8 @@ static float attr_p(const dg_node *self) { return ((const unary_attrs *)self->at
     static dg_status NAME##_forward(dg_node *self) {                                               \
         dg_parallel_for(self->numel, 4, NAME##_range, self);                                       \
         return DG_OK;                                                                              \
-    }
+    }                                                                                              \
+    static void NAME##_part(dg_node *self, int64_t lo, int64_t hi) { NAME##_range(self, lo, hi); }
 
 #define DG_UNARY_OP(NAME, FLAGS, BACKWARD, FIELDS)                                                 \
     static const dg_op_def NAME##_op = {.name = #NAME,                                             \
@@ -52,7 +53,14 @@ static float attr_p(const dg_node *self) { return ((const unary_attrs *)self->at
                                         .infer_shape = dg_rule_same_shape,                         \
                                         .forward = NAME##_forward,                                 \
                                         .backward = BACKWARD,                                      \
-                                        .attr_fields = FIELDS}
+                                        .attr_fields = FIELDS,                                     \
+                                        .fusable = same_size_input,                                \
+                                        .forward_range = NAME##_part}
+
+/* Elementwise in any input of the output's size (all of a unary op's; both of relu_grad's). */
+static int same_size_input(const dg_node *self, int k) {
+    return self->inputs[k]->numel == self->numel;
+}
 
 #define OK_OR_FAIL(expr) ((expr) ? DG_OK : dg_graph_status(g))
 
@@ -178,6 +186,8 @@ DG_VECTOR_CLONES static void relu_grad_range(void *ctx, int64_t lo, int64_t hi) 
     }
 }
 
+static void relu_grad_part(dg_node *self, int64_t lo, int64_t hi) { relu_grad_range(self, lo, hi); }
+
 static dg_status relu_grad_forward(dg_node *self) {
     dg_parallel_for(self->numel, 3, relu_grad_range, self);
     return DG_OK;
@@ -190,7 +200,9 @@ static const dg_op_def relu_grad_op = {.name = "relu_grad",
                                        .flags = DG_OP_INPLACE,
                                        .infer_shape = relu_grad_rule,
                                        .forward = relu_grad_forward,
-                                       .backward = relu_grad_backward};
+                                       .backward = relu_grad_backward,
+                                       .fusable = same_size_input,
+                                       .forward_range = relu_grad_part};
 
 static dg_status relu_grad_backward(dg_graph *g, dg_node *self, dg_node *dz, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg__apply2(g, &relu_grad_op, dz, self->inputs[1], NULL, 0));
