@@ -19,14 +19,17 @@
 #include <immintrin.h>
 #endif
 
-static double bench_now(void) {
+/* each benchmark uses some of these */
+#define BENCH_API __attribute__((unused)) static
+
+BENCH_API double bench_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* "Intel(R) Xeon(R) Processor ..." from /proc/cpuinfo, or "unknown CPU". */
-static const char *bench_cpu_model(void) {
+BENCH_API const char *bench_cpu_model(void) {
     static char model[256] = "unknown CPU";
     FILE *f = fopen("/proc/cpuinfo", "r");
     char line[512];
@@ -47,7 +50,7 @@ static const char *bench_cpu_model(void) {
 /* The OpenBLAS core type to ask for: Debian's 0.3.21 misdetects recent CPUs and then runs
  * its SSE3 kernels; SkylakeX is its AVX-512 kernel set, Haswell its AVX2 one. NULL: leave
  * OpenBLAS to its own detection. */
-static const char *bench_openblas_coretype(void) {
+BENCH_API const char *bench_openblas_coretype(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return "SkylakeX";
@@ -59,7 +62,7 @@ static const char *bench_openblas_coretype(void) {
 /* ---- FMA peak: 12 independent accumulators, so latency hides and only throughput shows ---- */
 
 #if defined(__x86_64__)
-__attribute__((target("avx512f"))) static double fma_loop_avx512(long iters) {
+__attribute__((target("avx512f"))) BENCH_API double fma_loop_avx512(long iters) {
     __m512 a[12], b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
     for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
     for (long it = 0; it < iters; it++)
@@ -68,7 +71,7 @@ __attribute__((target("avx512f"))) static double fma_loop_avx512(long iters) {
     for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_ps(a[i]);
     return (double)iters * 12 * 16 * 2 + (sink == 12345.0f);
 }
-__attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters) {
+__attribute__((target("avx2,fma"))) BENCH_API double fma_loop_avx2(long iters) {
     __m256 a[12], b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
     for (long it = 0; it < iters; it++)
@@ -82,7 +85,7 @@ __attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters) {
 }
 #endif
 
-static double fma_loop_scalar(long iters) {
+BENCH_API double fma_loop_scalar(long iters) {
     float a[12], b = 0.999999f, c = 1e-7f;
     for (int i = 0; i < 12; i++) a[i] = (float)i;
     for (long it = 0; it < iters; it++)
@@ -93,7 +96,7 @@ static double fma_loop_scalar(long iters) {
 }
 
 /* The vector width used: "avx512", "avx2" or "scalar". */
-static const char *bench_fma_kind(void) {
+BENCH_API const char *bench_fma_kind(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return "avx512";
@@ -102,7 +105,7 @@ static const char *bench_fma_kind(void) {
     return "scalar";
 }
 
-static double fma_flops(long iters) {
+BENCH_API double fma_flops(long iters) {
 #if defined(__x86_64__)
     if (!strcmp(bench_fma_kind(), "avx512")) return fma_loop_avx512(iters);
     if (!strcmp(bench_fma_kind(), "avx2")) return fma_loop_avx2(iters);
@@ -111,7 +114,7 @@ static double fma_flops(long iters) {
 }
 
 /* Measured fp32 FMA peak of one core in GFLOP/s: best of several 20-50 ms runs. */
-static double bench_fma_peak(void) {
+BENCH_API double bench_fma_peak(void) {
     static double peak = 0;
     if (peak > 0) return peak;
     long iters = 1 << 16;
@@ -133,13 +136,13 @@ static double bench_fma_peak(void) {
 
 /* ---- statistics ---- */
 
-static int bench_cmp_double(const void *a, const void *b) {
+BENCH_API int bench_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
 /* Median, minimum and maximum of v[0..n). */
-static void bench_stats(const double *v, int n, double *median, double *lo, double *hi) {
+BENCH_API void bench_stats(const double *v, int n, double *median, double *lo, double *hi) {
     double s[256];
     if (n > 256) n = 256;
     memcpy(s, v, (size_t)n * sizeof *s);
@@ -151,7 +154,7 @@ static void bench_stats(const double *v, int n, double *median, double *lo, doub
 
 /* ---- a CPU hog: another process spinning on one core ---- */
 
-static pid_t bench_hog_start(void) {
+BENCH_API pid_t bench_hog_start(void) {
     pid_t pid = fork();
     if (pid == 0) {
         volatile unsigned long x = 0;
@@ -160,7 +163,7 @@ static pid_t bench_hog_start(void) {
     return pid;
 }
 
-static void bench_hog_stop(pid_t pid) {
+BENCH_API void bench_hog_stop(pid_t pid) {
     if (pid > 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
