@@ -93,6 +93,9 @@ int dg_threads_for(int64_t work) {
 #endif
 
 enum { MAX_WORKERS = 255, CHUNKS_PER_THREAD = 4, SPIN_BEFORE_SLEEP = 4000, MAX_BACKOFF = 256 };
+/* Elementary operations of a loop worth waking sleeping workers for (16 times the size
+ * where a parallel loop with spinning workers starts to pay). */
+#define WAKE_WORK ((int64_t)1 << 19)
 
 /* One loop at a time. `generation` is odd while a loop is open: a worker that joins checks it
  * after counting itself in `active`, so once the caller has closed the loop (made the
@@ -142,10 +145,20 @@ static void *worker_main(void *arg) {
     in_chunk = 1;
     for (;;) {
         uint_fast64_t gen;
+        double checked = 0;
         for (int spin = 0;; spin++) {
             gen = atomic_load(&pool.generation);
             if (gen != seen && (gen & 1)) break;
-            if (spin < SPIN_BEFORE_SLEEP) {
+            int spinning = spin < SPIN_BEFORE_SLEEP;
+            if (spinning && spin % 64 == 0) {
+                /* a gap between looks at the clock means this thread lost its core: the
+                 * cores are shared with other processes, and spinning on would take time
+                 * from the thread that runs the graph; sleep instead */
+                double t = seconds_now();
+                if (spin > 0 && t - checked > 200e-6) spinning = 0;
+                checked = t;
+            }
+            if (spinning) {
                 CPU_RELAX();
                 continue;
             }
@@ -201,6 +214,13 @@ void dg_parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
     }
     int helpers = ensure_workers(nt - 1);
     if (helpers > nt - 1) helpers = nt - 1;
+    if (n * (cost > 0 ? cost : 1) < WAKE_WORK && atomic_load(&pool.sleepers) >= helpers) {
+        /* every helper sleeps (it lost its core, or nothing ran for a while): waking one
+         * takes a system call and tens of microseconds, more than a small loop saves */
+        atomic_flag_clear(&pool.busy);
+        fn(ctx, 0, n);
+        return;
+    }
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n = n;
