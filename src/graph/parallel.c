@@ -19,7 +19,11 @@
  * on the caller's thread alone, 1, 2, 4, ... up to 256 of them in a row while it keeps
  * happening; one loop without such a wait starts the count again at 1. On a quiet machine
  * this never triggers; on a crowded one the default thread count then costs about what one
- * thread does, instead of waiting out other processes' time slices.
+ * thread does, instead of waiting out other processes' time slices. Idle workers spin
+ * (about 40 us here) before they sleep, unless the clock shows they lost their core while
+ * spinning: then the cores are oversubscribed and a spinning worker would take time from
+ * the caller, so it sleeps at once; and while every helper sleeps, loops too small to pay
+ * for waking one run on the caller.
  *
  * Denormals: while a run executes (and in every chunk of it, on any thread) the CPU
  * flushes subnormal results to zero and treats subnormal inputs as zero (FTZ/DAZ on x86,
