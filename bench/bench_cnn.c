@@ -112,7 +112,7 @@ static double fma_peak(int threads, const char **isa) {
     }
     (void)sink;
 #else
-    (void)threads, (void)flops_per_iter;
+    (void)threads, (void)flops_per_iter, (void)iters;
 #endif
     return best;
 }
