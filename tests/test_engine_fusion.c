@@ -135,6 +135,9 @@ static int fused_in(int which) {
         case 1: y = dg_add(g, dg_relu(g, p), r); break;           /* r is ready before */
         case 2: y = dg_mul(g, dg_relu(g, p), p); break;           /* relu fused, mul reads p */
         case 3: y = dg_add(g, p, dg_sum_axis(g, p, 1, 1)); break; /* needs whole rows of p */
+        case 4: /* a column broadcast: the general path of add's forward_range */
+            y = dg_sub(g, p, dg_const(g, "col", dg_shape2(4, 1), NULL, 0.25f));
+            break;
         }
         CHECK_OK(dg_feed(x, xv, 12));
         CHECK_OK(dg_feed(r, rv, 20));
@@ -153,6 +156,7 @@ static void not_fused_where_unsafe(void) {
     CHECK(fused_in(1) == 2);
     CHECK(fused_in(2) == 1);
     CHECK(fused_in(3) == 0);
+    CHECK(fused_in(4) == 1);
     /* training with residual adds and with clipping by global norm still matches */
     const int hid[2] = {32, 32}, rows[3] = {16, 16, 16};
     compare(32, hid, 2, DG_ADAM, 2, rows, 3, 1, 0.0f, 7);

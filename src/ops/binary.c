@@ -64,15 +64,16 @@ static void bcast_setup(bcast_ctx *c, dg_node *self) {
         const dg_node *A = self->inputs[0], *B = self->inputs[1];                                  \
         const float *a = A->value, *b = B->value;                                                  \
         float *y = self->value;                                                                    \
-        int64_t n = self->numel, last = self->shape.dim[self->shape.ndim - 1];                     \
+        int64_t n = self->numel,                                                                   \
+                last = self->shape.ndim ? self->shape.dim[self->shape.ndim - 1] : 1;               \
         /* called once per row piece of a product: the common cases without set-up */              \
         if (A->numel == n && B->numel == n) {                                                      \
             for (int64_t i = lo; i < hi; i++) y[i] = NAME##_f(a[i], b[i]);                         \
             return;                                                                                \
         }                                                                                          \
-        if (self->shape.ndim >= 1 && (A->numel == n || B->numel == n) &&                           \
-            (A->numel == n ? B : A)->numel == last &&                                              \
-            (A->numel == n ? B : A)->shape.dim[(A->numel == n ? B : A)->shape.ndim - 1] == last) { \
+        const dg_node *other = A->numel == n ? B : A; /* the broadcast one */                      \
+        if ((A->numel == n || B->numel == n) && other->numel == last && other->shape.ndim &&       \
+            other->shape.dim[other->shape.ndim - 1] == last) {                                     \
             /* a row vector (a bias) along the last axis */                                        \
             for (int64_t i = lo; i < hi;) {                                                        \
                 int64_t j = i % last, len = last - j < hi - i ? last - j : hi - i;                 \

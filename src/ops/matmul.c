@@ -5,7 +5,7 @@
  *   C = A B^T    dA = dC B          dB = dC^T A
  *   C = A^T B^T  dA = B^T dC^T      dB = dC^T A^T
  * The kernel (dg_gemm) lives in gemm.c. Consumers the planner fuses into a matmul (bias,
- * activation, optimizer update) run on each finished row panel of C inside the GEMM. */
+ * activation, relu_grad) run on each finished row panel of C inside the GEMM. */
 #include "gemm_kernel.h"
 #include "kernels.h"
 
