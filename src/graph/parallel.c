@@ -101,27 +101,40 @@ enum { MAX_WORKERS = 255, CHUNKS_PER_THREAD = 4, SPIN_BEFORE_SLEEP = 4000, MAX_B
  * where a parallel loop with spinning workers starts to pay). */
 #define WAKE_WORK ((int64_t)1 << 19)
 
+/* A claim counter on its own cache line: the slot's owner bumps it without disturbing
+ * anyone else's line unless somebody steals from it. */
+typedef struct {
+    _Alignas(64) atomic_int_fast64_t next; /* next chunk of the slot to claim */
+    int64_t end;                           /* one past the slot's last chunk */
+} claim_line;
+
 /* One loop at a time. `generation` is odd while a loop is open: a worker that joins checks it
  * after counting itself in `active`, so once the caller has closed the loop (made the
- * generation even) and seen `active` fall to zero, no worker can touch the fields again. */
+ * generation even) and seen `active` fall to zero, no worker can touch the fields again.
+ * The fields the caller writes per loop share a line with `generation` (a worker reads them
+ * together), `active` has its own, and so does each slot's claim counter. */
 static struct pool {
     atomic_flag busy; /* a caller owns the pool */
     pthread_mutex_t mu;
     pthread_cond_t wake;
     int n_workers; /* threads started so far */
-    atomic_uint_fast64_t generation;
-    atomic_int active;   /* workers inside the open loop */
-    atomic_int sleepers; /* workers waiting on `wake` */
+    /* after a loop that waited for a descheduled worker: loops to run alone, and the
+     * length of the next such run (only the pool's owner touches these) */
+    int alone_left, backoff;
+    _Alignas(64) atomic_uint_fast64_t generation;
     /* the open loop */
     dg_range_fn fn;
     void *ctx;
     int64_t n, n_chunks;
     int helpers; /* workers 0 .. helpers-1 may take part */
     unsigned fp_mode;
-    atomic_int_fast64_t next; /* next chunk to claim */
-    /* after a loop that waited for a descheduled worker: loops to run alone, and the
-     * length of the next such run (only the pool's owner touches these) */
-    int alone_left, backoff;
+    _Alignas(64) atomic_int active; /* workers inside the open loop */
+    atomic_int sleepers;            /* workers waiting on `wake` */
+    /* slot 0 is the caller's, slot i + 1 worker i's: a loop's chunks are dealt to the slots
+     * in order, each thread runs its own slot's first and then takes what is left of the
+     * others'. On a quiet machine every thread gets the same part of every loop, step after
+     * step, so the parameters and optimizer state it updates stay in its core's cache. */
+    claim_line slot[MAX_WORKERS + 1];
 } pool = {.busy = ATOMIC_FLAG_INIT,
           .mu = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER,
@@ -135,12 +148,18 @@ static double seconds_now(void) {
 
 static _Thread_local int in_chunk; /* loops nested in a chunk run inline */
 
-static void run_chunks(void) {
+static void run_slot(claim_line *sl) {
     int64_t c;
-    while ((c = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed)) < pool.n_chunks) {
+    while ((c = atomic_fetch_add_explicit(&sl->next, 1, memory_order_relaxed)) < sl->end) {
         int64_t lo = pool.n * c / pool.n_chunks, hi = pool.n * (c + 1) / pool.n_chunks;
         if (hi > lo) pool.fn(pool.ctx, lo, hi);
     }
+}
+
+/* Runs slot `own`'s chunks, then whatever the other slots have left. */
+static void run_chunks(int own) {
+    int slots = pool.helpers + 1;
+    for (int i = 0; i < slots; i++) run_slot(&pool.slot[(own + i) % slots]);
 }
 
 static void *worker_main(void *arg) {
@@ -178,7 +197,7 @@ static void *worker_main(void *arg) {
         if (atomic_load(&pool.generation) == gen && index < pool.helpers) {
             unsigned old = dg__fp_get();
             dg__fp_set(pool.fp_mode);
-            run_chunks();
+            run_chunks(index + 1);
             dg__fp_set(old);
         }
         atomic_fetch_sub(&pool.active, 1);
@@ -233,7 +252,11 @@ void dg_parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
                         : n;
     pool.helpers = helpers;
     pool.fp_mode = dg__fp_get(); /* the caller's mode (flush or not) holds in every chunk */
-    atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
+    for (int t = 0; t <= helpers; t++) {
+        int64_t first = pool.n_chunks * t / (helpers + 1);
+        atomic_store_explicit(&pool.slot[t].next, first, memory_order_relaxed);
+        pool.slot[t].end = pool.n_chunks * (t + 1) / (helpers + 1);
+    }
     atomic_fetch_add(&pool.generation, 1); /* open (sequentially consistent with the
                                             * sleepers and active counts) */
     if (atomic_load(&pool.sleepers) > 0) {
@@ -243,7 +266,7 @@ void dg_parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
     }
     double start = seconds_now();
     in_chunk = 1;
-    run_chunks();
+    run_chunks(0);
     in_chunk = 0;
     atomic_fetch_add(&pool.generation, 1); /* closed */
     double own_done = seconds_now();
