@@ -11,12 +11,14 @@
  * median of the per-round bests is printed with the range of the per-round ratios.
  *
  * OpenBLAS picks its kernels from the CPU model and falls back to slow ones on CPUs it does
- * not know, so unless OPENBLAS_CORETYPE is set the program sets it to the best core this
- * CPU can run (Cooperlake with AVX512-BF16, whose sgemm is SkylakeX's and whose sbgemm uses
- * AVX512-BF16; SkylakeX with AVX-512; Haswell with AVX2). Each thread count runs in its own
- * process with OPENBLAS_NUM_THREADS equal to it (see main).
+ * not know, so the program sets OPENBLAS_CORETYPE to the best core this CPU can run
+ * (Cooperlake with AVX512-BF16, whose sgemm is SkylakeX's and whose sbgemm uses
+ * AVX512-BF16; SkylakeX with AVX-512; Haswell with AVX2), replacing any value inherited from
+ * the environment (a machine-wide OPENBLAS_CORETYPE=Haswell on a Zen 5 halves OpenBLAS's
+ * speed); --openblas-core NAME measures another. Each thread count runs in its own process
+ * with OPENBLAS_NUM_THREADS equal to it (see main).
  *
- * usage: bench_matmul [--quick] [--threads N[,M]] [--rounds R] */
+ * usage: bench_matmul [--quick] [--threads N[,M]] [--rounds R] [--openblas-core NAME] */
 #define _GNU_SOURCE /* setenv, execv, nanosleep, clock_gettime */
 #include "dagrad.h"
 #include "gemm_kernel.h"
@@ -322,6 +324,7 @@ static void print_row(const char *name, int t, double gd, double gd_best, double
 
 int main(int argc, char **argv) {
     int quick = 0, threads[2] = {1, 2}, n_threads = 2, rounds = 3, child = 0;
+    const char *core_arg = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -330,11 +333,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             n_threads = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
             if (n_threads < 1) n_threads = 1;
+        } else if (!strcmp(argv[i], "--openblas-core") && i + 1 < argc) {
+            core_arg = argv[++i];
         } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
             rounds = atoi(argv[++i]);
             rounds = rounds < 1 ? 1 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N[,M]] [--rounds R]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--quick] [--threads N[,M]] [--rounds R] [--openblas-core NAME]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -346,11 +353,17 @@ int main(int argc, char **argv) {
          * (before main): each thread count runs in a fresh process of this program with both
          * set, so OpenBLAS's pool is created at the size it is measured with rather than
          * shrunk or grown with openblas_set_num_threads. */
-        const char *core = openblas_core_for_cpu();
-        if (core && !getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", core, 1);
+        const char *core = core_arg ? core_arg : openblas_core_for_cpu();
+        const char *inherited = getenv("OPENBLAS_CORETYPE");
+        char note[160] = "";
+        if (core && inherited && strcmp(inherited, core) != 0)
+            snprintf(note, sizeof note, " (the environment's OPENBLAS_CORETYPE=%.40s replaced)",
+                     inherited);
+        if (core) setenv("OPENBLAS_CORETYPE", core, 1);
         char model[160];
         cpu_model(model, sizeof model);
         printf("CPU: %s; load average at start %.2f\n", model, load_average());
+        if (core) printf("OpenBLAS core: %s%s\n", core, note);
         printf("dagrad kernels: fp32 %s; bf16 %s\n", dg__gemm_kernel_name(),
                dg_matmul_bf16_supported() ? dg__gemm_bf16_name() : "none (falls back to fp32)");
         fflush(stdout);
@@ -390,6 +403,7 @@ int main(int argc, char **argv) {
 #else
     const int have_blas = 0;
     (void)child;
+    (void)core_arg;
     char model[160];
     cpu_model(model, sizeof model);
     printf("CPU: %s; load average at start %.2f\n", model, load_average());
