@@ -255,13 +255,26 @@ typedef enum dg_plan_order {
 dg_status dg_set_plan_order(dg_graph *g, dg_plan_order order, uint64_t seed);
 
 /** Fusion (on by default): a plan runs an elementwise consumer (bias add, activation,
- *  optimizer update, ...) that directly follows the producer of its input inside that
+ *  relu_grad, ...) that directly follows the producer of its input inside that
  *  producer's kernel (a matrix product), on each block of output as soon as it is final,
  *  instead of as another pass over memory. Results are bitwise the same either way; off
  *  runs every node on its own (existing plans are dropped). */
 void dg_set_fusion(dg_graph *g, int on);
 /** How many nodes the graph's latest run ran fused into another node's kernel. */
 int dg_graph_fused_nodes(const dg_graph *g);
+
+/** Thread tuning (on by default; only with more than one thread): whether splitting loops
+ *  over threads pays depends on what moving data between cores costs, which varies between
+ *  machines and, on virtual machines, over time. So each plan (for each batch size) times
+ *  itself: after 32 runs as usual it times 8 runs with every loop on the calling thread
+ *  and 8 with loops split, and keeps every loop on the calling thread unless splitting was
+ *  at least 3% faster. It measures again every 2048 runs and when the thread count
+ *  changes. Results are bitwise the same either way; off, every loop large enough is split
+ *  (the thread count's plain meaning). */
+void dg_set_thread_tuning(dg_graph *g, int on);
+/** How many nodes of the graph's latest run would have split their loops over threads
+ *  but ran on the calling thread because thread tuning measured that splitting did not pay. */
+int dg_graph_serial_nodes(const dg_graph *g);
 
 /** Anomaly mode: when on, a run stops at the first node whose result holds NaN/Inf and
  *  reports it (DG_ERR_NONFINITE). Off by default. */

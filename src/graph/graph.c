@@ -853,6 +853,12 @@ void dg_set_keep_all(dg_graph *g, int on) {
 
 int dg_graph_fused_nodes(const dg_graph *g) { return g ? g->fused_nodes : 0; }
 
+void dg_set_thread_tuning(dg_graph *g, int on) {
+    if (g) g->no_tuning = !on;
+}
+
+int dg_graph_serial_nodes(const dg_graph *g) { return g ? g->serial_nodes : 0; }
+
 void dg_set_fusion(dg_graph *g, int on) {
     if (!g || g->no_fusion == !on) return;
     g->no_fusion = !on;

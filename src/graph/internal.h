@@ -74,6 +74,13 @@ typedef struct dg_layout {
     /* per position: how many of the following positions run fused into this node's
      * epilogue (0 for most); positions inside a group hold -1 */
     int *group;
+    /* thread tuning (run.c): whether runs keep every loop on the calling thread, how many
+     * nodes asked for threads, the fastest trial run each way, and the runs since the
+     * tuning started for `tune_threads` threads */
+    int tune_serial, tune_nodes;
+    float tune_t_serial, tune_t_parallel;
+    int64_t tune_runs;
+    int tune_threads;
 } dg_layout;
 
 typedef struct dg_plan {
@@ -149,6 +156,8 @@ struct dg_graph {
     float *running_scratch;
     int no_fusion;            /* dg_set_fusion(g, 0) */
     int fused_nodes;          /* in the latest run */
+    int no_tuning;            /* dg_set_thread_tuning(g, 0) */
+    int serial_nodes;         /* in the latest run, by the tuner's choice */
     dg_node *const *epilogue; /* nodes fused into the running one, in order */
     int n_epilogue;
     /* whether the producer reported any range; in anomaly mode, how many elements (a locked
@@ -197,5 +206,10 @@ dg_status dg__check_broadcastable(dg_shape small, dg_shape big, char *msg, size_
 unsigned dg__fp_get(void);
 void dg__fp_set(unsigned mode);
 unsigned dg__fp_enter(void);
+/* Thread tuning hooks (parallel.c): while dg__serial(1) holds, loops started on this thread
+ * run on it alone and dg_threads_for answers 1; dg__parallel_requests counts the loops this
+ * thread started that asked for more than one thread. */
+void dg__serial(int on);
+int64_t dg__parallel_requests(void);
 
 #endif

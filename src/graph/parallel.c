@@ -78,9 +78,17 @@ unsigned dg__fp_enter(void) {
     return old;
 }
 
+static _Thread_local int serial_only;           /* dg__serial: the tuner's choice */
+static _Thread_local int64_t parallel_requests; /* loops that asked for threads */
+
+void dg__serial(int on) { serial_only = on != 0; }
+int64_t dg__parallel_requests(void) { return parallel_requests; }
+
+/* Below ~32k elementary operations a parallel region costs more than it saves. */
+#define MIN_PARALLEL_WORK ((int64_t)32768)
+
 int dg_threads_for(int64_t work) {
-    /* Below ~32k elementary operations a parallel region costs more than it saves. */
-    if (work < 32768) return 1;
+    if (work < MIN_PARALLEL_WORK || serial_only) return 1;
     int t = dg_get_num_threads();
     int64_t max_useful = work / 16384;
     return max_useful < t ? (int)max_useful : t;
@@ -223,7 +231,9 @@ static int ensure_workers(int want) {
 
 void dg_parallel_for(int64_t n, int64_t cost, dg_range_fn fn, void *ctx) {
     if (n <= 0) return;
-    int nt = dg_threads_for(n * (cost > 0 ? cost : 1));
+    int64_t work = n * (cost > 0 ? cost : 1);
+    if (!in_chunk && n > 1 && work >= MIN_PARALLEL_WORK) parallel_requests++;
+    int nt = dg_threads_for(work);
     if (nt > n) nt = (int)n;
     if (nt <= 1 || in_chunk || atomic_flag_test_and_set(&pool.busy)) {
         fn(ctx, 0, n);

@@ -589,6 +589,8 @@ static dg_status layout_make(dg_graph *g, dg_plan *p, int64_t batch, dg_layout *
     if (!l->free_lo) l->free_lo = malloc(((size_t)m + 1) * sizeof *l->free_lo);
     if (!l->free_hi) l->free_hi = malloc(((size_t)m + 1) * sizeof *l->free_hi);
     if (!l->group) l->group = malloc(((size_t)m + 1) * sizeof *l->group);
+    l->tune_runs = 0; /* a redone layout is tuned again */
+    l->tune_threads = 0;
     int *store = malloc(((size_t)m + 1) * sizeof *store); /* block = position that made it */
     int *end = malloc(((size_t)m + 1) * sizeof *end);     /* per block: last reading position */
     int *by_end = malloc(((size_t)m + 1) * sizeof *by_end);

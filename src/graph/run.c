@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -189,19 +190,79 @@ static dg_status run_group(dg_graph *g, const dg_plan *p, const dg_layout *l, in
     return DG_OK;
 }
 
-static dg_status execute(dg_graph *g, const dg_plan *p, const dg_layout *l) {
+/* Thread tuning. Whether splitting loops over the pool pays depends on more than their
+ * size: on what moving data between cores costs on this machine, at this moment (on a
+ * virtual machine, where the host happens to put the vCPUs), and a split node also moves
+ * the data the nodes after it read. So a layout measures whole runs, in cycles of
+ * TUNE_EVERY runs:
+ *   - TUNE_SETTLE runs as decided so far (at first: split wherever the size says), so the
+ *     pool settles (its back-off from a start full of page faults has ended); the last of
+ *     them counts the nodes whose loops ask for threads (none: nothing to tune);
+ *   - TUNE_TRIALS runs with every loop on the calling thread, as many with loops split;
+ *     whole runs in a row of one kind, so each is timed with the data where that choice
+ *     leaves it and with the workers as awake as it keeps them;
+ *   - the layout's runs then stay on the calling thread unless the fastest split run took
+ *     under TUNE_GAIN of the fastest serial one.
+ * Results do not depend on the choice: every kernel computes the same bits on any number of
+ * threads. */
+enum { TUNE_SETTLE = 32, TUNE_TRIALS = 8, TUNE_EVERY = 2048 };
+#define TUNE_GAIN 0.97f
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* This run's place in the tuning cycle (see above), or -1: no tuning. */
+static int64_t tune_phase(dg_graph *g, dg_layout *l) {
+    int threads = dg_get_num_threads();
+    if (g->no_tuning || threads < 2) return -1;
+    if (l->tune_threads != threads) {
+        l->tune_threads = threads;
+        l->tune_runs = 0;
+        l->tune_serial = 0;
+    }
+    return l->tune_runs++ % TUNE_EVERY;
+}
+
+static dg_status execute(dg_graph *g, const dg_plan *p, dg_layout *l) {
     float *arena = g->values;
     POISON(arena, l->arena_floats);
     dg_status s = DG_OK;
     g->fused_nodes = 0;
+    g->serial_nodes = 0;
+    int64_t phase = tune_phase(g, l);
+    int discover = phase == TUNE_SETTLE - 1;
+    int trial = phase >= TUNE_SETTLE && phase < TUNE_SETTLE + 2 * TUNE_TRIALS && l->tune_nodes;
+    int alone = trial ? phase < TUNE_SETTLE + TUNE_TRIALS : phase >= 0 && l->tune_serial;
+    if (discover) {
+        l->tune_nodes = 0;
+        l->tune_t_serial = l->tune_t_parallel = INFINITY;
+    }
+    dg__serial(alone);
+    double t0 = trial ? seconds() : 0.0;
     for (int i = 0; i < p->len && s == DG_OK; i++) {
         int r = l->group[i] > 0 ? l->group[i] : 0;
         for (int q = i; q <= i + r; q++) place(g, p, l, q);
+        int64_t asked = dg__parallel_requests();
         s = run_group(g, p, l, i, r);
+        if (dg__parallel_requests() != asked) {
+            l->tune_nodes += discover;
+            g->serial_nodes += alone && !trial;
+        }
         for (int q = i; q <= i + r && s == DG_OK; q++)
             for (int k = l->free_start[q]; k < l->free_start[q + 1]; k++)
                 POISON(arena + l->free_lo[k], l->free_hi[k] - l->free_lo[k]);
         i += r;
+    }
+    dg__serial(0);
+    if (trial && s == DG_OK) {
+        float t = (float)(seconds() - t0);
+        float *best = alone ? &l->tune_t_serial : &l->tune_t_parallel;
+        if (t < *best) *best = t;
+        if (phase == TUNE_SETTLE + 2 * TUNE_TRIALS - 1)
+            l->tune_serial = !(l->tune_t_parallel < TUNE_GAIN * l->tune_t_serial);
     }
     g->running = NULL;
     g->running_scratch = NULL;
