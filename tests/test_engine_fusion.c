@@ -56,21 +56,6 @@ static void batch(float *x, float *y, int rows, int in, int step) {
     for (int r = 0; r < rows; r++) y[r] = (float)((r * 7 + step) % 10);
 }
 
-/* Every parameter and optimizer state value of a and b, bit for bit. */
-static int same_state(const model *a, const model *b) {
-    int n = dg_graph_node_count(a->g);
-    CHECK(n == dg_graph_node_count(b->g));
-    for (int i = 0; i < n; i++) {
-        dg_node *u = dg_graph_node(a->g, i), *v = dg_graph_node(b->g, i);
-        dg_node_kind k = dg_node_kind_of(u);
-        if (k != DG_PARAM && k != DG_STATE) continue;
-        if (dg_node_numel(u) != dg_node_numel(v) ||
-            memcmp(dg_node_data(u), dg_node_data(v), (size_t)dg_node_numel(u) * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 /* Trains the same model fused and unfused for `steps` steps with batches of `rows[s]`. */
 static void compare(int in, const int *hidden, int layers, dg_optim_kind kind, int threads,
                     const int *rows, int steps, int residual, float clip, int expect_fused) {
@@ -93,8 +78,9 @@ static void compare(int in, const int *hidden, int layers, dg_optim_kind kind, i
         CHECK_MSG(memcmp(&lf, &lu, sizeof lf) == 0, "step %d: loss %.9g fused, %.9g not", s,
                   (double)lf, (double)lu);
     }
-    CHECK_MSG(same_state(&f, &u), "in %d, %d layers, optimizer %d, %d threads: parameters differ",
-              in, layers, (int)kind, threads);
+    CHECK_MSG(test_same_weights(f.g, u.g),
+              "in %d, %d layers, optimizer %d, %d threads: parameters differ", in, layers,
+              (int)kind, threads);
     if (expect_fused)
         CHECK_MSG(fused_max >= expect_fused, "%d nodes fused, expected at least %d", fused_max,
                   expect_fused);

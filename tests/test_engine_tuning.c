@@ -27,32 +27,48 @@ static void wait_us(double us) {
     while ((double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) * 1e-3 < us);
 }
 
+/* The custom op's attributes: how its range function pays for a call. */
+typedef enum {
+    FIXED_COST, /* 300 us whatever the range, as if every chunk had to fetch a table from
+                 * another core: splitting the loop multiplies the cost */
+    SLEEPY,     /* 16 ms per whole pass in proportion to the range, asleep: split over two
+                 * threads the loop takes about half as long, even on a machine whose cores
+                 * are busy (a worker woken late still finds most of its share waiting) */
+} cost_kind;
+
 typedef struct {
     const float *x;
     float *y;
-} fixed_ctx;
+    cost_kind kind;
+} slow_ctx;
 
-/* Each call pays 300 us whatever its size, as if every chunk had to fetch a table from
- * another core: splitting the loop multiplies the cost. */
-static void fixed_range(void *ctx, int64_t lo, int64_t hi) {
-    fixed_ctx *c = ctx;
+static void slow_range(void *ctx, int64_t lo, int64_t hi) {
+    slow_ctx *c = ctx;
     __atomic_add_fetch(&range_calls, 1, __ATOMIC_RELAXED);
-    wait_us(300);
+    if (c->kind == FIXED_COST) {
+        wait_us(300);
+    } else {
+        struct timespec t = {0, (long)(16e6 * (double)(hi - lo) / 64.0)};
+        nanosleep(&t, NULL);
+    }
     for (int64_t i = lo; i < hi; i++) c->y[i] = 3.0f * c->x[i] + 1.0f;
 }
 
-static dg_status fixed_forward(dg_node *self) {
-    fixed_ctx c = {dg_node_data(dg_node_input(self, 0)), dg_node_data(self)};
+static dg_status slow_forward(dg_node *self) {
+    slow_ctx c = {dg_node_data(dg_node_input(self, 0)), dg_node_data(self),
+                  *(const cost_kind *)dg_node_attrs(self)};
     range_calls = 0;
     /* cost per element high enough that dg_parallel_for always asks for threads */
-    dg_parallel_for(dg_node_numel(self), 1 << 20, fixed_range, &c);
+    dg_parallel_for(dg_node_numel(self), 1 << 20, slow_range, &c);
     return DG_OK;
 }
 
-static const dg_op_def fixed_op = {.name = "fixed_cost",
-                                   .n_inputs = 1,
-                                   .infer_shape = dg_rule_same_shape,
-                                   .forward = fixed_forward};
+static const dg_op_def slow_op = {
+    .name = "slow", .n_inputs = 1, .infer_shape = dg_rule_same_shape, .forward = slow_forward};
+
+static dg_node *slow(dg_graph *g, dg_node *x, cost_kind kind) {
+    return dg_apply(g, &slow_op, 1, &x, &kind, sizeof kind);
+}
 
 /* Runs y until the tuner makes its node serial; returns the number of runs, or 0 if it
  * did not within 200 runs. Checks that runs before that split the loop at least once and
@@ -77,7 +93,7 @@ static void tuner_runs_a_costly_split_alone(void) {
     dg_set_num_threads(2);
     dg_graph *g = dg_graph_new(1);
     dg_node *x = dg_input(g, "x", dg_shape1(64));
-    dg_node *y = dg_apply(g, &fixed_op, 1, &x, NULL, 0);
+    dg_node *y = slow(g, x, FIXED_COST);
     float xv[64];
     for (int i = 0; i < 64; i++) xv[i] = 0.25f * (float)i - 3.0f;
     CHECK_OK(dg_feed(x, xv, 64));
@@ -102,7 +118,7 @@ static void tuner_runs_a_costly_split_alone(void) {
     g = dg_graph_new(1);
     dg_set_thread_tuning(g, 0);
     x = dg_input(g, "x", dg_shape1(64));
-    y = dg_apply(g, &fixed_op, 1, &x, NULL, 0);
+    y = slow(g, x, FIXED_COST);
     CHECK_OK(dg_feed(x, xv, 64));
     int split = 0;
     for (int run = 1; run <= 60; run++) {
@@ -117,7 +133,7 @@ static void tuner_runs_a_costly_split_alone(void) {
     dg_set_num_threads(1);
     g = dg_graph_new(1);
     x = dg_input(g, "x", dg_shape1(64));
-    y = dg_apply(g, &fixed_op, 1, &x, NULL, 0);
+    y = slow(g, x, FIXED_COST);
     CHECK_OK(dg_feed(x, xv, 64));
     for (int run = 1; run <= 60; run++) {
         CHECK_OK(dg_run(g, y));
@@ -127,33 +143,11 @@ static void tuner_runs_a_costly_split_alone(void) {
     dg_graph_free(g);
 }
 
-/* Sleeps 16 ms per whole pass, in proportion to its range: split over two threads the
- * loop takes about half as long, even on a machine whose cores are busy (sleeping needs
- * none; a worker that is woken late still finds most of its share waiting). */
-static void sleepy_range(void *ctx, int64_t lo, int64_t hi) {
-    fixed_ctx *c = ctx;
-    __atomic_add_fetch(&range_calls, 1, __ATOMIC_RELAXED);
-    long ns = (long)(16e6 * (double)(hi - lo) / 64.0);
-    struct timespec t = {0, ns};
-    nanosleep(&t, NULL);
-    for (int64_t i = lo; i < hi; i++) c->y[i] = 3.0f * c->x[i] + 1.0f;
-}
-
-static dg_status sleepy_forward(dg_node *self) {
-    fixed_ctx c = {dg_node_data(dg_node_input(self, 0)), dg_node_data(self)};
-    range_calls = 0;
-    dg_parallel_for(dg_node_numel(self), 1 << 20, sleepy_range, &c);
-    return DG_OK;
-}
-
-static const dg_op_def sleepy_op = {
-    .name = "sleepy", .n_inputs = 1, .infer_shape = dg_rule_same_shape, .forward = sleepy_forward};
-
 /* 1 if the tuner kept the sleepy op split. */
 static int sleepy_stays_split(void) {
     dg_graph *g = dg_graph_new(1);
     dg_node *x = dg_input(g, "x", dg_shape1(64));
-    dg_node *y = dg_apply(g, &sleepy_op, 1, &x, NULL, 0);
+    dg_node *y = slow(g, x, SLEEPY);
     float xv[64];
     for (int i = 0; i < 64; i++) xv[i] = 0.5f * (float)i;
     CHECK_OK(dg_feed(x, xv, 64));
@@ -197,20 +191,6 @@ static model build(int tuning) {
     return m;
 }
 
-static int same_state(const model *a, const model *b) {
-    int n = dg_graph_node_count(a->g);
-    CHECK(n == dg_graph_node_count(b->g));
-    for (int i = 0; i < n; i++) {
-        dg_node *u = dg_graph_node(a->g, i), *v = dg_graph_node(b->g, i);
-        dg_node_kind k = dg_node_kind_of(u);
-        if (k != DG_PARAM && k != DG_STATE) continue;
-        if (dg_node_numel(u) != dg_node_numel(v) ||
-            memcmp(dg_node_data(u), dg_node_data(v), (size_t)dg_node_numel(u) * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
-
 static void training_is_bitwise_the_same(void) {
     static float x[64 * 300], y[64];
     for (int threads = 2; threads <= 3; threads++) {
@@ -232,7 +212,8 @@ static void training_is_bitwise_the_same(void) {
                       threads, s, (double)lt, (double)lu);
             CHECK(dg_graph_serial_nodes(u.g) == 0);
         }
-        CHECK_MSG(same_state(&t, &u), "%d threads: parameters differ with tuning", threads);
+        CHECK_MSG(test_same_weights(t.g, u.g), "%d threads: parameters differ with tuning",
+                  threads);
         dg_graph_free(t.g);
         dg_graph_free(u.g);
     }

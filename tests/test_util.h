@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int test_failures = 0, test_checks = 0;
 
@@ -59,6 +60,23 @@ static inline void test_fill(dg_node *n, float lo, float hi) {
     float *d = dg_node_data(n);
     for (int64_t i = 0; i < dg_node_numel(n); i++) d[i] = test_uniform(lo, hi);
     dg_feed(n, d, dg_node_numel(n)); /* marks inputs as fed */
+}
+
+/* 1 if graphs a and b (built the same way) hold bitwise the same parameters and optimizer
+ * state, and hold at least one. */
+static inline int test_same_weights(dg_graph *a, dg_graph *b) {
+    int n = dg_graph_node_count(a), compared = 0;
+    if (n != dg_graph_node_count(b)) return 0;
+    for (int i = 0; i < n; i++) {
+        dg_node *u = dg_graph_node(a, i), *v = dg_graph_node(b, i);
+        dg_node_kind k = dg_node_kind_of(u);
+        if (k != DG_PARAM && k != DG_STATE) continue;
+        if (dg_node_numel(u) != dg_node_numel(v) ||
+            memcmp(dg_node_data(u), dg_node_data(v), (size_t)dg_node_numel(u) * sizeof(float)))
+            return 0;
+        compared++;
+    }
+    return compared > 0;
 }
 
 #endif

@@ -2,12 +2,13 @@
  * sum, the thread pool under them, and the floating-point mode kernels run in.
  *
  * The pool. A parallel loop is cut into chunks that the calling thread and the pool's
- * workers claim, each its own share first and then what the others left; the caller never waits for
- * a worker that has not started, only for chunks a worker has claimed. On a quiet machine the
- * workers spin briefly between loops and pick up work within microseconds; on a machine whose other
- * cores are busy with other processes a worker that is not scheduled simply gets no work,
- * and the caller finishes the loop alone instead of waiting out a time slice at a barrier
- * (OpenMP's fork/join did, costing up to 100 times the work of a small model). Which
+ * workers claim, each its own share first and then what the others left; the caller never
+ * waits for a worker that has not started, only for chunks a worker has claimed. On a quiet
+ * machine the workers spin briefly between loops and pick up work within microseconds; on
+ * a machine whose other cores are busy with other processes a worker that is not scheduled
+ * simply gets no work, and the caller finishes the loop alone instead of waiting out a
+ * time slice at a barrier (OpenMP's fork/join did, costing up to 100 times the work of a
+ * small model). Which
  * thread runs a chunk never matters: every index is written by exactly one chunk, and
  * sums combine fixed blocks in a fixed order, so results are bitwise identical for any
  * thread count and any scheduling. Loops started while the pool is busy (another thread
