@@ -139,6 +139,13 @@ dg_node *dg_scalar(dg_graph *g, float value);
  *  node's element count; for a batch input (see dg_input) any positive multiple of one
  *  row's element count, which sets its number of rows. On error the node is unchanged. */
 dg_status dg_feed(dg_node *node, const float *data, int64_t n);
+/** Like dg_feed for an input, without the copy: runs read the input straight from `data`
+ *  (which need not be aligned) until the next dg_feed or dg_feed_ref of it, so the caller
+ *  keeps that memory alive and unchanged while runs use it (a batch can be a slice of the
+ *  whole data set). The library never writes it: a run whose ops would write the input in
+ *  place fails with DG_ERR_STATE. Only inputs (DG_INPUT) can be fed by reference; on error
+ *  the node is unchanged. */
+dg_status dg_feed_ref(dg_node *node, const float *data, int64_t n);
 /** Copies the node's current values into out (capacity n, which must be >= numel).
  *  DG_ERR_STATE if the node holds no value now (see dg_node_data). */
 dg_status dg_read(const dg_node *node, float *out, int64_t n);
@@ -160,10 +167,10 @@ dg_shape dg_node_shape(const dg_node *n);
 int64_t dg_node_numel(const dg_node *n);
 /** The node's value buffer (numel floats, 64-byte aligned), owned by the graph. Writing to
  *  it is how kernels produce results and how users initialise parameters in place. Leaves
- *  always have one. An op result has one after a run that computed it if it persists (a
- *  run target, a parameter's gradient, dg_keep, dg_set_keep_all), and during a run; other
- *  results live in memory the plan reuses, so outside a run this returns NULL and records
- *  a DG_ERR_STATE message saying so. */
+ *  always have one (for an input fed with dg_feed_ref: the caller's memory). An op result has one
+ * after a run that computed it if it persists (a run target, a parameter's gradient, dg_keep,
+ * dg_set_keep_all), and during a run; other results live in memory the plan reuses, so outside a
+ * run this returns NULL and records a DG_ERR_STATE message saying so. */
 float *dg_node_data(const dg_node *n);
 /** The node's name, or NULL. */
 const char *dg_node_name(const dg_node *n);

@@ -461,41 +461,74 @@ static const char *node_label(const dg_node *n, char *buf, size_t size) {
     return buf;
 }
 
+/* Checks a feed of n values into node and sets the node's shape for it (a batch input
+ * takes the rows). On error the node is unchanged. */
+static dg_status feed_shape(dg_node *node, int64_t n, const char *who, const char *nm) {
+    char sb[64];
+    if (!node->batch_input) {
+        if (n == node->numel) return DG_OK;
+        return dg_set_error(node->graph, DG_ERR_SHAPE,
+                            "%s: %s has shape %s (%lld elements) but %lld values were given", who,
+                            nm, dg_shape_str(node->shape, sb, sizeof sb), (long long)node->numel,
+                            (long long)n);
+    }
+    int64_t row = node->numel / node->shape.dim[0];
+    dg_shape rs = node->shape;
+    rs.dim[0] = 1;
+    if (n < 1 || n % row != 0)
+        return dg_set_error(node->graph, DG_ERR_SHAPE,
+                            "%s: %s is a batch input of rows of %lld values (%s per row); "
+                            "%lld values are not a whole number of rows",
+                            who, nm, (long long)row, dg_shape_str(rs, sb, sizeof sb), (long long)n);
+    if (n / row != node->shape.dim[0]) node->graph->feed_epoch++;
+    node->shape.dim[0] = n / row;
+    node->numel = n;
+    node->shape_batch = node->shape.dim[0];
+    return DG_OK;
+}
+
 dg_status dg_feed(dg_node *node, const float *data, int64_t n) {
     if (!node) return dg_set_error(NULL, DG_ERR_NULL, "feed: node is NULL");
-    char sb[64], nm[300];
+    char nm[300];
     node_label(node, nm, sizeof nm);
     if (!data) return dg_set_error(node->graph, DG_ERR_NULL, "feed: data is NULL for %s", nm);
     if (node->kind == DG_OP_NODE)
         return dg_set_error(node->graph, DG_ERR_ARG, "feed: %s (op %s) is computed, not a leaf", nm,
                             node->op->name);
-    if (node->batch_input) {
-        int64_t row = node->numel / node->shape.dim[0];
-        dg_shape rs = node->shape;
-        rs.dim[0] = 1;
-        if (n < 1 || n % row != 0)
-            return dg_set_error(node->graph, DG_ERR_SHAPE,
-                                "feed: %s is a batch input of rows of %lld values (%s per row); "
-                                "%lld values are not a whole number of rows",
-                                nm, (long long)row, dg_shape_str(rs, sb, sizeof sb), (long long)n);
-        int64_t old_rows = node->shape.dim[0], old_numel = node->numel;
-        node->shape.dim[0] = n / row;
-        node->numel = n;
-        if (dg__ensure_own(node) != DG_OK) {
-            node->shape.dim[0] = old_rows;
-            node->numel = old_numel;
-            return dg__prefix_error(node->graph, DG_ERR_NOMEM, "feed");
-        }
-        node->value = node->own;
-        node->shape_batch = node->shape.dim[0];
-        if (node->shape.dim[0] != old_rows) node->graph->feed_epoch++;
-    } else if (n != node->numel) {
-        return dg_set_error(node->graph, DG_ERR_SHAPE,
-                            "feed: %s has shape %s (%lld elements) but %lld values were given", nm,
-                            dg_shape_str(node->shape, sb, sizeof sb), (long long)node->numel,
-                            (long long)n);
+    dg_shape old_shape = node->shape;
+    int64_t old_numel = node->numel, old_batch = node->shape_batch,
+            old_epoch = node->graph->feed_epoch;
+    dg_status s = feed_shape(node, n, "feed", nm);
+    if (s != DG_OK) return s;
+    if (dg__ensure_own(node) != DG_OK) {
+        node->shape = old_shape;
+        node->numel = old_numel;
+        node->shape_batch = old_batch;
+        node->graph->feed_epoch = old_epoch;
+        return dg__prefix_error(node->graph, DG_ERR_NOMEM, "feed");
     }
-    if (data != node->value) memcpy(node->value, data, (size_t)n * sizeof(float));
+    /* data may be the node's own buffer (filled through dg_node_data) */
+    if (data != node->own) memcpy(node->own, data, (size_t)n * sizeof(float));
+    node->value = node->own;
+    node->by_ref = 0;
+    node->fed = 1;
+    return DG_OK;
+}
+
+dg_status dg_feed_ref(dg_node *node, const float *data, int64_t n) {
+    if (!node) return dg_set_error(NULL, DG_ERR_NULL, "feed_ref: node is NULL");
+    char nm[300];
+    node_label(node, nm, sizeof nm);
+    if (!data) return dg_set_error(node->graph, DG_ERR_NULL, "feed_ref: data is NULL for %s", nm);
+    if (node->kind != DG_INPUT)
+        return dg_set_error(node->graph, DG_ERR_ARG,
+                            "feed_ref: %s is a %s; only inputs read the caller's memory (the "
+                            "library writes parameters and state, and owns constants)",
+                            nm, dg_node_op_name(node));
+    dg_status s = feed_shape(node, n, "feed_ref", nm);
+    if (s != DG_OK) return s;
+    node->value = (float *)data; /* never written: a run refuses ops that write it */
+    node->by_ref = 1;
     node->fed = 1;
     return DG_OK;
 }

@@ -49,6 +49,7 @@ struct dg_node {
     dg_arena_mark made_at; /* build arena position before this node */
     unsigned requires_grad : 1;
     unsigned fed : 1;         /* inputs: data was fed at least once */
+    unsigned by_ref : 1;      /* inputs: `value` is the caller's memory (dg_feed_ref) */
     unsigned batch_input : 1; /* input whose leading dimension is DG_BATCH */
     unsigned batch_dep : 1;   /* shape may depend on the batch size */
     unsigned pinned : 1;      /* result persists: own buffer (target, dg_keep, param grad) */
