@@ -60,8 +60,9 @@ static int dagrad_run(const dg_dataset *d, const mlp *m, int threads, int epochs
         double t0 = bench_now(), sum = 0;
         for (int64_t start = 0; start < d->count; start += m->batch) {
             int64_t rows = d->count - start < m->batch ? d->count - start : m->batch;
-            if (dg_feed(x, d->images + start * px, rows * px) != DG_OK ||
-                dg_feed(y, d->labels + start, rows) != DG_OK || dg_optimizer_step(opt) != DG_OK) {
+            if (dg_feed_ref(x, d->images + start * px, rows * px) != DG_OK ||
+                dg_feed_ref(y, d->labels + start, rows) != DG_OK ||
+                dg_optimizer_step(opt) != DG_OK) {
                 fprintf(stderr, "bench_mlp: %s\n", dg_graph_error(g));
                 dg_graph_free(g);
                 return -1;

@@ -272,7 +272,7 @@ static int evaluate(model *m, const split *s, double *loss, double *acc) {
     dg_set_training(m->g, 0);
     for (int64_t start = 0; start < s->count; start += EVAL_BATCH) {
         int64_t n = s->count - start < EVAL_BATCH ? s->count - start : EVAL_BATCH;
-        if (dg_feed(m->x, s->images + start * px, n * px) != DG_OK ||
+        if (dg_feed_ref(m->x, s->images + start * px, n * px) != DG_OK ||
             dg_run(m->g, m->probs) != DG_OK) {
             dg_set_training(m->g, 1);
             return ex_fail(PROG, m->g, "evaluating");
@@ -672,9 +672,10 @@ static int train(const options *o, const split *tr, const split *te, model *tm, 
                 yb[i] = tr->labels[k];
             }
             /* a process without rows in a last small batch steps on one row, weight 0 */
+            /* fed by reference: the step reads xb and yb where they are, no copy */
             int64_t at = hi > lo ? lo : 0, fed = hi > lo ? hi - lo : 1;
-            if (dg_feed(tm->x, xb + at * px, fed * px) != DG_OK ||
-                dg_feed(tm->y, yb + at, fed) != DG_OK ||
+            if (dg_feed_ref(tm->x, xb + at * px, fed * px) != DG_OK ||
+                dg_feed_ref(tm->y, yb + at, fed) != DG_OK ||
                 ex_dist_step(o->dist, tm->g, 3, targets, lo, hi) != DG_OK) {
                 ex_progress_finish(&bar);
                 rc = ex_fail(PROG, tm->g, "training step");

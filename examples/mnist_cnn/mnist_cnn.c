@@ -201,7 +201,7 @@ static int evaluate(model *m, const options *o, const split *s, double *loss, do
     ex_dist_shard(o->dist, s->count, &lo, &hi);
     for (int64_t start = lo; start < hi && rc == 0; start += o->eval_batch) {
         int64_t n = hi - start < o->eval_batch ? hi - start : o->eval_batch;
-        if (dg_feed(m->x, s->images + start * PIXELS, n * PIXELS) != DG_OK ||
+        if (dg_feed_ref(m->x, s->images + start * PIXELS, n * PIXELS) != DG_OK ||
             dg_run(m->g, m->probs) != DG_OK) {
             rc = ex_fail(PROG, m->g, "evaluating");
             break;
@@ -388,10 +388,11 @@ static int train(const options *o, model *m, const split *tr, const split *te, d
                 yb[i] = tr->labels[k];
             }
             /* a process without rows in a last small batch steps on one row, weight 0 */
+            /* fed by reference: the step reads xb and yb where they are, no copy */
             int64_t at = hi > lo ? lo : 0, fed = hi > lo ? hi - lo : 1;
             if (hi == lo) memcpy(xb, tr->images, sizeof(float) * PIXELS), yb[0] = tr->labels[0];
-            if (dg_feed(m->x, xb + at * PIXELS, fed * PIXELS) != DG_OK ||
-                dg_feed(m->y, yb + at, fed) != DG_OK ||
+            if (dg_feed_ref(m->x, xb + at * PIXELS, fed * PIXELS) != DG_OK ||
+                dg_feed_ref(m->y, yb + at, fed) != DG_OK ||
                 ex_dist_step(o->dist, m->g, 2, targets, lo, hi) != DG_OK) {
                 ex_progress_finish(&bar);
                 rc = ex_fail(PROG, m->g, "training step");
