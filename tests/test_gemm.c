@@ -1,6 +1,6 @@
 /* dg_gemm against a double-precision reference: all four transposition combinations, odd
- * sizes around every tile and block edge, leading dimensions wider than the matrix,
- * accumulation into C, and bitwise-identical results for 1, 2 and 3 threads and (AVX-512)
+ * sizes around every tile and block edge, short and long k, leading dimensions wider than the
+ * matrix, accumulation into C, and bitwise-identical results for 1, 2 and 3 threads and (AVX-512)
  * for the packed and direct paths. Every kernel the CPU supports (AVX-512, AVX2, portable)
  * is exercised, not just the default one. */
 #include "test_util.h"
@@ -100,6 +100,14 @@ static void all_cases(void) {
                     check_case(ta, tb, sizes[i], sizes[j], 33, (i + j) & 1);
                     if (sizes[i] * sizes[j] >= 100) check_case(ta, tb, sizes[i], sizes[j], 300, 1);
                 }
+            /* short k (the AVX-512 short-k tile holds up to 20 steps of B in registers)
+             * and one past it, one B vector wide and wider, row counts around 8, 4, 2, 1 */
+            static const int64_t short_k[] = {2, 13, 20, 21};
+            for (int q = 0; q < 4; q++) {
+                check_case(ta, tb, 31, 10, short_k[q], q & 1);
+                check_case(ta, tb, 8, 16, short_k[q], 1);
+                check_case(ta, tb, 35, 19, short_k[q], 0);
+            }
             check_case(ta, tb, 4, 5, 1, 0);
             check_case(ta, tb, 1, 1, 1, 1);
             check_case(ta, tb, 1, 300, 257, 0);

@@ -483,6 +483,13 @@ int dg__gemm_done(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, con
                       block_nc(kern), done, ctx};
     /* The packed kernel does ~16 flops per elementary step, hence the divisor. */
     int threads = dg__threads_for(2 * m * n * k / 16);
+    if (threads == 1) { /* the whole product as one region, without the grid's arithmetic */
+        if (direct)
+            direct_region(&g, 0, m, 0, n);
+        else
+            region(&g, 0, m, 0, n);
+        return done != NULL;
+    }
     choose_grid(&g, threads);
     int64_t regions = (int64_t)g.tm * g.tn;
     dg__parallel_for(regions, 2 * m * n * k / 16 / regions, region_range, &g);

@@ -172,6 +172,42 @@ static const direct_tile_fn direct_fns[2][2][6] = {
 static void pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int w,
                         float *dst);
 
+/* Short-k tile: all kc <= KREGS rows of a one-vector B strip sit in registers while rows of
+ * A (stored along k) stream past R at a time. The k loop is unrolled, so each A element is
+ * a broadcast at a fixed offset from its row's start: no address arithmetic per step (the
+ * general direct tile needs one pointer per row, more than there are registers for 28 rows,
+ * and spends its time reloading them). Same arithmetic as tile_direct: one zero-started FMA
+ * chain per element, in increasing k. */
+#define KREGS 20
+AVX512_INLINE void rows_kregs(const int R, int kc, const float *a, int64_t lda, const __m512 *bv,
+                              __mmask16 m0, float *c, int64_t ldc, int add) {
+    __m512 acc[8][1];
+    const __mmask16 m1 = 0; /* (STORE_TILE names it; one vector wide, it is never used) */
+    _Pragma("GCC unroll 8") for (int i = 0; i < R; i++) acc[i][0] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 20") for (int p = 0; p < KREGS; p++) {
+        if (p == kc) break;
+        _Pragma("GCC unroll 8") for (int i = 0; i < R; i++) acc[i][0] =
+            _mm512_fmadd_ps(_mm512_set1_ps(a[(int64_t)i * lda + p]), bv[p], acc[i][0]);
+    }
+    STORE_TILE(R, 1);
+}
+
+/* Rows [0, rows) of C's one-vector strip by short-k tiles of 8 rows, then 4, 2, 1. */
+__attribute__((target("avx512f"))) static void strip_kregs(int kc, const float *a, int64_t lda,
+                                                           const float *b, int64_t ldbk,
+                                                           __mmask16 m0, int64_t rows, float *c,
+                                                           int64_t ldc, int add) {
+    __m512 bv[KREGS];
+    _Pragma("GCC unroll 20") for (int p = 0; p < KREGS; p++) bv[p] =
+        p < kc ? _mm512_maskz_loadu_ps(m0, b + p * ldbk) : _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; rows - i >= 8; i += 8)
+        rows_kregs(8, kc, a + i * lda, lda, bv, m0, c + i * ldc, ldc, add);
+    if (rows - i >= 4) rows_kregs(4, kc, a + i * lda, lda, bv, m0, c + i * ldc, ldc, add), i += 4;
+    if (rows - i >= 2) rows_kregs(2, kc, a + i * lda, lda, bv, m0, c + i * ldc, ldc, add), i += 2;
+    if (rows - i >= 1) rows_kregs(1, kc, a + i * lda, lda, bv, m0, c + i * ldc, ldc, add);
+}
+
 /* Column tile for op(A) stored along m (A transposed) and few columns: vectors run down 32
  * rows of C (two masked loads of an A row per k step, every lane useful even when n = 10)
  * and each of the NJ <= 12 columns of op(B) is a broadcast, so 2 NJ FMAs per step; the
@@ -298,6 +334,11 @@ __attribute__((target("avx512f"))) static void direct_avx512(const dg_gemm_args 
             int nv = w > 16 ? 2 : 1;
             __mmask16 m0, m1;
             col_masks(w, &m0, &m1);
+            if (nv == 1 && !g->ta && kc <= KREGS) {
+                strip_kregs((int)kc, g->a + i0 * g->lda + pc, g->lda, b, ldbk, m0, i1 - i0,
+                            g->c + i0 * g->ldc + j, g->ldc, add);
+                continue;
+            }
             for (int64_t i = i0; i < i1;) {
                 int h = 0;
                 while (direct_heights[nv - 1][h] > i1 - i) h++;
