@@ -11,9 +11,11 @@
  * The FLOP floor is 6 x sum(fan_in x fan_out) flops per image (forward, and the two
  * products of backward) at the measured FMA peak of the cores used.
  * --hog runs everything again with another process spinning on one core (a busy machine).
+ * --no-tuning turns dagrad's thread tuning off (every loop big enough splits; see
+ * dg_set_thread_tuning), to show what the tuning decides.
  *
  * usage: bench_mlp [--data DIR] [--epochs N] [--threads 1,2] [--models w1,w2] [--no-torch]
- *                  [--hog] [--hog-only]
+ *                  [--hog] [--hog-only] [--no-tuning]
  *   DIR: the IDX files; default $DG_MNIST_DIR, else ../shared/data/mnist next to the source
  *   tree. */
 #include "bench_common.h"
@@ -37,11 +39,14 @@ static const mlp MODELS[2] = {{"W1", {50, 20}, 32}, {"W2", {512, 256}, 128}};
 
 enum { MAX_EPOCHS = 64 };
 
+static int thread_tuning = 1; /* --no-tuning: 0 */
+
 /* Trains `epochs` epochs; times[e] = seconds of epoch e. Returns 0, or -1 on error. */
 static int dagrad_run(const dg_dataset *d, const mlp *m, int threads, int epochs, double *times,
                       double *loss) {
     dg_set_num_threads(threads);
     dg_graph *g = dg_graph_new(0);
+    dg_set_thread_tuning(g, thread_tuning);
     int64_t px = d->rows * d->cols;
     dg_node *x = dg_input(g, "x", dg_shape2(DG_BATCH, px));
     dg_node *y = dg_input(g, "y", dg_shape1(DG_BATCH));
@@ -179,10 +184,12 @@ int main(int argc, char **argv) {
             hog = 1;
         else if (!strcmp(argv[i], "--hog-only"))
             hog = hog_only = 1;
+        else if (!strcmp(argv[i], "--no-tuning"))
+            thread_tuning = 0;
         else {
             fprintf(stderr,
                     "usage: %s [--data DIR] [--epochs N] [--threads N[,M]] [--models w1,w2] "
-                    "[--no-torch] [--hog] [--hog-only]\n",
+                    "[--no-torch] [--hog] [--hog-only] [--no-tuning]\n",
                     argv[0]);
             return 2;
         }
@@ -209,6 +216,7 @@ int main(int argc, char **argv) {
            ct ? ct : "(unset)");
     printf("data: %lld images from %s; %d epochs per run, Adam lr 1e-3; times in seconds\n\n",
            (long long)d.count, dir, epochs);
+    if (!thread_tuning) printf("dagrad's thread tuning is off (--no-tuning)\n\n");
     if (!hog_only) run_table(&d, dir, epochs, threads, n_threads, models, use_torch, peak);
     if (hog) {
         printf("\nbusy machine: another process spins on one core throughout\n");
