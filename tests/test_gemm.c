@@ -108,6 +108,11 @@ static void all_cases(void) {
                 check_case(ta, tb, 8, 16, short_k[q], 1);
                 check_case(ta, tb, 35, 19, short_k[q], 0);
             }
+            /* few rows against a deep B: split by depth on 2 threads (4 slices) and on 2
+             * and 3 (6 slices), the parts added in order */
+            check_case(ta, tb, 32, 50, 784, ta);
+            check_case(ta, tb, 7, 10, 784, 1);
+            check_case(ta, tb, 20, 33, 1200, tb);
             check_case(ta, tb, 4, 5, 1, 0);
             check_case(ta, tb, 1, 1, 1, 1);
             check_case(ta, tb, 1, 300, 257, 0);

@@ -11,6 +11,8 @@
  *   A in place and B in place or from one small strip, so no time goes into packing data
  *   that is used only a few times;
  * - tiny (kernels without a direct path): a plain loop over rows of C.
+ * A direct product with few rows and a deep B is split among threads by depth (bands of k
+ * slices, see depth_band) rather than by rows, so each thread reads only its part of B.
  * In the packed and direct paths every element of C is the sum, slice by slice in
  * increasing k, of a zero-started in-order FMA chain, so neither the thread count, nor the
  * region grid, nor the path changes a single bit of the result.
@@ -164,6 +166,8 @@ typedef struct {
     int direct;           /* direct path, else packed */
     int64_t ru, cu;       /* regions are made of ru x cu units of C (whole micro-tiles) */
     int tm, tn;           /* region grid: tm row bands x tn column bands */
+    int tk;               /* > 1: depth bands instead (see depth_band); tm = tn = 1 */
+    float *parts;         /* depth bands: the results of the slices past band 0, m x n each */
     int64_t nc;           /* columns per B block */
     dg_gemm_done_fn done; /* NULL, or told of each finished block of C */
     void *done_ctx;
@@ -361,9 +365,76 @@ static void direct_region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t
     if (g->done) g->done(g->done_ctx, i0, i1, j0, j1); /* small: still in cache */
 }
 
+/* Depth bands. A product with few rows and a deep, wide B (a layer's weights, with a
+ * small batch) split into row bands has every thread read all of B, and the thread that
+ * updates a part of the weights afterwards is not the one that reads it next (each step
+ * moves B between cores). Split by depth instead, thread t reads only band t of the k
+ * slices: the rows of B that the same thread's row band of the weight gradient (op(A)^T
+ * times the gradient, split by rows) and its range of the optimizer update also touch.
+ * Band 0 sums its slices into C as usual; the other bands leave each slice's result (the
+ * same zero-started chain) in `parts`, which the caller adds to C slice by slice, in
+ * increasing k: the same sums in the same order as one thread, to the bit. */
+static gemm_problem slice_problem(const gemm_problem *g, int64_t s, int64_t ks, float *c,
+                                  int64_t ldc, int acc) {
+    gemm_problem q = *g;
+    int64_t p0 = s * ks;
+    q.p.k = g->p.k - p0 < ks ? g->p.k - p0 : ks;
+    q.p.a = g->p.ta ? g->p.a + p0 * g->p.lda : g->p.a + p0;
+    q.p.b = g->p.tb ? g->p.b + p0 : g->p.b + p0 * g->p.ldb;
+    q.p.c = c;
+    q.p.ldc = ldc;
+    q.p.acc = acc;
+    q.done = NULL;
+    return q;
+}
+
+static int64_t n_slices(int64_t k) {
+    int64_t ks = dg__gemm_slice(k);
+    return (k + ks - 1) / ks;
+}
+
+static void depth_band(const gemm_problem *g, int64_t t) {
+    const int64_t ks = dg__gemm_slice(g->p.k), slices = n_slices(g->p.k);
+    const int64_t s0 = slices * t / g->tk, s1 = slices * (t + 1) / g->tk;
+    const int64_t first_part = slices / g->tk, mn = g->p.m * g->p.n;
+    for (int64_t s = s0; s < s1; s++) {
+        gemm_problem q = t == 0
+                             ? slice_problem(g, s, ks, g->p.c, g->p.ldc, g->p.acc || s > 0)
+                             : slice_problem(g, s, ks, g->parts + (s - first_part) * mn, g->p.n, 0);
+        direct_region(&q, 0, q.p.m, 0, q.p.n);
+    }
+}
+
+/* Band 0 of C's rows takes the parts in order (see depth_band). */
+static void add_parts(const gemm_problem *g) {
+    const int64_t slices = n_slices(g->p.k), first_part = slices / g->tk, mn = g->p.m * g->p.n;
+    for (int64_t s = first_part; s < slices; s++) {
+        const float *part = g->parts + (s - first_part) * mn;
+        for (int64_t i = 0; i < g->p.m; i++) {
+            float *restrict c = g->p.c + i * g->p.ldc;
+            const float *restrict q = part + i * g->p.n;
+            for (int64_t j = 0; j < g->p.n; j++) c[j] += q[j];
+        }
+    }
+}
+
+/* Whether to split a direct product by depth among `threads`: few rows (the parts are
+ * small next to B), the slices divide evenly, and the parts fit in the caller's buffer
+ * after the direct path's own scratch. */
+static int use_depth_bands(const dg_gemm_args *p, int threads) {
+    int64_t slices = n_slices(p->k);
+    if (threads < 2 || slices < threads || slices % threads) return 0;
+    int64_t parts = (slices - slices / threads) * p->m * p->n;
+    return p->m * slices * 2 <= p->k && (size_t)parts <= BUF_FLOATS - (size_t)KC * 32;
+}
+
 /* Region t of the tm x tn grid: bands of whole units, split as evenly as possible. */
 static void region_range(void *ctx, int64_t lo, int64_t hi) {
     const gemm_problem *g = ctx;
+    if (g->tk > 1) {
+        for (int64_t t = lo; t < hi; t++) depth_band(g, t);
+        return;
+    }
     int64_t mt = (g->p.m + g->ru - 1) / g->ru, nt = (g->p.n + g->cu - 1) / g->cu;
     for (int64_t t = lo; t < hi; t++) {
         int64_t r = t / g->tn, q = t % g->tn;
@@ -479,8 +550,8 @@ int dg__gemm_done(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, con
         return done != NULL;
     }
     /* direct regions may cut anywhere (in 8-row steps for balance), packed ones at tiles */
-    gemm_problem g = {args,           kern, direct, direct ? 8 : kern->mr, kern->nr, 1, 1,
-                      block_nc(kern), done, ctx};
+    gemm_problem g = {args, kern, direct, direct ? 8 : kern->mr, kern->nr, 1,
+                      1,    1,    NULL,   block_nc(kern),        done,     ctx};
     /* The packed kernel does ~16 flops per elementary step, hence the divisor. */
     int threads = dg__threads_for(2 * m * n * k / 16);
     if (threads == 1) { /* the whole product as one region, without the grid's arithmetic */
@@ -488,6 +559,14 @@ int dg__gemm_done(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, con
             direct_region(&g, 0, m, 0, n);
         else
             region(&g, 0, m, 0, n);
+        return done != NULL;
+    }
+    if (direct && use_depth_bands(&args, threads) && (g.parts = pack_buffer()) != NULL) {
+        g.parts += (size_t)KC * 32; /* past the scratch of the band the caller runs */
+        g.tk = threads;
+        dg__parallel_for(threads, 2 * m * n * k / 16 / threads, region_range, &g);
+        add_parts(&g);
+        if (done) done(ctx, 0, m, 0, n);
         return done != NULL;
     }
     choose_grid(&g, threads);
