@@ -111,31 +111,12 @@ static void mistakes_leave_the_node_alone(void) {
     dg_graph_free(g);
 }
 
-/* copy_into(dst, src): writes src's values into the leaf dst in place. */
-static dg_status scalar_shape(dg_node *const *in, int n, const void *a, dg_shape *out, char *msg,
-                              size_t size) {
-    (void)in, (void)n, (void)a, (void)msg, (void)size;
-    *out = dg_shape0();
-    return DG_OK;
-}
-static dg_status copy_forward(dg_node *self) {
-    dg_node *dst = dg_node_input(self, 0), *src = dg_node_input(self, 1);
-    memcpy(dg_node_data(dst), dg_node_data(src), (size_t)dg_node_numel(dst) * sizeof(float));
-    dg_node_data(self)[0] = 0;
-    return DG_OK;
-}
-static const dg_op_def copy_op = {.name = "copy_into",
-                                  .n_inputs = 2,
-                                  .flags = DG_OP_NO_GRAD,
-                                  .writes = 1u << 0,
-                                  .infer_shape = scalar_shape,
-                                  .forward = copy_forward};
-
+/* copy_into (test_util.h) writes its first input in place */
 static void writers_are_refused(void) {
     dg_graph *g = dg_graph_new(1);
     dg_node *a = dg_input(g, "a", dg_shape1(3)), *b = dg_input(g, "b", dg_shape1(3));
     dg_node *ab[2] = {a, b};
-    dg_node *c = dg_apply(g, &copy_op, 2, ab, NULL, 0);
+    dg_node *c = dg_apply(g, &test_copy_into_op, 2, ab, NULL, 0);
     CHECK(c != NULL);
     float av[3] = {1, 2, 3};
     const float bv[3] = {4, 5, 6};

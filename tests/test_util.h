@@ -79,4 +79,25 @@ static inline int test_same_weights(dg_graph *a, dg_graph *b) {
     return compared > 0;
 }
 
+/* copy_into(dst, src): writes src's values into the leaf dst in place (declared in
+ * `writes`); its own value is a scalar 0. For tests of ops that write leaves. */
+static inline dg_status test_scalar_shape(dg_node *const *in, int n, const void *a, dg_shape *out,
+                                          char *msg, size_t size) {
+    (void)in, (void)n, (void)a, (void)msg, (void)size;
+    *out = dg_shape0();
+    return DG_OK;
+}
+static inline dg_status test_copy_forward(dg_node *self) {
+    dg_node *dst = dg_node_input(self, 0), *src = dg_node_input(self, 1);
+    memcpy(dg_node_data(dst), dg_node_data(src), (size_t)dg_node_numel(dst) * sizeof(float));
+    dg_node_data(self)[0] = 0;
+    return DG_OK;
+}
+static const dg_op_def test_copy_into_op = {.name = "copy_into",
+                                            .n_inputs = 2,
+                                            .flags = DG_OP_NO_GRAD,
+                                            .writes = 1u << 0,
+                                            .infer_shape = test_scalar_shape,
+                                            .forward = test_copy_forward};
+
 #endif

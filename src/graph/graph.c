@@ -487,19 +487,26 @@ static dg_status feed_shape(dg_node *node, int64_t n, const char *who, const cha
     return DG_OK;
 }
 
+/* The checks every feed starts with; fills nm with the node's label for messages. */
+static dg_status feed_begin(const dg_node *node, const float *data, const char *who, char *nm,
+                            size_t size) {
+    if (!node) return dg_set_error(NULL, DG_ERR_NULL, "%s: node is NULL", who);
+    node_label(node, nm, size);
+    if (!data) return dg_set_error(node->graph, DG_ERR_NULL, "%s: data is NULL for %s", who, nm);
+    return DG_OK;
+}
+
 dg_status dg_feed(dg_node *node, const float *data, int64_t n) {
-    if (!node) return dg_set_error(NULL, DG_ERR_NULL, "feed: node is NULL");
     char nm[300];
-    node_label(node, nm, sizeof nm);
-    if (!data) return dg_set_error(node->graph, DG_ERR_NULL, "feed: data is NULL for %s", nm);
+    dg_status s = feed_begin(node, data, "feed", nm, sizeof nm);
+    if (s != DG_OK) return s;
     if (node->kind == DG_OP_NODE)
         return dg_set_error(node->graph, DG_ERR_ARG, "feed: %s (op %s) is computed, not a leaf", nm,
                             node->op->name);
     dg_shape old_shape = node->shape;
     int64_t old_numel = node->numel, old_batch = node->shape_batch,
             old_epoch = node->graph->feed_epoch;
-    dg_status s = feed_shape(node, n, "feed", nm);
-    if (s != DG_OK) return s;
+    if ((s = feed_shape(node, n, "feed", nm)) != DG_OK) return s;
     if (dg__ensure_own(node) != DG_OK) {
         node->shape = old_shape;
         node->numel = old_numel;
@@ -516,17 +523,15 @@ dg_status dg_feed(dg_node *node, const float *data, int64_t n) {
 }
 
 dg_status dg_feed_ref(dg_node *node, const float *data, int64_t n) {
-    if (!node) return dg_set_error(NULL, DG_ERR_NULL, "feed_ref: node is NULL");
     char nm[300];
-    node_label(node, nm, sizeof nm);
-    if (!data) return dg_set_error(node->graph, DG_ERR_NULL, "feed_ref: data is NULL for %s", nm);
+    dg_status s = feed_begin(node, data, "feed_ref", nm, sizeof nm);
+    if (s != DG_OK) return s;
     if (node->kind != DG_INPUT)
         return dg_set_error(node->graph, DG_ERR_ARG,
                             "feed_ref: %s is a %s; only inputs read the caller's memory (the "
                             "library writes parameters and state, and owns constants)",
                             nm, dg_node_op_name(node));
-    dg_status s = feed_shape(node, n, "feed_ref", nm);
-    if (s != DG_OK) return s;
+    if ((s = feed_shape(node, n, "feed_ref", nm)) != DG_OK) return s;
     node->value = (float *)data; /* never written: a run refuses ops that write it */
     node->by_ref = 1;
     node->fed = 1;

@@ -405,7 +405,7 @@ static void depth_band(const gemm_problem *g, int64_t t) {
     }
 }
 
-/* Band 0 of C's rows takes the parts in order (see depth_band). */
+/* After the bands: C += each part, in increasing k (see depth_band). */
 static void add_parts(const gemm_problem *g) {
     const int64_t slices = n_slices(g->p.k), first_part = slices / g->tk, mn = g->p.m * g->p.n;
     for (int64_t s = first_part; s < slices; s++) {
