@@ -5,6 +5,9 @@
  *     wait) is split at first, run alone in the serial trials, and then kept alone: one
  *     call of its range function per run, and dg_graph_serial_nodes counts it;
  *   - a custom op whose split loop takes half the time of one pass stays split;
+ *   - one whose split loop pays during the trials and then stops paying (the worker's
+ *     share gets four times slower, as when another process takes the worker's core) is
+ *     split after the trials and made serial by the check of the runs that follow;
  *   - with dg_set_thread_tuning(g, 0) it stays split, and on one thread nothing is tuned:
  *     no node is made serial;
  *   - changing the thread count starts the tuning again (split, trials, then alone again);
@@ -15,10 +18,13 @@
 
 #include <dagrad/opkit.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
 static int range_calls; /* calls of the custom op's range function in the latest run */
+static int runs;        /* runs of the custom op since the test reset it */
+static pthread_t main_thread;
 
 static void wait_us(double us) {
     struct timespec a, b;
@@ -34,6 +40,8 @@ typedef enum {
     SLEEPY,     /* 16 ms per whole pass in proportion to the range, asleep: split over two
                  * threads the loop takes about half as long, even on a machine whose cores
                  * are busy (a worker woken late still finds most of its share waiting) */
+    SOURING,    /* SLEEPY for the first 48 runs (settling and trials), then four times as
+                 * long for the part a worker runs */
 } cost_kind;
 
 typedef struct {
@@ -48,7 +56,10 @@ static void slow_range(void *ctx, int64_t lo, int64_t hi) {
     if (c->kind == FIXED_COST) {
         wait_us(300);
     } else {
-        struct timespec t = {0, (long)(16e6 * (double)(hi - lo) / 64.0)};
+        int slow_worker =
+            c->kind == SOURING && runs > 48 && !pthread_equal(pthread_self(), main_thread);
+        double ns = 16e6 * (double)(hi - lo) / 64.0 * (slow_worker ? 4 : 1);
+        struct timespec t = {(time_t)(ns / 1e9), (long)fmod(ns, 1e9)};
         nanosleep(&t, NULL);
     }
     for (int64_t i = lo; i < hi; i++) c->y[i] = 3.0f * c->x[i] + 1.0f;
@@ -58,6 +69,7 @@ static dg_status slow_forward(dg_node *self) {
     slow_ctx c = {dg_node_data(dg_node_input(self, 0)), dg_node_data(self),
                   *(const cost_kind *)dg_node_attrs(self)};
     range_calls = 0;
+    runs++;
     /* cost per element high enough that dg_parallel_for always asks for threads */
     dg_parallel_for(dg_node_numel(self), 1 << 20, slow_range, &c);
     return DG_OK;
@@ -151,7 +163,8 @@ static int sleepy_stays_split(void) {
     float xv[64];
     for (int i = 0; i < 64; i++) xv[i] = 0.5f * (float)i;
     CHECK_OK(dg_feed(x, xv, 64));
-    for (int run = 1; run <= 60; run++) CHECK_OK(dg_run(g, y));
+    /* past the trials (run 48) and the check of the runs after them (run 112) */
+    for (int run = 1; run <= 120; run++) CHECK_OK(dg_run(g, y));
     for (int i = 0; i < 64; i++) CHECK(dg_node_data(y)[i] == 3.0f * xv[i] + 1.0f);
     int split = dg_graph_serial_nodes(g) == 0;
     dg_graph_free(g);
@@ -165,6 +178,36 @@ static void tuner_keeps_a_split_that_pays(void) {
     int kept = 0;
     for (int attempt = 0; attempt < 3 && !kept; attempt++) kept = sleepy_stays_split();
     CHECK_MSG(kept, "a split that halves the time was made serial three times");
+}
+
+/* 1 if the souring op ran split after the trials (run 49 on) and was serial after the
+ * check (run 112 on). */
+static int souring_split_is_taken_back(void) {
+    dg_graph *g = dg_graph_new(1);
+    dg_node *x = dg_input(g, "x", dg_shape1(64));
+    dg_node *y = slow(g, x, SOURING);
+    float xv[64];
+    for (int i = 0; i < 64; i++) xv[i] = 0.5f * (float)i;
+    CHECK_OK(dg_feed(x, xv, 64));
+    runs = 0;
+    int split_in_check = 0, serial_after = 0;
+    for (int run = 1; run <= 120; run++) {
+        CHECK_OK(dg_run(g, y));
+        if (run >= 49 && run <= 60) split_in_check += range_calls > 1;
+        if (run >= 113) serial_after += dg_graph_serial_nodes(g) == 1 && range_calls == 1;
+    }
+    for (int i = 0; i < 64; i++) CHECK(dg_node_data(y)[i] == 3.0f * xv[i] + 1.0f);
+    dg_graph_free(g);
+    return split_in_check > 0 && serial_after == 8;
+}
+
+static void tuner_takes_back_a_split_that_stops_paying(void) {
+    dg_set_num_threads(2);
+    main_thread = pthread_self();
+    int taken_back = 0; /* (the trials themselves may already decide against it: retry) */
+    for (int attempt = 0; attempt < 3 && !taken_back; attempt++)
+        taken_back = souring_split_is_taken_back();
+    CHECK_MSG(taken_back, "a split that stopped paying after the trials stayed split");
 }
 
 /* ---- training with tuning on and off ---- */
@@ -222,6 +265,7 @@ static void training_is_bitwise_the_same(void) {
 int main(void) {
     tuner_runs_a_costly_split_alone();
     tuner_keeps_a_split_that_pays();
+    tuner_takes_back_a_split_that_stops_paying();
     training_is_bitwise_the_same();
     return test_summary("engine_tuning");
 }

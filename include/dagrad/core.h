@@ -275,9 +275,10 @@ int dg_graph_fused_nodes(const dg_graph *g);
  *  machines and, on virtual machines, over time. So each plan (for each batch size) times
  *  itself: after 32 runs as usual it times 8 runs with every loop on the calling thread
  *  and 8 with loops split, and keeps every loop on the calling thread unless splitting was
- *  at least 3% faster. It measures again every 2048 runs and when the thread count
- *  changes. Results are bitwise the same either way; off, every loop large enough is split
- *  (the thread count's plain meaning). */
+ *  at least 3% faster; when it keeps them split, it times the next 64 runs as well and
+ *  goes back to the calling thread unless they beat the serial ones on average. It
+ *  measures again every 2048 runs and when the thread count changes. Results are bitwise the same
+ * either way; off, every loop large enough is split (the thread count's plain meaning). */
 void dg_set_thread_tuning(dg_graph *g, int on);
 /** How many nodes of the graph's latest run would have split their loops over threads
  *  but ran on the calling thread because thread tuning measured that splitting did not pay. */

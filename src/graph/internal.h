@@ -76,10 +76,13 @@ typedef struct dg_layout {
      * epilogue (0 for most); positions inside a group hold -1 */
     int *group;
     /* thread tuning (run.c): whether runs keep every loop on the calling thread, how many
-     * nodes asked for threads, the fastest trial run each way, and the runs since the
-     * tuning started for `tune_threads` threads */
+     * nodes asked for threads, the timed trial runs each way ([1]: on the calling thread)
+     * summed and their slowest, the split runs timed after the trials (seconds, count),
+     * and the runs since the tuning started for `tune_threads` threads */
     int tune_serial, tune_nodes;
-    float tune_t_serial, tune_t_parallel;
+    float tune_sum[2], tune_max[2];
+    float tune_check;
+    int tune_check_n;
     int64_t tune_runs;
     int tune_threads;
 } dg_layout;

@@ -219,12 +219,21 @@ static dg_status run_group(dg_graph *g, const dg_plan *p, const dg_layout *l, in
  *     them counts the nodes whose loops ask for threads (none: nothing to tune);
  *   - TUNE_TRIALS runs with every loop on the calling thread, as many with loops split;
  *     whole runs in a row of one kind, so each is timed with the data where that choice
- *     leaves it and with the workers as awake as it keeps them;
- *   - the layout's runs then stay on the calling thread unless the fastest split run took
- *     under TUNE_GAIN of the fastest serial one.
+ *     leaves it and with the workers as awake as it keeps them (the first of each kind
+ *     only moves the data and wakes or idles the workers, and is not timed);
+ *   - the layout's runs then stay on the calling thread unless the split runs took under
+ *     TUNE_GAIN of the serial ones' time, each kind's slowest run left out (so one hiccup
+ *     of the host does not decide);
+ *   - if loops stay split, the next TUNE_CHECK runs are timed too, and loops go back to
+ *     the calling thread unless those runs were faster on average than the serial trials.
+ *     A few milliseconds of trials can flatter splitting: on a machine where another
+ *     process holds a core, the worker sharing that core may have it during the trials
+ *     and then get half of it (W2 on 2 threads with a busy core: trials 1.55 ms a step
+ *     split against 2.03 serial, then 1.15-1.25 s per epoch split against 0.86-0.96 s
+ *     serial, in about half the runs before this check).
  * Results do not depend on the choice: every kernel computes the same bits on any number of
  * threads. */
-enum { TUNE_SETTLE = 32, TUNE_TRIALS = 8, TUNE_EVERY = 2048 };
+enum { TUNE_SETTLE = 32, TUNE_TRIALS = 8, TUNE_CHECK = 64, TUNE_EVERY = 2048 };
 #define TUNE_GAIN 0.97f
 
 static double seconds(void) {
@@ -255,12 +264,16 @@ static dg_status execute(dg_graph *g, const dg_plan *p, dg_layout *l) {
     int discover = phase == TUNE_SETTLE - 1;
     int trial = phase >= TUNE_SETTLE && phase < TUNE_SETTLE + 2 * TUNE_TRIALS && l->tune_nodes;
     int alone = trial ? phase < TUNE_SETTLE + TUNE_TRIALS : phase >= 0 && l->tune_serial;
+    const int64_t trials_end = TUNE_SETTLE + 2 * TUNE_TRIALS;
+    int check = phase >= trials_end && phase < trials_end + TUNE_CHECK && l->tune_nodes && !alone;
     if (discover) {
         l->tune_nodes = 0;
-        l->tune_t_serial = l->tune_t_parallel = INFINITY;
+        l->tune_sum[0] = l->tune_sum[1] = l->tune_max[0] = l->tune_max[1] = 0.0f;
+        l->tune_check = 0.0f;
+        l->tune_check_n = 0;
     }
     dg__serial(alone);
-    double t0 = trial ? seconds() : 0.0;
+    double t0 = trial || check ? seconds() : 0.0;
     for (int i = 0; i < p->len && s == DG_OK; i++) {
         int r = l->group[i] > 0 ? l->group[i] : 0;
         for (int q = i; q <= i + r; q++) place(g, p, l, q);
@@ -276,12 +289,24 @@ static dg_status execute(dg_graph *g, const dg_plan *p, dg_layout *l) {
         i += r;
     }
     dg__serial(0);
-    if (trial && s == DG_OK) {
+    int64_t first_of_kind = alone ? TUNE_SETTLE : TUNE_SETTLE + TUNE_TRIALS;
+    if (trial && s == DG_OK && phase != first_of_kind) {
         float t = (float)(seconds() - t0);
-        float *best = alone ? &l->tune_t_serial : &l->tune_t_parallel;
-        if (t < *best) *best = t;
-        if (phase == TUNE_SETTLE + 2 * TUNE_TRIALS - 1)
-            l->tune_serial = !(l->tune_t_parallel < TUNE_GAIN * l->tune_t_serial);
+        l->tune_sum[alone] += t;
+        if (t > l->tune_max[alone]) l->tune_max[alone] = t;
+        if (phase == trials_end - 1) {
+            float split = l->tune_sum[0] - l->tune_max[0], serial = l->tune_sum[1] - l->tune_max[1];
+            l->tune_serial = !(split < TUNE_GAIN * serial);
+        }
+    }
+    if (check && s == DG_OK) {
+        l->tune_check += (float)(seconds() - t0);
+        l->tune_check_n++;
+    }
+    if (check && phase == trials_end + TUNE_CHECK - 1 && l->tune_check_n > 0) {
+        /* timed serial trials: all but the first, less the slowest */
+        float serial_mean = (l->tune_sum[1] - l->tune_max[1]) / (TUNE_TRIALS - 2);
+        l->tune_serial = !(l->tune_check / (float)l->tune_check_n < serial_mean);
     }
     g->running = NULL;
     g->running_scratch = NULL;
