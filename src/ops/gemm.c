@@ -472,13 +472,15 @@ static void choose_grid(gemm_problem *g, int threads) {
 }
 
 /* Direct when packing would cost more than it saves: narrow outputs (each element of A is
- * used at most 16 times), few rows (each packed B panel would serve at most 48 rows) and
- * small products whose operands sit in L1/L2 anyway (measured: 96^3 and the course MLP's
- * products run 5-25% faster direct, 128 x 256 x 10 and 256^3 slower). */
+ * used at most 64 times: packing A is a copy of it per 64 FMAs at most), few rows (each
+ * packed B panel would serve at most 48 rows) and small products whose operands sit in
+ * L1/L2 anyway (measured: 96^3 and the course MLP's products run 5-25% faster direct,
+ * 128 x 256 x 10 and 256^3 slower on a Xeon; on a Zen 5, 784 x 32 x 50 (the course MLP's
+ * dW1) and 784 x 32 x 64 run 151 and 195 GFLOP/s direct against 127 and 162 packed). */
 static int use_direct(const dg_gemm_kernel_info *k, int64_t m, int64_t n, int64_t kd) {
     if (!k->direct || forced_path == 1) return 0;
     if (forced_path == 2) return 1;
-    return n <= 16 || m <= 48 || m * n * kd <= 64 * 64 * 64;
+    return n <= 64 || m <= 48 || m * n * kd <= 64 * 64 * 64;
 }
 
 /* ---- tiny products (kernels without a direct path): rows of C split among threads ---- */
