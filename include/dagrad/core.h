@@ -167,10 +167,11 @@ dg_shape dg_node_shape(const dg_node *n);
 int64_t dg_node_numel(const dg_node *n);
 /** The node's value buffer (numel floats, 64-byte aligned), owned by the graph. Writing to
  *  it is how kernels produce results and how users initialise parameters in place. Leaves
- *  always have one (for an input fed with dg_feed_ref: the caller's memory). An op result has one
- * after a run that computed it if it persists (a run target, a parameter's gradient, dg_keep,
- * dg_set_keep_all), and during a run; other results live in memory the plan reuses, so outside a
- * run this returns NULL and records a DG_ERR_STATE message saying so. */
+ *  always have one (for an input fed with dg_feed_ref: the caller's memory, as aligned as
+ *  the caller made it). An op result has one after a run that computed it if it persists
+ *  (a run target, a parameter's gradient, dg_keep, dg_set_keep_all), and during a run;
+ *  other results live in memory the plan reuses, so outside a run this returns NULL and
+ *  records a DG_ERR_STATE message saying so. */
 float *dg_node_data(const dg_node *n);
 /** The node's name, or NULL. */
 const char *dg_node_name(const dg_node *n);
@@ -277,8 +278,9 @@ int dg_graph_fused_nodes(const dg_graph *g);
  *  and 8 with loops split, and keeps every loop on the calling thread unless splitting was
  *  at least 3% faster; when it keeps them split, it times the next 64 runs as well and
  *  goes back to the calling thread unless they beat the serial ones on average. It
- *  measures again every 2048 runs and when the thread count changes. Results are bitwise the same
- * either way; off, every loop large enough is split (the thread count's plain meaning). */
+ *  measures again every 2048 runs and when the thread count changes. Results are bitwise
+ *  the same either way; off, every loop large enough is split (the thread count's plain
+ *  meaning). */
 void dg_set_thread_tuning(dg_graph *g, int on);
 /** How many nodes of the graph's latest run would have split their loops over threads
  *  but ran on the calling thread because thread tuning measured that splitting did not pay. */

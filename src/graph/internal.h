@@ -101,7 +101,8 @@ typedef struct dg_plan {
     int n_shape_nodes;
     dg_node **batch_inputs; /* batch inputs whose values or shapes this plan reads */
     int n_batch_inputs;
-    dg_node **leaves; /* inputs whose values it reads (must have been fed) */
+    dg_node **leaves;      /* inputs whose values it reads (must have been fed) */
+    dg_node **leaf_writer; /* per leaf: the first node that writes it in place, or NULL */
     int n_leaves;
     dg_layout *layouts;
     int n_layouts, cap_layouts;

@@ -47,6 +47,7 @@ static void plan_free(dg_plan *p) {
     free(p->shape_nodes);
     free(p->batch_inputs);
     free(p->leaves);
+    free(p->leaf_writer);
     free(p->last_use);
     free(p->fuse_input);
     free(p);
@@ -406,8 +407,9 @@ dg_status dg__plan_make(dg_graph *g, int n, dg_node *const *targets, dg_plan **o
     p->shape_nodes = malloc(((size_t)n_shape + 1) * sizeof *p->shape_nodes);
     p->batch_inputs = malloc(((size_t)n_batch + 1) * sizeof *p->batch_inputs);
     p->leaves = malloc(((size_t)n_leaves + 1) * sizeof *p->leaves);
+    p->leaf_writer = calloc((size_t)n_leaves + 1, sizeof *p->leaf_writer);
     if (!p->targets || !p->order || !p->last_use || !p->fuse_input || !p->shape_nodes ||
-        !p->batch_inputs || !p->leaves)
+        !p->batch_inputs || !p->leaves || !p->leaf_writer)
         goto oom;
     memcpy(p->targets, targets, (size_t)n * sizeof *targets);
     p->n_targets = n;
@@ -417,6 +419,13 @@ dg_status dg__plan_make(dg_graph *g, int n, dg_node *const *targets, dg_plan **o
         if (x->kind == DG_OP_NODE && x->batch_dep) p->shape_nodes[p->n_shape_nodes++] = id;
         if (x->batch_input) p->batch_inputs[p->n_batch_inputs++] = x;
         if (x->kind == DG_INPUT && (mark[id] & MARK_EXEC)) p->leaves[p->n_leaves++] = x;
+    }
+    /* inputs written in place (a run refuses to write one fed by reference) */
+    for (int i = 0; i < m; i++) {
+        dg_node *w = g->nodes[ids[i]];
+        for (int k = 0; k < w->n_inputs; k++)
+            for (int j = 0; j < p->n_leaves && writes_input(w, k); j++)
+                if (p->leaves[j] == w->inputs[k] && !p->leaf_writer[j]) p->leaf_writer[j] = w;
     }
     s = order_nodes(g, p, ids, m, idx);
     if (s != DG_OK) goto fail;

@@ -365,6 +365,14 @@ static void direct_region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t
     if (g->done) g->done(g->done_ctx, i0, i1, j0, j1); /* small: still in cache */
 }
 
+/* C[i0..i1, j0..j1) by the problem's path. */
+static void any_region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    if (g->direct)
+        direct_region(g, i0, i1, j0, j1);
+    else
+        region(g, i0, i1, j0, j1);
+}
+
 /* Depth bands. A product with few rows and a deep, wide B (a layer's weights, with a
  * small batch) split into row bands has every thread read all of B, and the thread that
  * updates a part of the weights afterwards is not the one that reads it next (each step
@@ -443,10 +451,7 @@ static void region_range(void *ctx, int64_t lo, int64_t hi) {
         i1 = i1 < g->p.m ? i1 : g->p.m;
         j1 = j1 < g->p.n ? j1 : g->p.n;
         if (i0 >= i1 || j0 >= j1) continue;
-        if (g->direct)
-            direct_region(g, i0, i1, j0, j1);
-        else
-            region(g, i0, i1, j0, j1);
+        any_region(g, i0, i1, j0, j1);
     }
 }
 
@@ -557,10 +562,7 @@ int dg__gemm_done(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, con
     /* The packed kernel does ~16 flops per elementary step, hence the divisor. */
     int threads = dg__threads_for(2 * m * n * k / 16);
     if (threads == 1) { /* the whole product as one region, without the grid's arithmetic */
-        if (direct)
-            direct_region(&g, 0, m, 0, n);
-        else
-            region(&g, 0, m, 0, n);
+        any_region(&g, 0, m, 0, n);
         return done != NULL;
     }
     if (direct && use_depth_bands(&args, threads) && (g.parts = pack_buffer()) != NULL) {
