@@ -52,8 +52,10 @@ int dg__gemm_avx2_available(void) {
  * broadcast per row. 14 x 32 uses 28 + 2 + 1 of the 32 zmm registers; each k step issues
  * 28 FMAs for 2 vector loads and 14 broadcasts, more independent chains than the two FMA
  * pipes need to hide their latency. gemm.c runs one A panel (14 x KC, 14 KiB) against all
- * B panels of a block, so A stays in L1 while the B panels (32 x KC) stream from L2 and
- * are prefetched a few steps ahead (as BLIS keeps the broadcast operand in L1). */
+ * B panels of a block, so A stays in L1 while the B panels (32 x KC) stream from L2 (as
+ * BLIS keeps the broadcast operand in L1). The k loop is unrolled twice and B is left to
+ * the hardware prefetcher: on a Sapphire Rapids-class Xeon, 1024^3 ran 166-171 GFLOP/s so
+ * against 158-163 with one step per iteration and two prefetch instructions per step. */
 AVX512_INLINE void tile_packed(const int R, int64_t kc, const float *a, const float *b, float *c,
                                int64_t ldc, int n, int add) {
     __m512 acc[MR512][2];
@@ -66,10 +68,8 @@ AVX512_INLINE void tile_packed(const int R, int64_t kc, const float *a, const fl
         _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (int64_t)i * ldc + 16), _MM_HINT_T0);
     }
-    for (int64_t p = 0; p < kc; p++) {
+    _Pragma("GCC unroll 2") for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        _mm_prefetch((const char *)(b + 8 * NR512), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + 8 * NR512 + 16), _MM_HINT_T0);
         _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
