@@ -2,7 +2,8 @@
 # dagrad's test command: `bash scripts/test.sh` from the repository (README, "Quick start on
 # a fresh machine"); CI runs it through .ci/run. On a fresh Debian 12 machine run as root it
 # first installs the packages it needs. Then:
-#   1. AddressSanitizer + UndefinedBehaviorSanitizer build (leak checks on), all tests;
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer build (leak checks on), all tests, and a
+#      clang build of everything (compile only), when clang is there;
 #   2. the API reference (`docs` target, Doxygen), reporting its warnings;
 #   3. the fuzzers for a short while, if fuzz/run.sh exists;
 #   4. Release build, all tests - last, so CTest's summary is the last thing printed.
@@ -10,7 +11,7 @@
 # Exit status 0 only if every step passed.
 #
 # Environment (all optional):
-#   DG_BUILD_PREFIX   build directories are $DG_BUILD_PREFIX-asan and $DG_BUILD_PREFIX
+#   DG_BUILD_PREFIX   build directories are $DG_BUILD_PREFIX-asan, -clang and $DG_BUILD_PREFIX
 #                     (default: <repo>/build-test)
 #   DG_JOBS           parallel build and test jobs (default: number of CPUs)
 #   DG_MNIST_DIR      MNIST IDX files for the tests that use them (default: ../shared/data/mnist
@@ -119,6 +120,18 @@ if configure_build "$ASAN" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDG_SANITIZE=ON; t
     fi
 else
     FAILED+=("sanitizer build")
+fi
+
+# ---- clang: the whole tree builds warning-free with the other compiler (compile only) ----
+if command -v clang >/dev/null 2>&1; then
+    say "clang build (compile only) in $PREFIX-clang"
+    if ! CC=clang configure_build "$PREFIX-clang" -DCMAKE_BUILD_TYPE=Release \
+        >"$PREFIX-clang.log" 2>&1; then
+        grep -E "error|warning" "$PREFIX-clang.log" | head -n 20 | sed 's/^/  /'
+        FAILED+=("clang build")
+    else
+        echo "clang: built without warnings"
+    fi
 fi
 
 # ---- steps 2-4: Release build; docs and fuzzers; its tests last ----
