@@ -54,7 +54,7 @@ int dg__gemm_avx2_available(void) {
  * pipes need to hide their latency. gemm.c runs one A panel (14 x KC, 14 KiB) against all
  * B panels of a block, so A stays in L1 while the B panels (32 x KC) stream from L2 (as
  * BLIS keeps the broadcast operand in L1). The k loop is unrolled twice and B is left to
- * the hardware prefetcher: on a Sapphire Rapids-class Xeon, 1024^3 ran 166-171 GFLOP/s so
+ * the hardware prefetcher: on a Sapphire Rapids-class Xeon, 1024^3 ran 166-171 GFLOP/s
  * against 158-163 with one step per iteration and two prefetch instructions per step. */
 AVX512_INLINE void tile_packed(const int R, int64_t kc, const float *a, const float *b, float *c,
                                int64_t ldc, int n, int add) {
