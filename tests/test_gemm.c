@@ -121,6 +121,9 @@ static void all_cases(void) {
             check_case(ta, tb, 20, 300, 40, 0);
             /* more than one block of rows and columns of the AVX2/generic kernels */
             check_case(ta, tb, 301, 530, 70, 0);
+            /* two A blocks of the AVX-512 kernel (336 rows) and two k slices: B packed by
+             * the first row of tiles, read packed by the rest and by the second block */
+            check_case(ta, tb, 500, 70, 300, 1);
         }
 }
 

@@ -30,6 +30,14 @@ static inline int64_t dg__gemm_slice(int64_t k) {
 typedef void (*dg_gemm_ukernel)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                                 int m, int n, int add);
 
+/* A full-height (mr rows) micro-kernel that reads its B panel in place (kc rows of n <= nr
+ * values at stride ldb, B stored by rows) and, besides computing the tile like `run`, stores
+ * that panel packed to bpack (kc groups of nr, zero past n). gemm.c runs it on the first
+ * row of tiles of a block, so B's trip from memory overlaps those tiles' FMAs instead of
+ * coming first as a separate pass. */
+typedef void (*dg_gemm_packing_ukernel)(int64_t kc, const float *a, const float *b, int64_t ldb,
+                                        float *bpack, float *c, int64_t ldc, int n, int add);
+
 /* Packs `rows` lines of kc values as kc groups of w floats, zero past `rows`:
  * dst[p*w + r] = src[r*ld + p] when by_rows (each line contiguous), src[p*ld + r] otherwise. */
 typedef void (*dg_gemm_packer)(int by_rows, const float *src, int64_t ld, int rows, int64_t kc,
@@ -55,6 +63,7 @@ typedef struct dg_gemm_kernel_info {
     dg_gemm_ukernel run;   /* packed micro-kernel */
     dg_gemm_packer pack;   /* NULL: gemm.c's portable packing loops */
     dg_gemm_direct direct; /* NULL: no direct path for this kernel */
+    dg_gemm_packing_ukernel run_packing_b; /* NULL: B is always packed before its tiles */
 } dg_gemm_kernel_info;
 
 /* x86-64 kernels; available() is 0 when the CPU (or the compiler) lacks the features. */

@@ -83,6 +83,44 @@ AVX512_INLINE void tile_packed(const int R, int64_t kc, const float *a, const fl
     STORE_TILE(R, 2);
 }
 
+/* tile_packed for a full 14-row tile whose B panel is read in place, rows ldb apart (n
+ * valid columns, zero past them), and stored packed to bpack on the way
+ * (dg_gemm_packing_ukernel). Rows a stride apart are not followed by the hardware
+ * prefetcher, so each is fetched PACKING_AHEAD steps early: about an L3 latency of k steps
+ * (on a Sapphire Rapids-class Xeon, 8 and 16 ran alike, 32 a little slower and none 7%
+ * slower on the W2 MLP's forward products with operands from L3). */
+#define PACKING_AHEAD 16
+__attribute__((target("avx512f"))) static void packing_14(int64_t kc, const float *a,
+                                                          const float *b, int64_t ldb, float *bpack,
+                                                          float *c, int64_t ldc, int n, int add) {
+    __m512 acc[MR512][2];
+    __mmask16 m0, m1;
+    col_masks(n, &m0, &m1);
+    _Pragma("GCC unroll 14") for (int i = 0; i < MR512; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (int64_t)i * ldc + 16), _MM_HINT_T0);
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        /* near the slice's end these fetch rows it does not need: prefetches never fault */
+        _mm_prefetch((const char *)(b + PACKING_AHEAD * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + PACKING_AHEAD * ldb + 16), _MM_HINT_T0);
+        _mm512_store_ps(bpack, b0);
+        _mm512_store_ps(bpack + 16, b1);
+        _Pragma("GCC unroll 14") for (int i = 0; i < MR512; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += MR512;
+        b += ldb;
+        bpack += NR512;
+    }
+    STORE_TILE(MR512, 2);
+}
+
 #define DEF_PACKED(R)                                                                              \
     __attribute__((target("avx512f"))) static void packed_##R(                                     \
         int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int n, int add) {       \
@@ -384,8 +422,9 @@ pack_avx512(int by_rows, const float *src, int64_t ld, int rows, int64_t kc, int
     }
 }
 
-const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", MR512,         NR512,       24 * MR512,
-                                             1024,     kernel_avx512, pack_avx512, direct_avx512};
+const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512",    MR512,         NR512,
+                                             24 * MR512,  1024,          kernel_avx512,
+                                             pack_avx512, direct_avx512, packing_14};
 
 /* ---- AVX2 + FMA: 6 x 16 ---- */
 
@@ -438,13 +477,13 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int64_t kc, const fl
     }
 }
 
-const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, kernel_avx2, NULL, NULL};
+const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, kernel_avx2, NULL, NULL, NULL};
 
 #else /* not x86-64 with GCC/Clang: only the portable kernel exists */
 
 int dg__gemm_avx512_available(void) { return 0; }
 int dg__gemm_avx2_available(void) { return 0; }
-const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", 14, 32, 336, 1024, NULL, NULL, NULL};
-const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, NULL, NULL, NULL};
+const dg_gemm_kernel_info dg__gemm_avx512 = {"avx512", 14, 32, 336, 1024, NULL, NULL, NULL, NULL};
+const dg_gemm_kernel_info dg__gemm_avx2 = {"avx2", 6, 16, 144, 512, NULL, NULL, NULL, NULL};
 
 #endif
