@@ -2,7 +2,9 @@
  * time) in the same run, on 1 and 2 threads, for square sizes, the products of training a
  * 784-512-256-10 MLP at batch 128 (forward and the transposed backward products), the
  * course's 784-50-20-10 MLP at batch 32, and the optional bf16 path (against OpenBLAS's
- * cblas_sbgemm on inputs it was handed already in bf16). Prints the CPU, the kernels
+ * cblas_sbgemm on inputs it was handed already in bf16), and the W2 step's products run in
+ * order with its optimizer's memory traffic between steps (w2_step_in_sequence: operands
+ * cold, as in training). Prints the CPU, the kernels
  * chosen, OpenBLAS's core type and the measured FMA peak, and each rate as % of that peak.
  *
  * Timing: each entry is the best of repeated calls within a time budget; a round times all
@@ -284,6 +286,78 @@ static double best_time(int use_blas, const bench_case *c, const operands *o, do
     return best;
 }
 
+static int cmp_double(const void *x, const void *y);
+
+/* The W2 step in sequence. The rows above repeat one product on the same operands, which
+ * then stay in L2; in training every weight was last written by the previous step's update
+ * and every activation by another product. Here the 8 products of a W2 step run in their
+ * order on one set of arrays (each product's output is a later one's input), and between
+ * steps a pass like Adam's streams 4 arrays of 535,040 floats (the W2 parameters) through
+ * every thread's caches. Returns the median time of the 8 products per step (the stream
+ * not counted), steps 2.. */
+enum { W2_PARAMS = 535040, W2_BATCH = 128 };
+
+typedef struct {
+    float *p, *m, *v, *g;
+} stream_arrays;
+
+static void stream_range(void *ctx, int64_t lo, int64_t hi) {
+    const stream_arrays *s = ctx;
+    for (int64_t i = lo; i < hi; i++) {
+        s->m[i] = 0.9f * s->m[i] + 0.1f * s->g[i];
+        s->v[i] = 0.999f * s->v[i] + 0.001f * s->g[i] * s->g[i];
+        s->p[i] -= 1e-6f * s->m[i] / (s->v[i] + 1.0f);
+    }
+}
+
+static void product(int use_blas, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
+                    const float *b, float *c) {
+    int64_t lda = ta ? m : k, ldb = tb ? k : n;
+    if (!use_blas) {
+        dg_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, n, 0);
+        return;
+    }
+#ifdef DG_BENCH_CBLAS
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)n);
+#endif
+}
+
+static double w2_step_in_sequence(int use_blas, double budget) {
+    const int64_t B = W2_BATCH;
+    float *x = rand_matrix(B * 784), *w1 = rand_matrix(784 * 512), *h1 = rand_matrix(B * 512);
+    float *w2 = rand_matrix(512 * 256), *h2 = rand_matrix(B * 256), *w3 = rand_matrix(256 * 10);
+    float *z = rand_matrix(B * 10), *dz = rand_matrix(B * 10), *dw3 = rand_matrix(256 * 10);
+    float *dh2 = rand_matrix(B * 256), *dw2 = rand_matrix(512 * 256);
+    float *dh1 = rand_matrix(B * 512), *dw1 = rand_matrix(784 * 512);
+    stream_arrays s = {rand_matrix(W2_PARAMS), rand_matrix(W2_PARAMS), rand_matrix(W2_PARAMS),
+                       rand_matrix(W2_PARAMS)};
+    float *all[] = {x, w1, h1, w2, h2, w3, z, dz, dw3, dh2, dw2, dh1, dw1, s.p, s.m, s.v, s.g};
+    const int n_all = (int)(sizeof all / sizeof all[0]);
+    double times[4096], start = now(), result = -1;
+    int steps = 0, ok = 1;
+    for (int i = 0; i < n_all; i++) ok &= all[i] != NULL;
+    while (ok && (steps < 8 || (now() - start < budget && steps < 4096))) {
+        double t0 = now();
+        product(use_blas, 0, 0, B, 512, 784, x, w1, h1);    /* H1 = X W1 */
+        product(use_blas, 0, 0, B, 256, 512, h1, w2, h2);   /* H2 = H1 W2 */
+        product(use_blas, 0, 0, B, 10, 256, h2, w3, z);     /* Z = H2 W3 */
+        product(use_blas, 1, 0, 256, 10, B, h2, dz, dw3);   /* dW3 = H2^T dZ */
+        product(use_blas, 0, 1, B, 256, 10, dz, w3, dh2);   /* dH2 = dZ W3^T */
+        product(use_blas, 1, 0, 512, 256, B, h1, dh2, dw2); /* dW2 = H1^T dH2 */
+        product(use_blas, 0, 1, B, 512, 256, dh2, w2, dh1); /* dH1 = dH2 W2^T */
+        product(use_blas, 1, 0, 784, 512, B, x, dh1, dw1);  /* dW1 = X^T dH1 */
+        times[steps++] = now() - t0;
+        dg_parallel_for(W2_PARAMS, 16, stream_range, &s);
+    }
+    if (ok && steps > 1) {
+        qsort(times + 1, (size_t)(steps - 1), sizeof(double), cmp_double);
+        result = times[1 + (steps - 1) / 2];
+    }
+    for (int i = 0; i < n_all; i++) free(all[i]);
+    return result;
+}
+
 static void sleep_seconds(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
@@ -425,6 +499,7 @@ int main(int argc, char **argv) {
            "%pk", "best", "OpenBLAS", "%pk", "ratio", "range");
 
     static double td[2][N_CASES][MAX_ROUNDS], tb[2][N_CASES][MAX_ROUNDS];
+    static double seq_d[2][MAX_ROUNDS], seq_b[2][MAX_ROUNDS];
     for (int r = 0; r < rounds; r++)
         for (int ti = 0; ti < n_threads; ti++) {
             set_threads(threads[ti]);
@@ -451,6 +526,7 @@ int main(int argc, char **argv) {
 #endif
                     free(o.a), free(o.b), free(o.out);
                 }
+                (lib ? seq_b : seq_d)[ti][r] = w2_step_in_sequence(lib, 3 * budget);
                 sleep_seconds(0.3);
             }
         }
@@ -483,6 +559,19 @@ int main(int argc, char **argv) {
                     print_row(total[c->group], t, gflops[c->group] / sum_d[c->group] * 1e-9, 0,
                               sum_b[c->group] > 0 ? gflops[c->group] / sum_b[c->group] * 1e-9 : 0,
                               peak[ti], 0, 0, have_blas, 1);
+                if (c->group == 1 && seq_d[ti][0] > 0) {
+                    double gd[MAX_ROUNDS], gb[MAX_ROUNDS], rlo = 1e30, rhi = 0;
+                    for (int r = 0; r < rounds; r++) {
+                        gd[r] = gflops[1] / seq_d[ti][r] * 1e-9;
+                        gb[r] = seq_b[ti][r] > 0 ? gflops[1] / seq_b[ti][r] * 1e-9 : 0;
+                        double ratio = gb[r] > 0 ? gd[r] / gb[r] : 0;
+                        rlo = ratio < rlo ? ratio : rlo;
+                        rhi = ratio > rhi ? ratio : rhi;
+                    }
+                    print_row("W2 step in sequence, cold", t, median(gd, rounds), 0,
+                              median(gb, rounds), peak[ti], rlo, rounds > 1 ? rhi : 0, have_blas,
+                              1);
+                }
             }
         }
         fflush(stdout);
