@@ -143,8 +143,46 @@ static void check_losses(void) {
     dg_graph_free(g);
 }
 
+/* Sums over leading axes into kept trailing ones (a bias gradient, and a 3-d case): the
+ * same bits for any thread count (the parallel split runs over the kept last axis), and
+ * each element within float rounding of a double-precision sum. */
+static void check_sum_to(void) {
+    static const int64_t shapes[2][3] = {{4096, 1, 33}, {50, 6, 700}};
+    for (int s = 0; s < 2; s++) {
+        const int64_t a = shapes[s][0], b = shapes[s][1], n = shapes[s][2];
+        dg_graph *g = dg_graph_new(5);
+        dg_node *x = dg_input(g, "x", dg_shape3(a, b, n));
+        test_fill(x, -1.0f, 1.0f);
+        dg_node *y = dg_sum_to(g, x, dg_shape2(b, n));
+        const float *xv = dg_node_data(x);
+        float *first = malloc((size_t)(b * n) * sizeof(float));
+        for (int threads = 1; threads <= 3; threads++) {
+            dg_set_num_threads(threads);
+            CHECK_OK(dg_run(g, y));
+            const float *yv = dg_node_data(y);
+            if (threads == 1) {
+                memcpy(first, yv, (size_t)(b * n) * sizeof(float));
+                for (int64_t j = 0; j < b * n; j++) {
+                    double ref = 0.0;
+                    for (int64_t i = 0; i < a; i++) ref += xv[i * b * n + j];
+                    CHECK_MSG(fabs(yv[j] - ref) <= 1e-6 * (double)a,
+                              "sum_to %d: element %lld %.9g vs %.9g", s, (long long)j,
+                              (double)yv[j], ref);
+                }
+            } else {
+                CHECK_MSG(!memcmp(first, yv, (size_t)(b * n) * sizeof(float)),
+                          "sum_to %d: %d threads differ from 1", s, threads);
+            }
+        }
+        dg_set_num_threads(0);
+        free(first);
+        dg_graph_free(g);
+    }
+}
+
 int main(void) {
     check_losses();
+    check_sum_to();
     const int64_t total = IN * HIDDEN + HIDDEN + HIDDEN * CLASSES + CLASSES;
     int blas = !strcmp(dg__gemm_kernel_name(), "cblas");
     float *ref = malloc((size_t)total * sizeof(float)),

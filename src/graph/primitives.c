@@ -152,6 +152,25 @@ DG_VECTOR_CLONES static void sum_to_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
+/* The same sums when axis 0 is reduced and the last axis kept (a bias gradient: the rows of
+ * a batch summed into one row), split over ranges of the last axis: every output element
+ * still adds its inputs one by one in sum_to_range's order, so no bit depends on the split,
+ * and each thread reads the columns that the product before it (split by columns) wrote. */
+DG_VECTOR_CLONES static void sum_to_columns(void *ctx, int64_t lo, int64_t hi) {
+    sum_to_ctx *c = ctx;
+    const int64_t *in = c->in, *out = c->out, *xs = c->xs;
+    for (int64_t j = 0; j < out[1] * out[2]; j++)
+        memset(c->y + j * out[3] + lo, 0, (size_t)(hi - lo) * sizeof(float));
+    for (int64_t i0 = 0; i0 < in[0]; i0++)
+        for (int64_t i1 = 0; i1 < in[1]; i1++)
+            for (int64_t i2 = 0; i2 < in[2]; i2++) {
+                const float *xr = c->x + i0 * xs[0] + i1 * xs[1] + i2 * xs[2];
+                float *yr = c->y + (out[1] == 1 ? 0 : i1) * out[2] * out[3] +
+                            (out[2] == 1 ? 0 : i2) * out[3];
+                for (int64_t i3 = lo; i3 < hi; i3++) yr[i3] += xr[i3];
+            }
+}
+
 void dg_kernel_sum_to(const float *x, dg_shape xs, float *y, dg_shape ys) {
     int64_t xn = dg_shape_numel(xs), yn = dg_shape_numel(ys);
     if (yn == 1) {
@@ -169,9 +188,12 @@ void dg_kernel_sum_to(const float *x, dg_shape xs, float *y, dg_shape ys) {
     dg_shape_pad4(ys, c.out);
     c.xs[3] = 1;
     for (int i = 2; i >= 0; i--) c.xs[i] = c.xs[i + 1] * c.in[i + 1];
-    /* Parallel over output axis 0 only when it is kept; otherwise one ordered pass. */
+    /* Parallel over output axis 0 when it is kept, else over the last axis when that is
+     * kept; otherwise one ordered pass. */
     if (c.out[0] > 1)
         dg_parallel_for(c.out[0], xn / c.out[0], sum_to_range, &c);
+    else if (c.out[3] == c.in[3] && c.in[3] > 1)
+        dg_parallel_for(c.in[3], xn / c.in[3], sum_to_columns, &c);
     else
         sum_to_range(&c, 0, 1);
 }
