@@ -337,7 +337,7 @@ static void region(const gemm_problem *g, int64_t i0, int64_t i1, int64_t j0, in
      * of the work) and a region at least one tile high: the first row of tiles packs each B
      * block as it computes (dg_gemm_packing_ukernel). Measured on a Sapphire Rapids-class
      * Xeon: the W2 MLP's forward products 6-8% faster, its 8 products 3-4%; at 1024^3 on one
-     * thread (three A blocks) it was 1.5% slower, hence the bound. */
+     * thread (1024 rows: four A blocks) it was 1.5% slower, hence the bound. */
     const int fuse_b = g->k->run_packing_b && !p->tb && i1 - i0 >= mr && i1 - i0 <= 2 * mcb;
     for (int64_t jc = j0; jc < j1; jc += ncb) {
         int64_t nc = j1 - jc < ncb ? j1 - jc : ncb;
