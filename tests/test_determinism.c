@@ -143,39 +143,43 @@ static void check_losses(void) {
     dg_graph_free(g);
 }
 
-/* Sums over leading axes into kept trailing ones (a bias gradient, and a 3-d case): the
- * same bits for any thread count (the parallel split runs over the kept last axis), and
- * each element within float rounding of a double-precision sum. */
+/* Sums over leading axes into kept trailing ones (a bias gradient, a 3-d and a 4-d case),
+ * each large enough to wake sleeping workers: for any thread count, every element must be
+ * bitwise the in-order float sum the serial pass makes (the parallel split runs over the
+ * kept last axis), and close to a double-precision sum. */
 static void check_sum_to(void) {
-    static const int64_t shapes[2][3] = {{4096, 1, 33}, {50, 6, 700}};
-    for (int s = 0; s < 2; s++) {
-        const int64_t a = shapes[s][0], b = shapes[s][1], n = shapes[s][2];
+    static const int64_t shapes[3][4] = {{1, 16384, 1, 33}, {1, 50, 6, 1800}, {8, 5, 7, 2000}};
+    for (int s = 0; s < 3; s++) {
+        const int64_t a0 = shapes[s][0], a = shapes[s][1], b = shapes[s][2], n = shapes[s][3];
         dg_graph *g = dg_graph_new(5);
-        dg_node *x = dg_input(g, "x", dg_shape3(a, b, n));
+        dg_node *x = a0 > 1 ? dg_input(g, "x", dg_shape4(a0, a, b, n))
+                            : dg_input(g, "x", dg_shape3(a, b, n));
         test_fill(x, -1.0f, 1.0f);
-        dg_node *y = dg_sum_to(g, x, dg_shape2(b, n));
+        dg_node *y =
+            a0 > 1 ? dg_sum_to(g, x, dg_shape3(a, b, n)) : dg_sum_to(g, x, dg_shape2(b, n));
+        const int64_t outs = a0 > 1 ? a * b * n : b * n, reps = a0 > 1 ? a0 : a;
         const float *xv = dg_node_data(x);
-        float *first = malloc((size_t)(b * n) * sizeof(float));
         for (int threads = 1; threads <= 3; threads++) {
             dg_set_num_threads(threads);
             CHECK_OK(dg_run(g, y));
             const float *yv = dg_node_data(y);
-            if (threads == 1) {
-                memcpy(first, yv, (size_t)(b * n) * sizeof(float));
-                for (int64_t j = 0; j < b * n; j++) {
-                    double ref = 0.0;
-                    for (int64_t i = 0; i < a; i++) ref += xv[i * b * n + j];
-                    CHECK_MSG(fabs(yv[j] - ref) <= 1e-6 * (double)a,
-                              "sum_to %d: element %lld %.9g vs %.9g", s, (long long)j,
-                              (double)yv[j], ref);
+            int64_t bad = -1;
+            double worst = 0.0;
+            for (int64_t j = 0; j < outs; j++) {
+                float in_order = 0.0f;
+                double ref = 0.0;
+                for (int64_t i = 0; i < reps; i++) {
+                    in_order += xv[i * outs + j];
+                    ref += xv[i * outs + j];
                 }
-            } else {
-                CHECK_MSG(!memcmp(first, yv, (size_t)(b * n) * sizeof(float)),
-                          "sum_to %d: %d threads differ from 1", s, threads);
+                if (bad < 0 && memcmp(&in_order, &yv[j], sizeof in_order)) bad = j;
+                worst = fabs(yv[j] - ref) > worst ? fabs(yv[j] - ref) : worst;
             }
+            CHECK_MSG(bad < 0, "sum_to %d, %d threads: element %lld is not the in-order sum", s,
+                      threads, (long long)bad);
+            CHECK_MSG(worst <= 1e-6 * (double)reps, "sum_to %d: error %g", s, worst);
         }
         dg_set_num_threads(0);
-        free(first);
         dg_graph_free(g);
     }
 }

@@ -124,6 +124,10 @@ static void all_cases(void) {
             /* two A blocks of the AVX-512 kernel (336 rows) and two k slices: B packed by
              * the first row of tiles, read packed by the rest and by the second block */
             check_case(ta, tb, 500, 70, 300, 1);
+            /* two A blocks per region on 2 threads as well, and more columns than one B
+             * block holds (a second column block, whose first row packs it again) */
+            check_case(ta, tb, 1000, 70, 300, 0);
+            check_case(ta, tb, 100, 1100, 300, 1);
         }
 }
 

@@ -152,13 +152,17 @@ DG_VECTOR_CLONES static void sum_to_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-/* The same sums when axis 0 is reduced and the last axis kept (a bias gradient: the rows of
- * a batch summed into one row), split over ranges of the last axis: every output element
- * still adds its inputs one by one in sum_to_range's order, so no bit depends on the split,
- * and each thread reads the columns that the product before it (split by columns) wrote. */
-DG_VECTOR_CLONES static void sum_to_columns(void *ctx, int64_t lo, int64_t hi) {
+/* The same sums when the leading axes are reduced and the last one kept (a bias gradient:
+ * the rows of a batch summed into one row), split over the last axis in whole cache lines
+ * (units of 16 floats, so no two threads write one line of y): every output element still
+ * adds its inputs one by one in sum_to_range's order, so no bit depends on the split. */
+enum { SUM_COLUMN_UNIT = 16 };
+
+DG_VECTOR_CLONES static void sum_to_columns(void *ctx, int64_t lo_unit, int64_t hi_unit) {
     sum_to_ctx *c = ctx;
     const int64_t *in = c->in, *out = c->out, *xs = c->xs;
+    const int64_t lo = lo_unit * SUM_COLUMN_UNIT;
+    const int64_t hi = hi_unit * SUM_COLUMN_UNIT < in[3] ? hi_unit * SUM_COLUMN_UNIT : in[3];
     for (int64_t j = 0; j < out[1] * out[2]; j++)
         memset(c->y + j * out[3] + lo, 0, (size_t)(hi - lo) * sizeof(float));
     for (int64_t i0 = 0; i0 < in[0]; i0++)
@@ -192,8 +196,9 @@ void dg_kernel_sum_to(const float *x, dg_shape xs, float *y, dg_shape ys) {
      * kept; otherwise one ordered pass. */
     if (c.out[0] > 1)
         dg_parallel_for(c.out[0], xn / c.out[0], sum_to_range, &c);
-    else if (c.out[3] == c.in[3] && c.in[3] > 1)
-        dg_parallel_for(c.in[3], xn / c.in[3], sum_to_columns, &c);
+    else if (c.out[3] == c.in[3] && c.in[3] >= 2 * SUM_COLUMN_UNIT)
+        dg_parallel_for((c.in[3] + SUM_COLUMN_UNIT - 1) / SUM_COLUMN_UNIT,
+                        xn / c.in[3] * SUM_COLUMN_UNIT, sum_to_columns, &c);
     else
         sum_to_range(&c, 0, 1);
 }

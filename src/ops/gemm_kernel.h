@@ -32,9 +32,10 @@ typedef void (*dg_gemm_ukernel)(int64_t kc, const float *a, const float *b, floa
 
 /* A full-height (mr rows) micro-kernel that reads its B panel in place (kc rows of n <= nr
  * values at stride ldb, B stored by rows) and, besides computing the tile like `run`, stores
- * that panel packed to bpack (kc groups of nr, zero past n). gemm.c runs it on the first
- * row of tiles of a block, so B's trip from memory overlaps those tiles' FMAs instead of
- * coming first as a separate pass. */
+ * that panel packed to bpack (64-byte aligned; kc groups of nr, zero past n). For each k
+ * slice of a B block, gemm.c runs it on the first row of tiles of the region's first A
+ * block (regions of 1 to 2 A blocks only), so B's trip from memory overlaps those tiles'
+ * FMAs instead of coming first as a separate pass. */
 typedef void (*dg_gemm_packing_ukernel)(int64_t kc, const float *a, const float *b, int64_t ldb,
                                         float *bpack, float *c, int64_t ldc, int n, int add);
 

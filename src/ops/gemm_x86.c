@@ -104,9 +104,11 @@ __attribute__((target("avx512f"))) static void packing_14(int64_t kc, const floa
     }
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-        /* near the slice's end these fetch rows it does not need: prefetches never fault */
-        _mm_prefetch((const char *)(b + PACKING_AHEAD * ldb), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + PACKING_AHEAD * ldb + 16), _MM_HINT_T0);
+        /* near the slice's end these name rows past it, maybe past B: prefetches never
+         * fault, and the address is made as an integer, never as an out-of-range pointer */
+        const uintptr_t ahead = (uintptr_t)b + (uintptr_t)(PACKING_AHEAD * ldb) * sizeof(float);
+        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + 16 * sizeof(float)), _MM_HINT_T0);
         _mm512_store_ps(bpack, b0);
         _mm512_store_ps(bpack + 16, b1);
         _Pragma("GCC unroll 14") for (int i = 0; i < MR512; i++) {
