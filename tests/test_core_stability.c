@@ -162,11 +162,8 @@ static void test_network_saturated(void) {
     }
     for (int i = 0; i < 6; i++) want += (fmax(hh[i], 0) - hh[i] + log1p(exp(-fabs(hh[i])))) / 6;
     for (int r = 0; r < 2; r++) {
-        /* the maximum in float (exact): GCC 12's aarch64 vectoriser crashes at -O2 on an
-         * fmax reduction of floats widened to double */
-        float mxf = -INFINITY;
-        for (int k = 0; k < 4; k++) mxf = fmaxf(mxf, x[r * 4 + k]);
-        double mx = mxf, se = 0;
+        double mx = -INFINITY, se = 0;
+        for (int k = 0; k < 4; k++) mx = fmax(mx, x[r * 4 + k]);
         for (int k = 0; k < 4; k++) se += exp(x[r * 4 + k] - mx);
         for (int k = 0; k < 4; k++) want += x[r * 4 + k] - mx - log(se);
     }
