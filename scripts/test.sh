@@ -2,8 +2,9 @@
 # dagrad's test command: `bash scripts/test.sh` from the repository (README, "Quick start on
 # a fresh machine"); CI runs it through .ci/run. On a fresh Debian 12 machine run as root it
 # first installs the packages it needs. Then:
-#   1. AddressSanitizer + UndefinedBehaviorSanitizer build (leak checks on), all tests, and a
-#      clang build of everything (compile only), when clang is there;
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer build (leak checks on), all tests, a
+#      clang build of everything (compile only), when clang is there, and on x86-64 an
+#      ARM64 build of everything with the cross compiler (compile only);
 #   2. the API reference (`docs` target, Doxygen), reporting its warnings;
 #   3. the fuzzers for a short while, if fuzz/run.sh exists;
 #   4. Release build, all tests - last, so CTest's summary is the last thing printed.
@@ -11,7 +12,8 @@
 # Exit status 0 only if every step passed.
 #
 # Environment (all optional):
-#   DG_BUILD_PREFIX   build directories are $DG_BUILD_PREFIX-asan, -clang and $DG_BUILD_PREFIX
+#   DG_BUILD_PREFIX   build directories are $DG_BUILD_PREFIX-asan, -clang, -arm64 and
+#                     $DG_BUILD_PREFIX
 #                     (default: <repo>/build-test)
 #   DG_JOBS           parallel build and test jobs (default: number of CPUs)
 #   DG_MNIST_DIR      MNIST IDX files for the tests that use them (default: ../shared/data/mnist
@@ -133,6 +135,40 @@ if command -v clang >/dev/null 2>&1; then
         FAILED+=("clang build")
     else
         echo "clang: built without warnings"
+    fi
+fi
+
+# ---- ARM64: the whole tree builds warning-free for aarch64 (Debian's cross compiler through
+# cmake/toolchain-aarch64.cmake, compile and link only; scripts/test_arm64.sh also runs the
+# tests, under qemu, which takes too long here). On an x86-64 machine run as root the cross
+# compiler and arm64 zlib are installed (Debian multiarch) when missing. ----
+arm64_ready() {
+    command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 &&
+        dpkg-query -W -f='${Status}' zlib1g-dev:arm64 2>/dev/null | grep -q "install ok installed"
+}
+if [ "$(uname -m)" = x86_64 ] && command -v dpkg-query >/dev/null 2>&1; then
+    if ! arm64_ready && [ "${DG_SKIP_APT:-0}" != 1 ] && [ "$(id -u)" = 0 ] &&
+        command -v apt-get >/dev/null 2>&1; then
+        say "installing the aarch64 cross compiler and arm64 zlib"
+        { dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64; } &&
+            apt-get update -qq >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove \
+                gcc-aarch64-linux-gnu zlib1g-dev:arm64 libgomp1:arm64 >/dev/null
+    fi
+    if arm64_ready; then
+        say "ARM64 build (cross compiler, compile only) in $PREFIX-arm64"
+        if ! configure_build "$PREFIX-arm64" \
+            -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchain-aarch64.cmake" \
+            -DCMAKE_BUILD_TYPE=Release -DDG_WITH_GRAPHVIZ=OFF -DDG_WITH_MPI=OFF \
+            >"$PREFIX-arm64.log" 2>&1; then
+            { grep -iE "error|warning" "$PREFIX-arm64.log" || tail -n 20 "$PREFIX-arm64.log"; } |
+                head -n 20 | sed 's/^/  /'
+            FAILED+=("ARM64 build")
+        else
+            echo "ARM64: built without warnings"
+        fi
+    else
+        echo "ARM64 build skipped: no aarch64 cross compiler or arm64 zlib"
     fi
 fi
 
