@@ -255,30 +255,36 @@ typedef struct {
 #endif
 } operands;
 
+/* C = op(A) op(B) (row-major, packed leading dimensions) by dagrad or by OpenBLAS. */
+static void product(int use_blas, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
+                    const float *b, float *c) {
+    int64_t lda = ta ? m : k, ldb = tb ? k : n;
+    if (!use_blas) {
+        dg_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, n, 0);
+        return;
+    }
+#ifdef DG_BENCH_CBLAS
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)n);
+#endif
+}
+
 /* Best seconds per call: repetitions until `budget` seconds have passed. */
 static double best_time(int use_blas, const bench_case *c, const operands *o, double budget) {
-    int64_t lda = c->ta ? c->m : c->k, ldb = c->tb ? c->k : c->n;
     double best = 1e30, start = now();
     int reps = 0;
     if (!use_blas && c->group == 3) dg_set_matmul_precision(DG_MATMUL_BF16);
     do {
         double t0 = now();
-        if (!use_blas) {
-            dg_gemm(c->ta, c->tb, c->m, c->n, c->k, o->a, lda, o->b, ldb, o->out, c->n, 0);
-        } else {
-#ifdef DG_BENCH_CBLAS
-            enum CBLAS_TRANSPOSE ta = c->ta ? CblasTrans : CblasNoTrans;
-            enum CBLAS_TRANSPOSE tb = c->tb ? CblasTrans : CblasNoTrans;
 #ifdef DG_BENCH_SBGEMM
-            if (c->group == 3)
-                cblas_sbgemm(CblasRowMajor, ta, tb, (int)c->m, (int)c->n, (int)c->k, 1.0f, o->a16,
-                             (int)lda, o->b16, (int)ldb, 0.0f, o->out, (int)c->n);
-            else
+        if (use_blas && c->group == 3)
+            cblas_sbgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans,
+                         c->tb ? CblasTrans : CblasNoTrans, (int)c->m, (int)c->n, (int)c->k, 1.0f,
+                         o->a16, (int)(c->ta ? c->m : c->k), o->b16, (int)(c->tb ? c->k : c->n),
+                         0.0f, o->out, (int)c->n);
+        else
 #endif
-                cblas_sgemm(CblasRowMajor, ta, tb, (int)c->m, (int)c->n, (int)c->k, 1.0f, o->a,
-                            (int)lda, o->b, (int)ldb, 0.0f, o->out, (int)c->n);
-#endif
-        }
+            product(use_blas, c->ta, c->tb, c->m, c->n, c->k, o->a, o->b, o->out);
         double dt = now() - t0;
         if (reps++ > 0 && dt < best) best = dt; /* the first call warms caches and threads */
     } while (reps < 3 || (now() - start < budget && reps < 20000));
@@ -308,19 +314,6 @@ static void stream_range(void *ctx, int64_t lo, int64_t hi) {
         s->v[i] = 0.999f * s->v[i] + 0.001f * s->g[i] * s->g[i];
         s->p[i] -= 1e-6f * s->m[i] / (s->v[i] + 1.0f);
     }
-}
-
-static void product(int use_blas, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
-                    const float *b, float *c) {
-    int64_t lda = ta ? m : k, ldb = tb ? k : n;
-    if (!use_blas) {
-        dg_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, n, 0);
-        return;
-    }
-#ifdef DG_BENCH_CBLAS
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f, c, (int)n);
-#endif
 }
 
 static double w2_step_in_sequence(int use_blas, double budget) {
@@ -507,8 +500,9 @@ int main(int argc, char **argv) {
                 for (int i = 0; i < N_CASES; i++) {
                     const bench_case *c = &cases[i];
                     if (quick && c->m * c->n * c->k > 1100000000LL) continue;
-                    operands o = {rand_matrix(c->m * c->k), rand_matrix(c->k * c->n),
-                                  alloc_floats(c->m * c->n)};
+                    operands o = {.a = rand_matrix(c->m * c->k),
+                                  .b = rand_matrix(c->k * c->n),
+                                  .out = alloc_floats(c->m * c->n)};
                     if (!o.a || !o.b || !o.out) {
                         fprintf(stderr, "out of memory\n");
                         return 1;

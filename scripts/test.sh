@@ -124,18 +124,25 @@ else
     FAILED+=("sanitizer build")
 fi
 
+# build_only NAME DIR CMAKE_ARGS...: configure and build the tree in DIR (no tests), output
+# in DIR.log; on failure show the compiler's diagnostics, or CMake's own (no OpenMP for the
+# compiler, say), else the log's end, and count NAME as failed.
+build_only() {
+    local name=$1 dir=$2
+    shift 2
+    if ! configure_build "$dir" "$@" >"$dir.log" 2>&1; then
+        { grep -iE "error|warning" "$dir.log" || tail -n 20 "$dir.log"; } |
+            head -n 20 | sed 's/^/  /'
+        FAILED+=("$name build")
+    else
+        echo "$name: built without warnings"
+    fi
+}
+
 # ---- clang: the whole tree builds warning-free with the other compiler (compile only) ----
 if command -v clang >/dev/null 2>&1; then
     say "clang build (compile only) in $PREFIX-clang"
-    if ! CC=clang configure_build "$PREFIX-clang" -DCMAKE_BUILD_TYPE=Release \
-        >"$PREFIX-clang.log" 2>&1; then
-        # compiler diagnostics, or CMake's own (no OpenMP for clang, say), else the log's end
-        { grep -iE "error|warning" "$PREFIX-clang.log" || tail -n 20 "$PREFIX-clang.log"; } |
-            head -n 20 | sed 's/^/  /'
-        FAILED+=("clang build")
-    else
-        echo "clang: built without warnings"
-    fi
+    CC=clang build_only clang "$PREFIX-clang" -DCMAKE_BUILD_TYPE=Release
 fi
 
 # ---- ARM64: the whole tree builds warning-free for aarch64 (Debian's cross compiler through
@@ -157,16 +164,9 @@ if [ "$(uname -m)" = x86_64 ] && command -v dpkg-query >/dev/null 2>&1; then
     fi
     if arm64_ready; then
         say "ARM64 build (cross compiler, compile only) in $PREFIX-arm64"
-        if ! configure_build "$PREFIX-arm64" \
+        build_only ARM64 "$PREFIX-arm64" \
             -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchain-aarch64.cmake" \
-            -DCMAKE_BUILD_TYPE=Release -DDG_WITH_GRAPHVIZ=OFF -DDG_WITH_MPI=OFF \
-            >"$PREFIX-arm64.log" 2>&1; then
-            { grep -iE "error|warning" "$PREFIX-arm64.log" || tail -n 20 "$PREFIX-arm64.log"; } |
-                head -n 20 | sed 's/^/  /'
-            FAILED+=("ARM64 build")
-        else
-            echo "ARM64: built without warnings"
-        fi
+            -DCMAKE_BUILD_TYPE=Release -DDG_WITH_GRAPHVIZ=OFF -DDG_WITH_MPI=OFF
     else
         echo "ARM64 build skipped: no aarch64 cross compiler or arm64 zlib"
     fi

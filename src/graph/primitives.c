@@ -125,54 +125,48 @@ typedef struct {
     int64_t in[4], out[4], xs[4]; /* input dims, output dims, input strides */
 } sum_to_ctx;
 
-/* Rows of the output's leading axes; for each output row, walk the input in order. */
-DG_VECTOR_CLONES static void sum_to_range(void *ctx, int64_t lo, int64_t hi) {
-    sum_to_ctx *c = ctx;
+/* Output row o0 (axis 0), for inputs lo..hi on the last axis (all of it unless that axis
+ * is kept): zero that part of y, then walk the input in order, adding each value to its
+ * output element. The parallel splits below only choose o0 and the last-axis range, so no
+ * element's additions change order with the thread count. */
+static inline void sum_to_part(const sum_to_ctx *c, int64_t o0, int64_t lo, int64_t hi) {
     const int64_t *in = c->in, *out = c->out, *xs = c->xs;
-    for (int64_t o0 = lo; o0 < hi; o0++) {
-        /* output index o0 on axis 0; reduced axes loop fully */
-        int64_t out_row = out[1] * out[2] * out[3];
-        float *y = c->y + o0 * out_row;
-        memset(y, 0, (size_t)out_row * sizeof(float));
-        int64_t r0 = out[0] == 1 ? in[0] : 1, base0 = out[0] == 1 ? 0 : o0;
-        for (int64_t i0 = base0; i0 < base0 + r0; i0++)
-            for (int64_t i1 = 0; i1 < in[1]; i1++)
-                for (int64_t i2 = 0; i2 < in[2]; i2++) {
-                    const float *xr = c->x + i0 * xs[0] + i1 * xs[1] + i2 * xs[2];
-                    float *yr = y + (out[1] == 1 ? 0 : i1) * out[2] * out[3] +
-                                (out[2] == 1 ? 0 : i2) * out[3];
-                    if (out[3] == 1) {
-                        float acc = 0.0f;
-                        for (int64_t i3 = 0; i3 < in[3]; i3++) acc += xr[i3];
-                        yr[0] += acc;
-                    } else {
-                        for (int64_t i3 = 0; i3 < in[3]; i3++) yr[i3] += xr[i3];
-                    }
-                }
-    }
-}
-
-/* The same sums when the leading axes are reduced and the last one kept (a bias gradient:
- * the rows of a batch summed into one row), split over the last axis in whole cache lines
- * (units of 16 floats, so no two threads write one line of y): every output element still
- * adds its inputs one by one in sum_to_range's order, so no bit depends on the split. */
-enum { SUM_COLUMN_UNIT = 16 };
-
-DG_VECTOR_CLONES static void sum_to_columns(void *ctx, int64_t lo_unit, int64_t hi_unit) {
-    sum_to_ctx *c = ctx;
-    const int64_t *in = c->in, *out = c->out, *xs = c->xs;
-    const int64_t lo = lo_unit * SUM_COLUMN_UNIT;
-    const int64_t hi = hi_unit * SUM_COLUMN_UNIT < in[3] ? hi_unit * SUM_COLUMN_UNIT : in[3];
+    float *y = c->y + o0 * out[1] * out[2] * out[3];
+    const int64_t ylo = out[3] == 1 ? 0 : lo, yn = out[3] == 1 ? 1 : hi - lo;
     for (int64_t j = 0; j < out[1] * out[2]; j++)
-        memset(c->y + j * out[3] + lo, 0, (size_t)(hi - lo) * sizeof(float));
-    for (int64_t i0 = 0; i0 < in[0]; i0++)
+        memset(y + j * out[3] + ylo, 0, (size_t)yn * sizeof(float));
+    int64_t r0 = out[0] == 1 ? in[0] : 1, base0 = out[0] == 1 ? 0 : o0;
+    for (int64_t i0 = base0; i0 < base0 + r0; i0++)
         for (int64_t i1 = 0; i1 < in[1]; i1++)
             for (int64_t i2 = 0; i2 < in[2]; i2++) {
                 const float *xr = c->x + i0 * xs[0] + i1 * xs[1] + i2 * xs[2];
-                float *yr = c->y + (out[1] == 1 ? 0 : i1) * out[2] * out[3] +
-                            (out[2] == 1 ? 0 : i2) * out[3];
-                for (int64_t i3 = lo; i3 < hi; i3++) yr[i3] += xr[i3];
+                float *yr =
+                    y + (out[1] == 1 ? 0 : i1) * out[2] * out[3] + (out[2] == 1 ? 0 : i2) * out[3];
+                if (out[3] == 1) {
+                    float acc = 0.0f;
+                    for (int64_t i3 = lo; i3 < hi; i3++) acc += xr[i3];
+                    yr[0] += acc;
+                } else {
+                    for (int64_t i3 = lo; i3 < hi; i3++) yr[i3] += xr[i3];
+                }
             }
+}
+
+/* Rows of the output's leading axis. */
+DG_VECTOR_CLONES static void sum_to_range(void *ctx, int64_t lo, int64_t hi) {
+    const sum_to_ctx *c = ctx;
+    for (int64_t o0 = lo; o0 < hi; o0++) sum_to_part(c, o0, 0, c->in[3]);
+}
+
+/* Ranges of a kept last axis while the leading axis is reduced (a bias gradient: the rows
+ * of a batch summed into one row), in whole cache lines (units of 16 floats) so no two
+ * threads write one line of y. */
+enum { SUM_COLUMN_UNIT = 16 };
+
+DG_VECTOR_CLONES static void sum_to_columns(void *ctx, int64_t lo_unit, int64_t hi_unit) {
+    const sum_to_ctx *c = ctx;
+    const int64_t hi = hi_unit * SUM_COLUMN_UNIT < c->in[3] ? hi_unit * SUM_COLUMN_UNIT : c->in[3];
+    sum_to_part(c, 0, lo_unit * SUM_COLUMN_UNIT, hi);
 }
 
 void dg_kernel_sum_to(const float *x, dg_shape xs, float *y, dg_shape ys) {

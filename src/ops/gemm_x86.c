@@ -55,78 +55,67 @@ int dg__gemm_avx2_available(void) {
  * B panels of a block, so A stays in L1 while the B panels (32 x KC) stream from L2 (as
  * BLIS keeps the broadcast operand in L1). The k loop is unrolled twice and B is left to
  * the hardware prefetcher: on a Sapphire Rapids-class Xeon, 1024^3 ran 166-171 GFLOP/s
- * against 158-163 with one step per iteration and two prefetch instructions per step. */
-AVX512_INLINE void tile_packed(const int R, int64_t kc, const float *a, const float *b, float *c,
-                               int64_t ldc, int n, int add) {
+ * against 158-163 with one step per iteration and two prefetch instructions per step.
+ *
+ * With PACKING (dg_gemm_packing_ukernel) B is instead read in place, rows ldb apart (n valid
+ * columns, zero past them), and stored packed to bpack on the way. Rows a stride apart are
+ * not followed by the hardware prefetcher, so each is fetched PACKING_AHEAD steps early:
+ * about an L3 latency of k steps (on that Xeon, 8 and 16 ran alike, 32 a little slower and
+ * none 7% slower on the W2 MLP's forward products with operands from L3). */
+#define PACKING_AHEAD 16
+AVX512_INLINE void tile_packed(const int R, const int PACKING, int64_t kc, const float *a,
+                               const float *b, int64_t ldb, float *bpack, float *c, int64_t ldc,
+                               int n, int add) {
     __m512 acc[MR512][2];
+    __mmask16 m0, m1;
+    col_masks(n, &m0, &m1);
+    /* C is needed only at the end but often comes from L3 or memory: fetch it now */
     _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) {
         acc[i][0] = _mm512_setzero_ps();
         acc[i][1] = _mm512_setzero_ps();
-    }
-    /* C is needed only at the end but often comes from L3 or memory: fetch it now */
-    _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) {
         _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (int64_t)i * ldc + 16), _MM_HINT_T0);
     }
     _Pragma("GCC unroll 2") for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 b0, b1;
+        if (PACKING) {
+            b0 = _mm512_maskz_loadu_ps(m0, b);
+            b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+            /* near the slice's end these name rows past it, maybe past B: prefetches never
+             * fault, and the address is made as an integer, never as an out-of-range
+             * pointer */
+            const uintptr_t ahead = (uintptr_t)b + (uintptr_t)(PACKING_AHEAD * ldb) * sizeof(float);
+            _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + 16 * sizeof(float)), _MM_HINT_T0);
+            _mm512_store_ps(bpack, b0);
+            _mm512_store_ps(bpack + 16, b1);
+            bpack += NR512;
+        } else {
+            b0 = _mm512_load_ps(b);
+            b1 = _mm512_load_ps(b + 16);
+        }
         _Pragma("GCC unroll 14") for (int i = 0; i < R; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
         a += MR512;
-        b += NR512;
+        b += ldb;
     }
-    __mmask16 m0, m1;
-    col_masks(n, &m0, &m1);
     STORE_TILE(R, 2);
 }
 
-/* tile_packed for a full 14-row tile whose B panel is read in place, rows ldb apart (n
- * valid columns, zero past them), and stored packed to bpack on the way
- * (dg_gemm_packing_ukernel). Rows a stride apart are not followed by the hardware
- * prefetcher, so each is fetched PACKING_AHEAD steps early: about an L3 latency of k steps
- * (on a Sapphire Rapids-class Xeon, 8 and 16 ran alike, 32 a little slower and none 7%
- * slower on the W2 MLP's forward products with operands from L3). */
-#define PACKING_AHEAD 16
+/* The first row of tiles of a block: a full 14-row tile that packs its B panel. */
 __attribute__((target("avx512f"))) static void packing_14(int64_t kc, const float *a,
                                                           const float *b, int64_t ldb, float *bpack,
                                                           float *c, int64_t ldc, int n, int add) {
-    __m512 acc[MR512][2];
-    __mmask16 m0, m1;
-    col_masks(n, &m0, &m1);
-    _Pragma("GCC unroll 14") for (int i = 0; i < MR512; i++) {
-        acc[i][0] = _mm512_setzero_ps();
-        acc[i][1] = _mm512_setzero_ps();
-        _mm_prefetch((const char *)(c + (int64_t)i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + (int64_t)i * ldc + 16), _MM_HINT_T0);
-    }
-    for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-        /* near the slice's end these name rows past it, maybe past B: prefetches never
-         * fault, and the address is made as an integer, never as an out-of-range pointer */
-        const uintptr_t ahead = (uintptr_t)b + (uintptr_t)(PACKING_AHEAD * ldb) * sizeof(float);
-        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
-        _mm_prefetch((const char *)(ahead + 16 * sizeof(float)), _MM_HINT_T0);
-        _mm512_store_ps(bpack, b0);
-        _mm512_store_ps(bpack + 16, b1);
-        _Pragma("GCC unroll 14") for (int i = 0; i < MR512; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-        }
-        a += MR512;
-        b += ldb;
-        bpack += NR512;
-    }
-    STORE_TILE(MR512, 2);
+    tile_packed(MR512, 1, kc, a, b, ldb, bpack, c, ldc, n, add);
 }
 
 #define DEF_PACKED(R)                                                                              \
     __attribute__((target("avx512f"))) static void packed_##R(                                     \
         int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int n, int add) {       \
-        tile_packed(R, kc, a, b, c, ldc, n, add);                                                  \
+        tile_packed(R, 0, kc, a, b, NR512, NULL, c, ldc, n, add);                                  \
     }
 DEF_PACKED(14)
 DEF_PACKED(8)
