@@ -16,46 +16,18 @@
  * dz | dc) or [B,7H] (GRU: da | db | dh) tensor, sliced into the inputs' gradients. Those
  * gradient ops have no derivative of their own: the cells have first derivatives only.
  *
- * The exponential is computed here (exp2 by range reduction and a polynomial, relative error
- * below 3e-7) rather than by libm, so that the compiler can vectorise the loops; results do
- * not depend on the thread count (rows are independent). */
+ * The exponential is dg__expf (vector_math.h) rather than libm's, so that the compiler can
+ * vectorise the loops; results do not depend on the thread count (rows are independent). */
 #include "kernels.h"
+#include "vector_math.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-/* GCC does not if-convert the clamps in fast_exp (and so does not vectorise the loops) while
- * it must assume that comparisons may trap; they cannot trap here, and values are the same. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
-/* e^x for x in [-87, 87] (clamped outside), vectorisable: x log2(e) = k + f with |f| <= 1/2,
- * 2^f by its degree-6 Taylor-like minimax polynomial, 2^k by building the exponent bits. */
-static inline float fast_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 87.0f ? 87.0f : x;
-    float t = x * 1.44269504088896341f;
-    /* round to nearest by adding and removing 1.5 2^23 (|t| < 126, no -ffast-math here) */
-    float k = (t + 12582912.0f) - 12582912.0f;
-    float f = t - k;
-    float p = 1.5353362e-4f;
-    p = p * f + 1.3398874e-3f;
-    p = p * f + 9.6181291e-3f;
-    p = p * f + 5.5504109e-2f;
-    p = p * f + 2.4022650e-1f;
-    p = p * f + 6.9314718e-1f;
-    p = p * f + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-static inline float sigm(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+static inline float sigm(float x) { return 1.0f / (1.0f + dg__expf(-x)); }
 /* tanh x = 1 - 2 / (e^2x + 1): absolute error ~1e-7 near 0, exact limits +-1 */
-static inline float th(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
+static inline float th(float x) { return 1.0f - 2.0f / (dg__expf(2.0f * x) + 1.0f); }
 
 /* ---- shapes ---- */
 

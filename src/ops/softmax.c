@@ -4,6 +4,8 @@
  *   log_softmax:  y = x - max - log sum e^(x - max)     dx = dy - e^y sum(dy)
  * (sums over the last axis, kept as size 1 so they broadcast back). */
 #include "kernels.h"
+#include "vector_clones.h"
+#include "vector_math.h"
 
 #include <math.h>
 
@@ -14,7 +16,7 @@ typedef struct {
     int log_form;
 } softmax_ctx;
 
-static void softmax_rows(void *ctx, int64_t lo, int64_t hi) {
+DG_VECTOR_CLONES static void softmax_rows(void *ctx, int64_t lo, int64_t hi) {
     const softmax_ctx *c = ctx;
     const int64_t n = c->cols;
     for (int64_t r = lo; r < hi; r++) {
@@ -22,11 +24,10 @@ static void softmax_rows(void *ctx, int64_t lo, int64_t hi) {
         float *restrict y = c->y + r * n;
         float mx = x[0];
         for (int64_t j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+        /* the exponentials in one loop (it vectorises), their sum in order in another */
+        for (int64_t j = 0; j < n; j++) y[j] = dg__expf(x[j] - mx);
         float sum = 0.0f;
-        for (int64_t j = 0; j < n; j++) {
-            y[j] = expf(x[j] - mx);
-            sum += y[j];
-        }
+        for (int64_t j = 0; j < n; j++) sum += y[j];
         if (c->log_form) {
             /* (x - max) - log sum, not x - (max + log sum): for large logits the rounding
              * of max + log sum would cost the result its low bits */

@@ -2,6 +2,7 @@
  * relu, leaky_relu, sigmoid, tanh; plus the piecewise-constant step and sign used by their
  * derivatives. Forward kernel, math and backward rule of each op sit together. */
 #include "kernels.h"
+#include "vector_math.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -97,7 +98,7 @@ DG_UNARY_OP(shift, 0, shift_backward, offset_fields);
 dg_node *dg_shift(dg_graph *g, dg_node *x, float c) { return unary(g, &shift_op, x, c); }
 
 /* y = e^x:  dx = dy y */
-DG_UNARY_KERNEL(exp, expf(v))
+DG_UNARY_KERNEL(exp, dg__expf(v))
 static dg_status exp_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, self));
 }
@@ -227,8 +228,13 @@ dg_node *dg_leaky_relu(dg_graph *g, dg_node *x, float slope) {
     return unary(g, &leaky_relu_op, x, slope);
 }
 
-/* y = 1 / (1 + e^-x), computed without overflow for either sign:  dx = dy y (1 - y) */
-DG_UNARY_KERNEL(sigmoid, v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)))
+/* y = 1 / (1 + e^-x), computed without overflow for either sign (e = e^-|x|: 1 / (1 + e)
+ * for x >= 0, e / (1 + e) below):  dx = dy y (1 - y) */
+static inline float sigmoid_of(float v) {
+    const float e = dg__expf(-fabsf(v));
+    return v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+DG_UNARY_KERNEL(sigmoid, sigmoid_of(v))
 static dg_status sigmoid_backward(dg_graph *g, dg_node *self, dg_node *dy, dg_node **dx) {
     dg_node *one_minus_y = dg_shift(g, dg_neg(g, self), 1.0f);
     return OK_OR_FAIL(dx[0] = dg_mul(g, dy, dg_mul(g, self, one_minus_y)));
